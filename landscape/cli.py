@@ -1,0 +1,54 @@
+"""What every CLI shares: one-line errors with exit code 2, Ctrl-C without a traceback, float/grid flags."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, NoReturn
+
+from landscape.errors import LandscapeError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with our exit code contract: usage errors are one line on stderr and exit 2."""
+
+    # Flags whose values may start with '-' (``--x -1:1:51``), which argparse would take for an option.
+    VALUE_FLAGS = ("--x", "--y", "--vmin", "--vmax")
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        joined, i = [], 0
+        while i < len(args):
+            if args[i] in self.VALUE_FLAGS and i + 1 < len(args) and args[i + 1][:1] == "-" and \
+                    args[i + 1][1:2].isdigit() | (args[i + 1][1:2] == "."):
+                joined.append(f"{args[i]}={args[i + 1]}")
+                i += 2
+            else:
+                joined.append(args[i])
+                i += 1
+        return super().parse_known_args(joined, namespace)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None, prog: str = "landscape") -> int:
+    """Call ``main(argv)``; turn bad input into ``error: ...`` + exit 2 and Ctrl-C into exit 130."""
+    try:
+        return main(argv)
+    except LandscapeError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\n{prog}: interrupted; finished points are saved, run the same command again to resume",
+              file=sys.stderr)
+        return 130
+
+
+def add_scale_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("figure scale")
+    g.add_argument("--log", action="store_true", help="log10 scale for loss values")
+    g.add_argument("--vmin", type=float, default=None, help="lowest value shown (default: the surface's minimum)")
+    g.add_argument("--vmax", type=float, default=None,
+                   help="highest value shown (default: the 95th percentile, so the basin is visible)")
+    g.add_argument("--levels", type=int, default=None, help="number of contour levels (default 30)")

@@ -1,0 +1,145 @@
+"""Directions in weight space: random (filter-normalized), target (theta2 - theta*), and their HDF5 I/O.
+
+Follows Li et al. 2018 as the reference implementation does it. A direction is a list of tensors, one per
+perturbed tensor, in ``model.parameters()`` order (``dir_type='weights'``) or ``model.state_dict()`` order
+(``dir_type='states'``, which also moves BN running statistics).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from landscape.errors import LandscapeError
+from landscape.surface import read_direction
+
+NORMS = ("filter", "layer", "weight", "none")
+IGNORES = ("biasbn", "none")
+DIR_TYPES = ("weights", "states")
+
+Direction = list  # list[torch.Tensor]
+
+
+def perturbed_tensors(model: nn.Module, dir_type: str = "weights") -> tuple[list[str], list[torch.Tensor]]:
+    """The live tensors a direction moves, and their names, in the order directions are stored.
+
+    ``weights``: ``named_parameters()``. ``states``: every ``state_dict()`` entry (BN buffers included; the
+    integer ``num_batches_tracked`` counters keep a zero direction).
+    """
+    if dir_type not in DIR_TYPES:
+        raise LandscapeError(f"unknown direction type {dir_type!r}; valid: {', '.join(DIR_TYPES)}")
+    if dir_type == "weights":
+        items = list(model.named_parameters())
+    else:
+        items = list(model.state_dict(keep_vars=True).items())
+    return [n for n, _ in items], [t for _, t in items]
+
+
+def normalize_direction(d: torch.Tensor, w: torch.Tensor, norm: str = "filter") -> None:
+    """Rescale ``d`` in place to the scale of ``w`` (Li et al. Sec. 4).
+
+    ``filter``: each slice along dim 0 (a conv filter, a linear row) gets the norm of the same slice of ``w``:
+    d_i <- d_i * ||w_i|| / (||d_i|| + 1e-10). ``layer``: the whole tensor likewise. ``weight``: d <- d * w.
+    ``none``: unchanged.
+    """
+    if norm == "filter":
+        dn = d.reshape(d.shape[0], -1).norm(dim=1)
+        wn = w.reshape(w.shape[0], -1).norm(dim=1)
+        d.mul_((wn / (dn + 1e-10)).view(-1, *([1] * (d.dim() - 1))))
+    elif norm == "layer":
+        d.mul_(w.norm() / d.norm())
+    elif norm == "weight":
+        d.mul_(w)
+    elif norm != "none":
+        raise LandscapeError(f"unknown normalization {norm!r}; valid: {', '.join(NORMS)}")
+
+
+def random_direction(model: nn.Module, dir_type: str = "weights", norm: str = "filter", ignore: str = "biasbn",
+                     generator: torch.Generator | None = None) -> Direction:
+    """A Gaussian direction, normalized like the model's weights (on the CPU, float32, reproducible).
+
+    Tensors with ``dim() <= 1`` (biases, BN gamma/beta/statistics) get zero with ``ignore='biasbn'`` and a copy
+    of the weights with ``ignore='none'`` (the reference's behaviour). Integer buffers always get zero.
+    """
+    if ignore not in IGNORES:
+        raise LandscapeError(f"unknown --ignore {ignore!r}; valid: {', '.join(IGNORES)}")
+    if norm not in NORMS:
+        raise LandscapeError(f"unknown normalization {norm!r}; valid: {', '.join(NORMS)}")
+    _, tensors = perturbed_tensors(model, dir_type)
+    out = []
+    for w in tensors:
+        w = w.detach().cpu()
+        # Drawn for every tensor, ignored or not, so one tensor's treatment never shifts the next's numbers.
+        d = torch.randn(w.shape, generator=generator, dtype=torch.float32)
+        if not w.is_floating_point():
+            d.zero_()
+        elif w.dim() <= 1:
+            if ignore == "biasbn":
+                d.zero_()
+            else:
+                d.copy_(w)
+        else:
+            normalize_direction(d, w.float(), norm)
+        out.append(d)
+    return out
+
+
+def target_direction(model: nn.Module, target: nn.Module, dir_type: str = "weights") -> Direction:
+    """theta_target - theta*, unnormalized (1D interpolation between two models, the plane through three)."""
+    names, a = perturbed_tensors(model, dir_type)
+    names_b, b = perturbed_tensors(target, dir_type)
+    if names != names_b or any(x.shape != y.shape for x, y in zip(a, b)):
+        raise LandscapeError("--ckpt2/--ckpt3 must have the same architecture as --ckpt (parameter names/shapes "
+                             "differ)")
+    return [(y.detach().cpu().float() - x.detach().cpu().float()) if x.is_floating_point()
+            else torch.zeros(x.shape) for x, y in zip(a, b)]
+
+
+def make_directions(model: nn.Module, two_d: bool = True, seed: int = 123, norm: str = "filter",
+                    ignore: str = "biasbn", dir_type: str = "weights", target2: nn.Module | None = None,
+                    target3: nn.Module | None = None) -> tuple[Direction, Direction | None]:
+    """The x (and y) directions for a surface.
+
+    Random directions come from one CPU generator seeded with ``seed``: x is drawn first, then y, so the same
+    seed gives bit-identical directions on any machine. ``target2`` / ``target3`` replace x / y by target
+    directions.
+    """
+    g = torch.Generator().manual_seed(int(seed))
+    x = target_direction(model, target2, dir_type) if target2 is not None else \
+        random_direction(model, dir_type, norm, ignore, g)
+    y = None
+    if two_d:
+        y = target_direction(model, target3, dir_type) if target3 is not None else \
+            random_direction(model, dir_type, norm, ignore, g)
+    return x, y
+
+
+def load_directions(path: str, model: nn.Module, dir_type: str = "weights") -> tuple[Direction, Direction | None]:
+    """Read x/y directions from our surface or direction file, or from a reference direction file.
+
+    Checks the count and shapes against ``model`` so a file made for another network fails clearly.
+    """
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise LandscapeError(f"cannot open direction file {path!r} ({type(e).__name__}); pass an HDF5 file with "
+                             "'xdirection' (and 'ydirection') groups")
+    with f:
+        if "xdirection" not in f:
+            raise LandscapeError(f"{path!r} has no 'xdirection' group; it is not a direction or surface file")
+        x = [torch.from_numpy(a) for a in read_direction(f, "xdirection")[0]]
+        y = [torch.from_numpy(a) for a in read_direction(f, "ydirection")[0]] if "ydirection" in f else None
+    names, tensors = perturbed_tensors(model, dir_type)
+    for label, d in (("xdirection", x), ("ydirection", y)):
+        if d is None:
+            continue
+        if len(d) != len(tensors):
+            raise LandscapeError(f"{path!r}: {label} has {len(d)} tensors but the model has {len(tensors)} "
+                                 f"({dir_type}); wrong architecture or --dir-type?")
+        for i, (a, b) in enumerate(zip(d, tensors)):
+            if tuple(a.shape) != tuple(b.shape):
+                raise LandscapeError(f"{path!r}: {label}/{i} has shape {tuple(a.shape)} but {names[i]} is "
+                                     f"{tuple(b.shape)}; the file was made for another architecture")
+    return x, y

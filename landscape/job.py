@@ -1,0 +1,126 @@
+"""One surface from a checkpoint: the library function behind ``python -m landscape.plot``.
+
+Usable from a notebook::
+
+    from landscape.job import compute_landscape
+    result = compute_landscape("checkpoints/resnet56_digits.pt", y="-1:1:21")
+    result.path, result.summary
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import torch
+
+from landscape.checkpoints import load_checkpoint
+from landscape.data import load_data
+from landscape.directions import load_directions, make_directions, perturbed_tensors
+from landscape.errors import LandscapeError
+from landscape.evaluate import PlaneEvaluator, resolve_device
+from landscape.surface import SurfaceWriter, compute_surface, parse_grid, read_surface, summarize
+
+DEFAULT_X = "-1:1:51"
+
+
+@dataclass
+class LandscapeResult:
+    """Where the surface went and what it holds."""
+
+    path: str
+    summary: dict
+    computed: int
+    seconds: float
+    device: str
+    settings: dict = field(default_factory=dict)
+
+
+def default_name(ckpt: str, two_d: bool) -> str:
+    """``resnet56.pt`` -> ``resnet56`` (2D) / ``resnet56_1d`` (1D)."""
+    stem = os.path.splitext(os.path.basename(ckpt.rstrip("/")))[0] or "surface"
+    return stem if two_d else f"{stem}_1d"
+
+
+def ensure_writable_dir(out: str) -> None:
+    """Create ``out`` if needed and check we can write there, before any long computation starts."""
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise LandscapeError(f"cannot create output folder {out!r} ({e.strerror}); pass a writable --out")
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise LandscapeError(f"output folder {out!r} is not writable; pass a writable --out")
+
+
+def compute_landscape(ckpt: str, *, arch: str | None = None, data: str = "digits", split: str = "train",
+                      x: str = DEFAULT_X, y: str | None = None, norm: str = "filter", ignore: str = "biasbn",
+                      dir_type: str = "weights", seed: int = 123, directions: str | None = None,
+                      ckpt2: str | None = None, ckpt3: str | None = None, samples: int | None = None,
+                      batch_size: int | None = None, precision: str = "fp32", bn: str = "eval",
+                      device: str = "auto", out: str = "plots", name: str | None = None, trust: bool = False,
+                      progress: bool = True) -> LandscapeResult:
+    """Compute (or resume) the loss surface of a checkpoint and write ``<out>/<name>.h5``.
+
+    Arguments mirror the CLI flags of ``python -m landscape.plot`` (DESIGN section 7). Running the same call
+    again resumes: only points not yet done are computed, with the directions stored in the file.
+
+    Returns:
+        A :class:`LandscapeResult` with the file path and a summary (centre loss/accuracy, min/max).
+
+    Raises:
+        LandscapeError: any bad input, before any long computation starts.
+    """
+    dev = resolve_device(device)
+    xc = parse_grid(x, "x")
+    yc = parse_grid(y, "y") if y else None
+    if ckpt3 and yc is None:
+        raise LandscapeError("--ckpt3 sets the y direction, so it needs --y MIN:MAX:NUM")
+    if batch_size is not None and batch_size <= 0:
+        raise LandscapeError(f"--batch-size must be a positive integer; got {batch_size}")
+    ensure_writable_dir(out)
+    path = os.path.join(out, f"{name or default_name(ckpt, yc is not None)}.h5")
+
+    model, info = load_checkpoint(ckpt, arch=arch, trust=trust)
+    ds = load_data(data, split, samples, dev, in_channels=info["in_channels"])
+    if tuple(ds.x.shape[1:2]) != (info["in_channels"],):
+        raise LandscapeError(f"the data has {ds.x.shape[1]} channels but the model expects {info['in_channels']}; "
+                             "use matching --data (digits is 1-channel, cifar10/imagefolder are 3-channel)")
+    if ds.num_classes > info["num_classes"] or int(ds.y.max()) >= info["num_classes"]:
+        raise LandscapeError(f"the data has {ds.num_classes} classes but the model's classifier has "
+                             f"{info['num_classes']}; use the data the model was trained on")
+
+    if directions:
+        dir_source = f"file:{os.path.basename(directions)}"
+    elif ckpt2 or ckpt3:
+        dir_source = "target:" + "/".join(os.path.basename(p) for p in (ckpt2, ckpt3) if p)
+    else:
+        dir_source = "random"
+    settings = {"arch": info["arch"], "ckpt": info["path"], "ckpt_sha256": info["sha256"], "dataset": ds.name,
+                "split": split, "n_samples": len(ds), "norm": norm, "ignore": ignore, "dir_type": dir_type,
+                "seed": int(seed), "directions": dir_source, "precision": precision, "bn_mode": bn,
+                "loss": "cross_entropy", "torch_version": torch.__version__, "device": str(dev)}
+    names, _ = perturbed_tensors(model, dir_type)
+    if os.path.exists(path):
+        writer = SurfaceWriter(path, xc, yc, settings)  # validates the settings against the file's
+        xs, ys = writer.read_directions()
+        xdir = [torch.from_numpy(a) for a in xs]
+        ydir = [torch.from_numpy(a) for a in ys] if ys is not None else None
+    else:
+        if directions:
+            xdir, ydir = load_directions(directions, model, dir_type)
+            if yc is not None and ydir is None:
+                raise LandscapeError(f"{directions!r} holds only an x direction but --y was given; drop --y")
+            ydir = ydir if yc is not None else None
+        else:
+            m2 = load_checkpoint(ckpt2, arch=info["arch"], trust=trust)[0] if ckpt2 else None
+            m3 = load_checkpoint(ckpt3, arch=info["arch"], trust=trust)[0] if ckpt3 else None
+            xdir, ydir = make_directions(model, yc is not None, seed, norm, ignore, dir_type, m2, m3)
+        writer = SurfaceWriter(path, xc, yc, settings, xdir, ydir, names)
+
+    with writer:
+        evaluator = PlaneEvaluator(model, ds, xdir, ydir, dir_type, batch_size, precision, bn)
+        computed = compute_surface(writer, evaluator.evaluate, block_size=1, progress=progress,
+                                   desc=os.path.basename(path))
+        seconds = getattr(writer, "elapsed", 0.0)
+    summary = summarize(read_surface(path), split)
+    return LandscapeResult(path, summary, computed, seconds, str(dev), settings)

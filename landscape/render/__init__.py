@@ -1,0 +1,116 @@
+"""Figures from surface files only (ours or the reference's). Never imports torch.
+
+``render_surface(path)`` draws one surface in every requested format; ``render_comparison(paths)`` puts
+several side by side on one scale. ``python -m landscape.render`` is the CLI over both.
+"""
+
+from __future__ import annotations
+
+import os
+
+from landscape.errors import LandscapeError
+from landscape.render.scale import make_scale
+from landscape.surface import Surface, read_surface
+
+FORMATS = ("png", "pdf", "svg", "html", "vtp")
+STATIC = ("png", "pdf", "svg")
+
+
+def parse_formats(spec: str | list[str]) -> list[str]:
+    """``"png,html"`` -> ``["png", "html"]``, validated."""
+    items = [f.strip().lower().lstrip(".") for f in (spec.split(",") if isinstance(spec, str) else spec)]
+    items = [f for f in items if f]
+    bad = [f for f in items if f not in FORMATS]
+    if bad or not items:
+        raise LandscapeError(f"unknown format(s) {bad or spec!r}; valid: {', '.join(FORMATS)} (comma-separated)")
+    return list(dict.fromkeys(items))
+
+
+def _pick_key(s: Surface, surface: str | None) -> str:
+    if surface:
+        if surface not in s.values:
+            raise LandscapeError(f"{s.path!r} has no {surface!r}; it has {', '.join(s.names())}")
+        return surface
+    split = str(s.attrs.get("split", "train")) or "train"
+    for k in (f"{split}_loss", "train_loss", "test_loss"):
+        if k in s.values:
+            return k
+    return s.names()[0]
+
+
+def render_surface(path: str, out: str | None = None, formats: str | list[str] = ("png", "html"),
+                   name: str | None = None, surface: str | None = None, log: bool = False,
+                   vmin: float | None = None, vmax: float | None = None, levels: int | None = None) -> list[str]:
+    """Draw one surface file; returns the paths written (``<out>/<name>_<kind>.<ext>``).
+
+    2D: contour, contourf, heatmap and surface3d for each static format, one HTML page, a .vtp.
+    1D: the loss/accuracy curve for each static format, an HTML page, a .vtp.
+    """
+    fmts = parse_formats(formats)
+    s = read_surface(path)
+    key = _pick_key(s, surface)
+    out = out or os.path.dirname(os.path.abspath(path))
+    os.makedirs(out, exist_ok=True)
+    base = os.path.join(out, name or os.path.splitext(os.path.basename(path))[0])
+    static = [f for f in fmts if f in STATIC]
+    written: list[str] = []
+    if s.is_2d:
+        scale = make_scale([s.values[key]], vmin, vmax, levels, log)
+        if static:
+            from landscape.render.static import render_2d
+
+            written += render_2d(s, key, base, static, scale)
+        if "html" in fmts:
+            from landscape.render.html import render_html_2d
+
+            written.append(render_html_2d(s, key, f"{base}.html", scale))
+    else:
+        scale = None
+        if static:
+            from landscape.render.static import render_1d
+
+            written += render_1d(s, base, static, log, vmin, vmax)
+        if "html" in fmts:
+            from landscape.render.html import render_html_1d
+
+            written.append(render_html_1d(s, f"{base}.html", log))
+    if "vtp" in fmts:
+        from landscape.render.vtk import write_vtp
+
+        written.append(write_vtp(s, key, f"{base}.vtp", scale))
+    return written
+
+
+def render_comparison(paths: list[str], out: str, formats: str | list[str] = ("png", "html"),
+                      name: str = "comparison", surface: str | None = None, log: bool = False,
+                      vmin: float | None = None, vmax: float | None = None, levels: int | None = None) -> list[str]:
+    """Several 2D surfaces side by side on one shared colour scale and z range."""
+    fmts = parse_formats(formats)
+    surfaces = [read_surface(p) for p in paths]
+    if any(not s.is_2d for s in surfaces):
+        raise LandscapeError("--compare needs 2D surfaces; " +
+                             ", ".join(s.path for s in surfaces if not s.is_2d) + " are 1D")
+    keys = [_pick_key(s, surface) for s in surfaces]
+    if len(set(keys)) > 1 and surface is None:
+        keys = [keys[0]] * len(keys)
+        missing = [s.path for s in surfaces if keys[0] not in s.values]
+        if missing:
+            raise LandscapeError(f"{', '.join(missing)} have no {keys[0]!r}; choose one with --surface")
+    key = keys[0]
+    scale = make_scale([s.values[key] for s in surfaces], vmin, vmax, levels, log)
+    os.makedirs(out, exist_ok=True)
+    base = os.path.join(out, name)
+    written: list[str] = []
+    static = [f for f in fmts if f in STATIC]
+    if static:
+        from landscape.render.static import render_compare
+
+        written += render_compare(surfaces, key, base, static, scale)
+    if "html" in fmts:
+        from landscape.render.html import render_html_compare
+
+        written.append(render_html_compare(surfaces, key, f"{base}_compare.html", scale))
+    return written
+
+
+__all__ = ["render_surface", "render_comparison", "parse_formats", "FORMATS"]

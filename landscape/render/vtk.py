@@ -1,0 +1,62 @@
+"""ParaView export: a VTK XML PolyData file (``.vtp``) of the surface, any grid shape.
+
+Points are (alpha, beta, value); each grid cell with four finite corners becomes a quad, so unfinished or
+diverged points are holes. Point data carries the loss (and accuracy when present).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from landscape.render.scale import Scale
+from landscape.surface import Surface
+
+
+def _ascii(a: np.ndarray, fmt: str) -> str:
+    return " ".join(fmt % v for v in np.asarray(a).ravel())
+
+
+def write_vtp(s: Surface, key: str, path: str, scale: Scale | None = None) -> str:
+    """Write ``path``; z is the (log10 when ``scale.log``) value, clipped to the scale when given."""
+    x, y = s.xcoordinates, (s.ycoordinates if s.is_2d else np.zeros(1))
+    raw = np.atleast_2d(s.values[key])
+    z = scale.transform(raw) if scale is not None else np.where(np.isfinite(raw), raw, np.nan)
+    if scale is not None:
+        z = np.where(np.isnan(z), np.nan, np.clip(z, scale.lo, scale.hi))
+    ny, nx = z.shape
+    X, Y = np.meshgrid(x, y)
+    pts = np.stack([X.ravel(), Y.ravel(), np.nan_to_num(z.ravel(), nan=0.0)], axis=1)
+    ok = np.isfinite(z)
+    polys = []
+    if ny > 1:
+        for i in range(ny - 1):
+            for j in range(nx - 1):
+                if ok[i, j] and ok[i, j + 1] and ok[i + 1, j + 1] and ok[i + 1, j]:
+                    a = i * nx + j
+                    polys.append((a, a + 1, a + nx + 1, a + nx))
+        kind, per = "Polys", 4
+    else:  # 1D: a polyline through consecutive finite points
+        polys = [(j, j + 1) for j in range(nx - 1) if ok[0, j] and ok[0, j + 1]]
+        kind, per = "Lines", 2
+    conn = np.array(polys, dtype=np.int64).reshape(-1)
+    offsets = np.arange(1, len(polys) + 1, dtype=np.int64) * per
+    arrays = [(key, np.where(np.isfinite(raw), raw, np.nan).ravel())]
+    acc_key = key.rsplit("_", 1)[0] + "_acc"
+    if acc_key in s.values and acc_key != key:
+        arrays.append((acc_key, np.atleast_2d(s.values[acc_key]).ravel()))
+    data = "".join(f'<DataArray type="Float64" Name="{n}" format="ascii">{_ascii(v, "%.10g")}</DataArray>'
+                   for n, v in arrays)
+    counts = {"Verts": 0, "Lines": 0, "Strips": 0, "Polys": 0}
+    counts[kind] = len(polys)
+    xml = ('<?xml version="1.0"?>\n<VTKFile type="PolyData" version="0.1" byte_order="LittleEndian">\n<PolyData>\n'
+           f'<Piece NumberOfPoints="{len(pts)}" NumberOfVerts="0" NumberOfLines="{counts["Lines"]}" '
+           f'NumberOfStrips="0" NumberOfPolys="{counts["Polys"]}">\n'
+           f'<PointData Scalars="{key}">{data}</PointData>\n'
+           f'<Points><DataArray type="Float64" NumberOfComponents="3" format="ascii">{_ascii(pts, "%.10g")}'
+           '</DataArray></Points>\n'
+           f'<{kind}><DataArray type="Int64" Name="connectivity" format="ascii">{_ascii(conn, "%d")}</DataArray>'
+           f'<DataArray type="Int64" Name="offsets" format="ascii">{_ascii(offsets, "%d")}</DataArray></{kind}>\n'
+           '</Piece>\n</PolyData>\n</VTKFile>\n')
+    with open(path, "w") as f:
+        f.write(xml)
+    return path

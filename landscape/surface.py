@@ -1,0 +1,339 @@
+"""The surface file (HDF5, DESIGN section 6) and the resumable computation of a grid.
+
+Torch-free on purpose: rendering reads surface files through this module and must never import torch.
+Directions arrive as anything ``numpy.asarray`` accepts (torch CPU tensors included).
+
+Layout: ``xcoordinates`` (nx,), ``ycoordinates`` (ny,) (absent in 1D); ``{split}_loss``/``{split}_acc``
+(ny, nx) float64, value at (x_j, y_i) in ``[i, j]``, NaN until computed; ``{split}_done`` bool;
+``xdirection``/``ydirection`` groups of datasets ``"0".."N-1"``; settings in attributes. This is the
+reference's layout for square grids, so its plotting scripts read our files.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import h5py
+import numpy as np
+
+from landscape.errors import LandscapeError
+
+FORMAT_VERSION = 1
+MAX_AXIS_POINTS = 10_001  # a 10k x 10k grid is already a year of GPU time; larger is a typo
+# Settings that define a surface's values; resuming with any of them different would mix two surfaces.
+IDENTITY_ATTRS = ("arch", "ckpt_sha256", "dataset", "split", "n_samples", "norm", "ignore", "dir_type", "seed",
+                  "directions", "precision", "bn_mode", "loss")
+ATTRS = ("format_version", "arch", "ckpt", "ckpt_sha256", "dataset", "split", "n_samples", "norm", "ignore",
+         "dir_type", "seed", "directions", "precision", "bn_mode", "loss", "created", "torch_version", "device")
+
+
+def parse_grid(spec: str, axis: str = "x") -> np.ndarray:
+    """``"MIN:MAX:NUM"`` -> ``numpy.linspace(MIN, MAX, NUM)`` (float64).
+
+    Raises:
+        LandscapeError: anything but three fields, non-numbers, MIN >= MAX (unless NUM == 1 and MIN == MAX),
+            NUM < 1 or NUM > 10,001.
+    """
+    hint = f"--{axis} takes MIN:MAX:NUM, e.g. --{axis} -1:1:51"
+    parts = str(spec).split(":")
+    if len(parts) != 3:
+        raise LandscapeError(f"bad grid {spec!r}: expected 3 fields MIN:MAX:NUM, got {len(parts)}; {hint}")
+    try:
+        lo, hi = float(parts[0]), float(parts[1])
+        num = int(parts[2])
+    except ValueError:
+        raise LandscapeError(f"bad grid {spec!r}: MIN and MAX must be numbers and NUM an integer; {hint}")
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise LandscapeError(f"bad grid {spec!r}: MIN and MAX must be finite; {hint}")
+    if num < 1 or num > MAX_AXIS_POINTS:
+        raise LandscapeError(f"bad grid {spec!r}: NUM must be between 1 and {MAX_AXIS_POINTS}, got {num}; {hint}")
+    if num == 1 and lo != hi:
+        raise LandscapeError(f"bad grid {spec!r}: one point needs MIN == MAX (e.g. 0:0:1); {hint}")
+    if num > 1 and not lo < hi:
+        raise LandscapeError(f"bad grid {spec!r}: MIN must be below MAX; {hint}")
+    return np.linspace(lo, hi, num)
+
+
+def grid_shape(xcoords: np.ndarray, ycoords: np.ndarray | None) -> tuple[int, ...]:
+    return (len(xcoords),) if ycoords is None else (len(ycoords), len(xcoords))
+
+
+def grid_coords(xcoords: np.ndarray, ycoords: np.ndarray | None) -> np.ndarray:
+    """(n_points, 2) array of (alpha, beta) in the file's flat (row-major) order."""
+    if ycoords is None:
+        return np.stack([xcoords, np.zeros_like(xcoords)], axis=1)
+    xx, yy = np.meshgrid(xcoords, ycoords)  # [i, j] = (x_j, y_i), as the reference lays it out
+    return np.stack([xx.ravel(), yy.ravel()], axis=1)
+
+
+def write_direction(h5: h5py.File, group: str, direction: Sequence, names: Sequence[str] | None = None) -> None:
+    """Store a direction as ``group/"0".."N-1"`` (the reference's layout), with attr ``names``."""
+    if group in h5:
+        del h5[group]
+    g = h5.create_group(group)
+    for i, d in enumerate(direction):
+        g.create_dataset(str(i), data=np.asarray(d, dtype=np.float32))
+    if names is not None:
+        g.attrs["names"] = np.array([str(n) for n in names], dtype=h5py.string_dtype())
+
+
+def read_direction(h5: h5py.File, group: str) -> tuple[list[np.ndarray], list[str] | None]:
+    """Inverse of :func:`write_direction`; also reads the reference's direction files (no ``names``)."""
+    g = h5[group]
+    n = len(g.keys())
+    missing = [str(i) for i in range(n) if str(i) not in g]
+    if missing:
+        raise LandscapeError(f"direction group {group!r} in {h5.filename!r} must hold datasets '0'..'{n - 1}'; "
+                             f"missing {missing[:5]}")
+    out = [np.asarray(g[str(i)][()], dtype=np.float32) for i in range(n)]
+    names = g.attrs.get("names")
+    return out, ([s.decode() if isinstance(s, bytes) else str(s) for s in names] if names is not None else None)
+
+
+@dataclass
+class Surface:
+    """A surface file's contents, as numpy arrays (what rendering needs)."""
+
+    path: str
+    xcoordinates: np.ndarray
+    ycoordinates: np.ndarray | None
+    values: dict  # "train_loss" -> array, ... (NaN where not computed)
+    attrs: dict
+
+    @property
+    def is_2d(self) -> bool:
+        return self.ycoordinates is not None
+
+    def names(self) -> list[str]:
+        return sorted(self.values)
+
+
+def _open_h5(path: str, mode: str) -> h5py.File:
+    if not os.path.exists(path):
+        raise LandscapeError(f"surface file not found: {path!r}")
+    try:
+        return h5py.File(path, mode)
+    except OSError as e:
+        raise LandscapeError(f"{path!r} is not a readable HDF5 file (corrupt or truncated?): "
+                             f"{str(e).splitlines()[0][:160]}; delete it to start over, or pass another --name")
+
+
+def read_surface(path: str) -> Surface:
+    """Read any surface file: ours, or the reference's (where -1 marks points not yet computed).
+
+    Raises:
+        LandscapeError: missing/corrupt file, or an HDF5 file that is not a loss surface.
+    """
+    with _open_h5(path, "r") as f:
+        if "xcoordinates" not in f:
+            raise LandscapeError(f"{path!r} is an HDF5 file but not a loss surface (no 'xcoordinates'); "
+                                 f"it holds {sorted(f.keys())[:8]}")
+        try:
+            x = np.asarray(f["xcoordinates"][()], dtype=np.float64).reshape(-1)
+            y = np.asarray(f["ycoordinates"][()], dtype=np.float64).reshape(-1) if "ycoordinates" in f else None
+            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+            ours = "format_version" in attrs
+            values = {}
+            for key in f.keys():
+                if not (key.endswith("_loss") or key.endswith("_acc") or key.endswith("_err")):
+                    continue
+                ds = f[key]
+                if not isinstance(ds, h5py.Dataset):
+                    continue
+                arr = np.array(ds[()], dtype=np.float64)
+                if not ours:
+                    # The reference initialises with -1 and stores (nx, ny); its values are at [i, j] = (x_j, y_i)
+                    # in flat order, which for square grids is also our (ny, nx) layout.
+                    arr[arr == -1] = np.nan
+                    if y is not None and arr.shape != (len(y), len(x)):
+                        arr = arr.reshape(-1)[: len(x) * len(y)].reshape(len(y), len(x))
+                else:
+                    done_key = key.rsplit("_", 1)[0] + "_done"
+                    if done_key in f:
+                        arr[~np.asarray(f[done_key][()], dtype=bool)] = np.nan
+                values[key] = arr
+        except (OSError, KeyError, ValueError, TypeError) as e:
+            raise LandscapeError(f"{path!r}: damaged surface file ({type(e).__name__}: {str(e)[:160]})")
+    expected = grid_shape(x, y)
+    for key, arr in values.items():
+        if arr.shape != expected:
+            raise LandscapeError(f"{path!r}: {key} has shape {arr.shape} but the grid is {expected}")
+    if not values:
+        raise LandscapeError(f"{path!r} holds coordinates but no *_loss/*_acc values yet")
+    return Surface(path, x, y, values, attrs)
+
+
+def _attr(v):
+    return v.decode() if isinstance(v, bytes) else (v.item() if isinstance(v, np.generic) else v)
+
+
+class SurfaceWriter:
+    """Creates a surface file or re-opens one to resume, and writes blocks of finished points.
+
+    Args:
+        path: the ``.h5`` file.
+        xcoords, ycoords: the grid (``ycoords=None`` for 1D).
+        settings: attribute dict (see ``ATTRS``); on resume, ``IDENTITY_ATTRS`` must equal the file's.
+        xdir, ydir, names: directions to store when creating (ignored on resume: the file's are used).
+    """
+
+    def __init__(self, path: str, xcoords: np.ndarray, ycoords: np.ndarray | None, settings: dict,
+                 xdir: Sequence | None = None, ydir: Sequence | None = None, names: Sequence[str] | None = None):
+        self.path, self.split = path, settings.get("split", "train")
+        self.shape = grid_shape(xcoords, ycoords)
+        self.xcoords, self.ycoords = xcoords, ycoords
+        self.loss_key, self.acc_key, self.done_key = (f"{self.split}_{k}" for k in ("loss", "acc", "done"))
+        if os.path.exists(path):
+            self._check_resume(settings)
+        else:
+            if xdir is None:
+                raise LandscapeError("creating a surface file needs the directions")
+            self._create(settings, xdir, ydir, names)
+        self.f = _open_h5(path, "r+")
+        self.loss = np.array(self.f[self.loss_key][()], dtype=np.float64)
+        self.acc = np.array(self.f[self.acc_key][()], dtype=np.float64)
+        self.done = np.array(self.f[self.done_key][()], dtype=bool)
+
+    def _create(self, settings: dict, xdir, ydir, names) -> None:
+        # Build the whole file under a temporary name and rename it into place: a crash during creation never
+        # leaves a half-made file that a later run would have to diagnose.
+        tmp = f"{self.path}.tmp{os.getpid()}"
+        try:
+            with h5py.File(tmp, "w") as f:
+                f["xcoordinates"] = self.xcoords
+                if self.ycoords is not None:
+                    f["ycoordinates"] = self.ycoords
+                for key, fill, dtype in ((self.loss_key, np.nan, np.float64), (self.acc_key, np.nan, np.float64),
+                                         (self.done_key, False, bool)):
+                    f.create_dataset(key, data=np.full(self.shape, fill, dtype=dtype))
+                write_direction(f, "xdirection", xdir, names)
+                if ydir is not None:
+                    write_direction(f, "ydirection", ydir, names)
+                full = {"format_version": FORMAT_VERSION,
+                        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), **settings}
+                for k, v in full.items():
+                    f.attrs[k] = "" if v is None else (str(v) if isinstance(v, str) else v)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+        os.replace(tmp, self.path)
+
+    def _check_resume(self, settings: dict) -> None:
+        with _open_h5(self.path, "r") as f:
+            if "format_version" not in f.attrs or "xcoordinates" not in f:
+                raise LandscapeError(f"{self.path!r} exists but is not a surface file written by landscape; "
+                                     "pass another --name or --out, or delete the file")
+            diffs = []
+            for k in IDENTITY_ATTRS:
+                old, new = _attr(f.attrs.get(k, "")), ("" if settings.get(k) is None else settings.get(k))
+                if str(old) != str(new):
+                    diffs.append(f"{k}: file has {old!r}, this run {new!r}")
+            x_old = f["xcoordinates"][()]
+            y_old = f["ycoordinates"][()] if "ycoordinates" in f else None
+            if x_old.shape != self.xcoords.shape or not np.array_equal(x_old, self.xcoords):
+                diffs.append(f"x grid: file has {_grid_str(x_old)}, this run {_grid_str(self.xcoords)}")
+            if (y_old is None) != (self.ycoords is None) or (
+                    y_old is not None and (y_old.shape != self.ycoords.shape or not np.array_equal(y_old, self.ycoords))):
+                diffs.append(f"y grid: file has {_grid_str(y_old)}, this run {_grid_str(self.ycoords)}")
+            missing = [k for k in (self.loss_key, self.acc_key, self.done_key) if k not in f]
+            if missing and not diffs:
+                diffs.append(f"datasets {missing} missing")
+        if diffs:
+            raise LandscapeError(f"cannot resume {self.path!r} with different settings ({'; '.join(diffs)}); "
+                                 "use the original settings, another --name, or delete the file")
+
+    def read_directions(self) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+        x, _ = read_direction(self.f, "xdirection")
+        y = read_direction(self.f, "ydirection")[0] if "ydirection" in self.f else None
+        return x, y
+
+    def pending(self) -> np.ndarray:
+        """Flat indices (row-major) of points not yet done."""
+        return np.flatnonzero(~self.done.reshape(-1))
+
+    def write_block(self, flat_idx: Sequence[int], losses: Sequence[float], accs: Sequence[float]) -> None:
+        """Record finished points and flush, so a crash loses at most the block in flight."""
+        idx = np.asarray(flat_idx, dtype=np.int64)
+        self.loss.reshape(-1)[idx] = losses
+        self.acc.reshape(-1)[idx] = accs
+        self.done.reshape(-1)[idx] = True
+        # Values before the done flags: a crash between the two leaves points computed but not marked done,
+        # which a resume simply recomputes, never a point marked done without its value.
+        self.f[self.loss_key][...] = self.loss
+        self.f[self.acc_key][...] = self.acc
+        self.f.flush()
+        self.f[self.done_key][...] = self.done
+        self.f.flush()
+
+    def close(self) -> None:
+        if getattr(self, "f", None) is not None:
+            self.f.close()
+            self.f = None
+
+    def __enter__(self) -> "SurfaceWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _grid_str(c: np.ndarray | None) -> str:
+    if c is None:
+        return "none (1D)"
+    return f"{c[0]:g}:{c[-1]:g}:{len(c)}" if len(c) else "empty"
+
+
+def compute_surface(writer: SurfaceWriter, evaluate: Callable[[np.ndarray], tuple[Sequence[float], Sequence[float]]],
+                    block_size: int = 1, progress: bool = True, desc: str = "surface",
+                    indices: np.ndarray | None = None) -> int:
+    """Fill the writer's missing points block by block; returns the number of points computed.
+
+    Args:
+        writer: an open :class:`SurfaceWriter`.
+        evaluate: ``coords (K, 2) -> (losses[K], accs[K])``.
+        block_size: points per call of ``evaluate`` (and per write).
+        progress: show a tqdm bar (points/s, ETA) on stderr.
+        indices: restrict to these flat indices (a distributed rank's share); default: all pending.
+    """
+    coords = grid_coords(writer.xcoords, writer.ycoords)
+    todo = writer.pending() if indices is None else np.asarray(indices, dtype=np.int64)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=int(writer.done.size), initial=int(writer.done.size - len(todo)) if indices is None else 0,
+               desc=desc, unit="pt", disable=not progress, dynamic_ncols=True, smoothing=0.1)
+    t0 = time.perf_counter()
+    try:
+        for s in range(0, len(todo), block_size):
+            block = todo[s:s + block_size]
+            losses, accs = evaluate(coords[block])
+            writer.write_block(block, losses, accs)
+            bar.update(len(block))
+    finally:
+        bar.close()
+    writer.elapsed = time.perf_counter() - t0
+    return len(todo)
+
+
+def summarize(surface: Surface, split: str | None = None) -> dict:
+    """Centre value (alpha = beta = 0, or the nearest point), min/max loss and where they are."""
+    split = split or str(surface.attrs.get("split", "train"))
+    loss = surface.values.get(f"{split}_loss")
+    acc = surface.values.get(f"{split}_acc")
+    if loss is None:
+        raise LandscapeError(f"{surface.path!r} has no {split}_loss")
+    jx = int(np.argmin(np.abs(surface.xcoordinates)))
+    centre_idx = (jx,) if surface.ycoordinates is None else (int(np.argmin(np.abs(surface.ycoordinates))), jx)
+    finite = np.isfinite(loss)
+    out = {"centre": (float(surface.xcoordinates[jx]),
+                      0.0 if surface.ycoordinates is None else float(surface.ycoordinates[centre_idx[0]])),
+           "centre_loss": float(loss[centre_idx]), "centre_acc": float(acc[centre_idx]) if acc is not None else None,
+           "done": int(np.sum(~np.isnan(loss))), "total": int(loss.size), "diverged": int(np.sum(np.isinf(loss)))}
+    if finite.any():
+        out["min_loss"], out["max_loss"] = float(np.min(loss[finite])), float(np.max(loss[finite]))
+    return out

@@ -1,0 +1,202 @@
+"""Training that produces checkpoints to look at: ``python -m landscape.train --arch resnet56 --data digits``.
+
+The recipe of He et al. 2015 for CIFAR: SGD with momentum 0.9, weight decay 1e-4, learning rate 0.1 divided by
+10 at 50 % and 75 % of the epochs, batch 128, random crop with padding (4 px on 32x32; 1 px on 8x8 digits) and
+horizontal flips (not for digits, whose meaning flips change). Data stays on the device; augmentation runs
+there, batched, from a seeded generator, so a run is deterministic on the CPU and resumable bit-for-bit from
+its last snapshot (model, optimizer and generator state are all saved).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+from landscape.checkpoints import _torch_load, load_into, save_checkpoint
+from landscape.cli import Parser, run
+from landscape.data import Data, load_data
+from landscape.errors import LandscapeError
+from landscape.evaluate import loss_and_accuracy, resolve_device
+from landscape.models import canonical_name, create_model
+
+
+def lr_at(epoch: int, epochs: int, lr: float) -> float:
+    """Step schedule of He et al.: ``lr`` until 50 % of the epochs, ``lr/10`` until 75 %, then ``lr/100``."""
+    if epoch < epochs // 2:
+        return lr
+    if epoch < (3 * epochs) // 4:
+        return lr / 10
+    return lr / 100
+
+
+def augment(x: torch.Tensor, pad: int, flip: bool, fill: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Random crop after ``pad``-pixel padding (with the normalized value of black) and optional h-flip."""
+    b, c, h, w = x.shape
+    if pad > 0:
+        xp = fill.view(1, c, 1, 1).expand(b, c, h + 2 * pad, w + 2 * pad).clone()
+        xp[:, :, pad:pad + h, pad:pad + w] = x
+        oy = torch.randint(0, 2 * pad + 1, (b,), generator=g, device=g.device)
+        ox = torch.randint(0, 2 * pad + 1, (b,), generator=g, device=g.device)
+        rows = (oy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # (b, h, 1)
+        cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, :]  # (b, 1, w)
+        x = xp[torch.arange(b, device=x.device)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
+    if flip:
+        m = torch.rand(b, generator=g, device=g.device) < 0.5
+        x = torch.where(m[:, None, None, None], x.flip(3), x)
+    return x.contiguous()
+
+
+def _snapshots(out: str) -> list[tuple[int, str]]:
+    found = []
+    for p in glob.glob(os.path.join(out, "epoch_*.pt")):
+        m = re.search(r"epoch_(\d+)\.pt$", p)
+        if m:
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def train(arch: str = "resnet56", data: str = "digits", epochs: int = 30, batch_size: int = 128, lr: float = 0.1,
+          weight_decay: float = 1e-4, seed: int = 0, save_every: int = 0, out: str = "runs/resnet56",
+          resume: bool = False, device: str = "auto", progress: bool = True, amp: bool | None = None) -> dict:
+    """Train ``arch`` on ``data`` and write ``out/final.pt`` (+ ``out/epoch_NNN.pt`` snapshots).
+
+    Args:
+        save_every: snapshot every N epochs (0: none); ``epoch_000.pt`` is the initialization.
+        resume: continue from the newest snapshot in ``out``.
+        amp: bfloat16 autocast (default: on for CUDA, off on the CPU).
+
+    Returns:
+        The history: per epoch ``train_loss``, ``train_err``, ``test_loss``, ``test_err`` (percent), ``lr``,
+        ``seconds``.
+    """
+    if epochs < 1 or batch_size < 1 or lr <= 0 or weight_decay < 0 or save_every < 0:
+        raise LandscapeError("--epochs, --batch-size and --lr must be positive, --weight-decay and --save-every "
+                             f"non-negative; got epochs={epochs} batch_size={batch_size} lr={lr} "
+                             f"weight_decay={weight_decay} save_every={save_every}")
+    dev = resolve_device(device)
+    amp = (dev.type == "cuda") if amp is None else amp
+    torch.manual_seed(seed)
+    if dev.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    probe = create_model(arch)  # fails early on an unknown name
+    del probe
+    tr = load_data(data, "train", device=dev)
+    te = load_data(data, "test", device=dev)
+    in_ch = tr.x.shape[1]
+    model = create_model(arch, num_classes=tr.num_classes, in_channels=in_ch).to(dev)
+    if dev.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
+    g = torch.Generator(device=dev).manual_seed(seed)
+    small = tr.x.shape[-1] <= 16
+    pad, flip = (1, False) if small else (4, True)
+    fill = ((0.0 - torch.tensor(tr.mean)) / torch.tensor(tr.std)).to(dev, torch.float32)
+    history: dict[str, list] = {k: [] for k in ("train_loss", "train_err", "test_loss", "test_err", "lr", "seconds")}
+    meta = {"dataset": tr.name, "normalization": tr.normalization,
+            "args": {"arch": canonical_name(arch), "data": data, "epochs": epochs, "batch_size": batch_size,
+                     "lr": lr, "weight_decay": weight_decay, "seed": seed, "augment": {"pad": pad, "flip": flip}}}
+    start = 0
+    os.makedirs(out, exist_ok=True)
+    if resume:
+        snaps = _snapshots(out)
+        if not snaps:
+            raise LandscapeError(f"--resume: no epoch_*.pt snapshot in {out!r}; run without --resume first")
+        start, path = snaps[-1]
+        ck = _torch_load(path, trust=False)
+        load_into(model, ck["state_dict"], source=path)
+        if "optimizer" not in ck or "rng" not in ck:
+            raise LandscapeError(f"{path!r} has no optimizer/generator state, so it cannot be resumed exactly")
+        opt.load_state_dict(ck["optimizer"])
+        g.set_state(ck["rng"].cpu() if dev.type == "cpu" else ck["rng"])
+        history = {k: list(v) for k, v in ck["history"].items()}
+    elif save_every:
+        _snapshot(out, 0, model, arch, opt, g, history, meta)
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(range(start, epochs), initial=start, total=epochs, desc=f"train {canonical_name(arch)}",
+               unit="epoch", disable=not progress, dynamic_ncols=True)
+    n = len(tr)
+    for epoch in bar:
+        t0 = time.perf_counter()
+        cur = lr_at(epoch, epochs, lr)
+        for group in opt.param_groups:
+            group["lr"] = cur
+        model.train()
+        perm = torch.randperm(n, generator=g, device=dev)
+        tot_loss = torch.zeros((), device=dev, dtype=torch.float64)
+        tot_wrong = torch.zeros((), device=dev, dtype=torch.int64)
+        for i in range(0, n, batch_size):
+            idx = perm[i:i + batch_size]
+            x = augment(tr.x[idx], pad, flip, fill, g)
+            y = tr.y[idx]
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            tot_loss += loss.detach().double() * len(idx)
+            tot_wrong += (logits.argmax(1) != y).sum()
+        model.eval()
+        test_loss, test_acc = loss_and_accuracy(model, te, 1024)
+        history["train_loss"].append(float(tot_loss) / n)
+        history["train_err"].append(100.0 * float(tot_wrong) / n)
+        history["test_loss"].append(test_loss)
+        history["test_err"].append(100.0 - test_acc)
+        history["lr"].append(cur)
+        history["seconds"].append(time.perf_counter() - t0)
+        bar.set_postfix(loss=f"{history['train_loss'][-1]:.3f}", train_err=f"{history['train_err'][-1]:.1f}%",
+                        test_err=f"{history['test_err'][-1]:.1f}%")
+        if save_every and (epoch + 1) % save_every == 0:
+            _snapshot(out, epoch + 1, model, arch, opt, g, history, meta)
+    bar.close()
+    train_loss, train_acc = loss_and_accuracy(model.eval(), tr, 1024)
+    save_checkpoint(os.path.join(out, "final.pt"), model, arch, epoch=epochs, history=history,
+                    acc=100.0 - history["test_err"][-1], train_acc=train_acc, test_acc=100.0 - history["test_err"][-1],
+                    **meta)
+    history["final_train_acc"] = train_acc
+    return history
+
+
+def _snapshot(out, epoch, model, arch, opt, g, history, meta) -> None:
+    save_checkpoint(os.path.join(out, f"epoch_{epoch:03d}.pt"), model, arch, epoch=epoch, history=history,
+                    optimizer=opt.state_dict(), rng=g.get_state(), **meta)
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="python -m landscape.train", description="Train a registry model (He et al. recipe) and save "
+               "checkpoints for landscape.plot.")
+    p.add_argument("--arch", default="resnet56", help="registry name, e.g. resnet56, plain56, resnet20")
+    p.add_argument("--data", default="digits", help="digits (default) | cifar10:DIR | imagefolder:DIR | synthetic")
+    p.add_argument("--epochs", type=int, default=30, help="default 30 (He et al. CIFAR: 164)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=0.1, help="initial learning rate (/10 at 50%% and 75%%)")
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-every", type=int, default=0, help="snapshot every N epochs (0: only final.pt)")
+    p.add_argument("--out", default=None, help="run folder (default runs/<arch>_<data>)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest snapshot in --out")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    out = a.out or os.path.join("runs", f"{canonical_name(a.arch)}_{a.data.split(':')[0]}")
+    h = train(a.arch, a.data, a.epochs, a.batch_size, a.lr, a.weight_decay, a.seed, a.save_every, out, a.resume,
+              a.device, not a.quiet)
+    print(f"{os.path.join(out, 'final.pt')}: train accuracy {h['final_train_acc']:.2f}%, test accuracy "
+          f"{100 - h['test_err'][-1]:.2f}% after {len(h['test_err'])} epochs ({sum(h['seconds']):.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(main, prog="landscape.train"))

@@ -156,7 +156,7 @@ def load_into(model: nn.Module, sd: dict, source: str = "checkpoint") -> None:
             parts.append(f"shape mismatches ({len(shapes)}): {'; '.join(shapes[:4])}")
         arch = getattr(model, "arch", type(model).__name__)
         raise LandscapeError(f"{source} does not match architecture {arch!r}: {' | '.join(parts)}; "
-                             "check --arch (e.g. resnet56 vs plain56 / resnet56_noshort) and --num-classes")
+                             "check --arch (e.g. resnet56 vs plain56 / resnet56_noshort)")
     full = {k: (sd[k] if k in sd else own[k]) for k in own}
     model.load_state_dict(full, strict=True)
 

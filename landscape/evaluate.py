@@ -85,9 +85,11 @@ def loss_and_accuracy(model: nn.Module, data: Data, batch_size: int = 512, preci
 
 @torch.no_grad()
 def recompute_bn_statistics(model: nn.Module, data: Data, batch_size: int = 512, precision: str = "fp32") -> None:
-    """Replace every BN layer's running mean/var by the exact statistics of ``data`` under the current weights.
+    """Replace every BN layer's running mean/var by statistics of ``data`` under the current weights.
 
-    Uses cumulative averaging (``momentum=None``) over one pass in training mode, then returns to eval mode.
+    One pass in training mode with cumulative averaging (``momentum=None``), as ``torch.optim.swa_utils.update_bn``
+    and the mode-connectivity literature do: the running values are the average of the per-batch statistics
+    (exactly the data's statistics when one batch holds all the data), then the model returns to eval mode.
     """
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in bns]

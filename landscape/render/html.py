@@ -171,4 +171,21 @@ def figure_data(path: str) -> list[dict]:
     m = re.search(r'Plotly\.newPlot\(\s*"landscape-figure",\s*(\[.*?\])\s*,\s*\{', text, re.S)
     if not m:
         raise LandscapeError(f"{path!r} is not a landscape HTML page")
-    return json.loads(m.group(1))
+    return _decode(json.loads(m.group(1)))
+
+
+def _decode(obj):
+    """Plotly >= 6 stores numpy arrays as ``{"dtype", "bdata"(base64), "shape"}``; turn them back into lists."""
+    if isinstance(obj, dict):
+        if "bdata" in obj and "dtype" in obj:
+            import base64
+
+            arr = np.frombuffer(base64.b64decode(obj["bdata"]), dtype=np.dtype(obj["dtype"]))
+            if "shape" in obj:
+                shape = obj["shape"]
+                arr = arr.reshape([int(s) for s in (shape.split(",") if isinstance(shape, str) else shape)])
+            return arr.tolist()
+        return {k: _decode(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_decode(v) for v in obj]
+    return obj

@@ -1,0 +1,84 @@
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_model
+from landscape.directions import (load_directions, make_directions, perturbed_tensors, random_direction,
+                                  target_direction)
+from landscape.errors import LandscapeError
+
+
+def test_filter_normalized_direction_has_the_weights_filter_norms():
+    m = make_model()
+    d = random_direction(m, norm="filter", generator=torch.Generator().manual_seed(0))
+    for (name, w), di in zip(m.named_parameters(), d):
+        if w.dim() <= 1:
+            assert torch.count_nonzero(di) == 0, name  # biasbn ignored
+            continue
+        wn = w.detach().reshape(w.shape[0], -1).norm(dim=1)
+        dn = di.reshape(di.shape[0], -1).norm(dim=1)
+        torch.testing.assert_close(dn, wn, rtol=1e-5, atol=0)
+
+
+def test_ignore_none_copies_biases_and_bn():
+    m = make_model()
+    d = random_direction(m, ignore="none", generator=torch.Generator().manual_seed(0))
+    for w, di in zip(m.parameters(), d):
+        if w.dim() <= 1:
+            assert torch.equal(di, w.detach())
+
+
+def test_layer_and_weight_norms():
+    m = make_model()
+    w = m.conv1.weight.detach()
+    d = random_direction(m, norm="layer", generator=torch.Generator().manual_seed(0))[0]
+    assert abs(float(d.norm() - w.norm())) < 1e-4 * float(w.norm())
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    dw = random_direction(m, norm="weight", generator=g1)[0]
+    raw = torch.randn(w.shape, generator=g2)
+    torch.testing.assert_close(dw, raw * w, rtol=0, atol=0)
+
+
+def test_same_seed_same_directions_different_seed_different():
+    m = make_model()
+    x1, y1 = make_directions(m, seed=7)
+    x2, y2 = make_directions(m, seed=7)
+    x3, _ = make_directions(m, seed=8)
+    assert all(torch.equal(a, b) for a, b in zip(x1 + y1, x2 + y2))
+    assert not torch.equal(x1[0], x3[0]) and not torch.equal(x1[0], y1[0])
+
+
+def test_states_directions_cover_bn_buffers():
+    m = make_model()
+    names, tensors = perturbed_tensors(m, "states")
+    assert "bn1.running_mean" in names and "bn1.num_batches_tracked" in names
+    d = random_direction(m, "states", ignore="none", generator=torch.Generator().manual_seed(0))
+    i = names.index("bn1.running_var")
+    assert torch.equal(d[i], m.bn1.running_var)
+    assert torch.count_nonzero(d[names.index("bn1.num_batches_tracked")]) == 0
+
+
+def test_target_direction_is_the_difference():
+    a, b = make_model(seed=0), make_model(seed=1)
+    d = target_direction(a, b)
+    for wa, wb, di in zip(a.parameters(), b.parameters(), d):
+        assert torch.equal(di, wb.detach() - wa.detach())
+    with pytest.raises(LandscapeError, match="same architecture"):
+        target_direction(a, make_model("resnet32"))
+
+
+def test_reference_direction_file_imports(tmp_path):
+    """The reference writes groups xdirection/ydirection with datasets '0'..'N-1' in parameters() order."""
+    m = make_model()
+    x, y = make_directions(m, seed=3)
+    p = tmp_path / "ref_dirs.h5"
+    with h5py.File(p, "w") as f:
+        for name, d in (("xdirection", x), ("ydirection", y)):
+            g = f.create_group(name)
+            for i, t in enumerate(d):
+                g.create_dataset(str(i), data=t.numpy())
+    xi, yi = load_directions(str(p), m)
+    assert all(torch.equal(a, b) for a, b in zip(x + y, xi + yi))
+    with pytest.raises(LandscapeError, match="tensors but the model has"):
+        load_directions(str(p), make_model("resnet32"))

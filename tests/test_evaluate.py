@@ -1,0 +1,92 @@
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import make_model
+from landscape.directions import make_directions
+from landscape.errors import LandscapeError
+from landscape.evaluate import PlaneEvaluator, loss_and_accuracy, recompute_bn_statistics, resolve_device
+
+
+def _reference_point(model, data, xdir, ydir, a, b):
+    """Independent recomputation: a fresh copy with theta* + a*dx + b*dy loaded, eval(), mean cross-entropy."""
+    fresh = copy.deepcopy(model)
+    with torch.no_grad():
+        for p, dx, dy in zip(fresh.parameters(), xdir, ydir):
+            p.copy_(p + a * dx + b * dy)
+    fresh.eval()
+    with torch.no_grad():
+        logits = fresh(data.x)
+    return F.cross_entropy(logits, data.y).item(), 100.0 * int((logits.argmax(1) == data.y).sum()) / len(data)
+
+
+def test_loss_and_accuracy_match_a_direct_computation(model, digits_small):
+    loss, acc = loss_and_accuracy(model, digits_small, batch_size=64)
+    with torch.no_grad():
+        logits = model(digits_small.x)
+    assert loss == pytest.approx(F.cross_entropy(logits, digits_small.y).item(), rel=1e-6)
+    assert acc == pytest.approx(100.0 * int((logits.argmax(1) == digits_small.y).sum()) / len(digits_small), abs=1e-9)
+
+
+def test_points_match_independent_recomputation(model, digits_small):
+    xdir, ydir = make_directions(model, seed=1)
+    ev = PlaneEvaluator(model, digits_small, xdir, ydir, batch_size=64)
+    coords = [(0.3, -0.2), (-0.9, 0.7), (0.05, 0.0), (1.0, 1.0)]
+    losses, accs = ev.evaluate(coords)
+    for (a, b), loss, acc in zip(coords, losses, accs):
+        ref_loss, ref_acc = _reference_point(model, digits_small, xdir, ydir, a, b)
+        assert loss == pytest.approx(ref_loss, rel=1e-5)
+        assert acc == pytest.approx(ref_acc, abs=1e-6)
+
+
+def test_centre_is_the_unperturbed_model_and_model_is_restored(model, digits_small):
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    base = loss_and_accuracy(model, digits_small)
+    xdir, ydir = make_directions(model)
+    ev = PlaneEvaluator(model, digits_small, xdir, ydir)
+    losses, accs = ev.evaluate([(0.5, 0.5), (0.0, 0.0)])
+    assert (losses[1], accs[1]) == base  # exactly: theta* + 0 is theta*
+    assert losses[0] != base[0]
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_bn_recompute_uses_the_data_statistics(model, digits_small):
+    recompute_bn_statistics(model, digits_small, batch_size=len(digits_small))
+    with torch.no_grad():
+        h = model.conv1(digits_small.x)
+    torch.testing.assert_close(model.bn1.running_mean, h.mean((0, 2, 3)), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(model.bn1.running_var, h.var((0, 2, 3), unbiased=True), rtol=1e-4, atol=1e-5)
+    assert not model.training
+    recompute_bn_statistics(model, digits_small, batch_size=50)  # 4 equal batches: same mean, batch-averaged var
+    torch.testing.assert_close(model.bn1.running_mean, h.mean((0, 2, 3)), rtol=1e-4, atol=1e-5)
+
+
+def test_bn_recompute_mode_differs_from_eval_and_restores(model, digits_small):
+    xdir, ydir = make_directions(model)
+    rm = model.bn1.running_mean.clone()
+    eval_l, _ = PlaneEvaluator(model, digits_small, xdir, ydir, bn_mode="eval").evaluate([(0.4, 0.1)])
+    rec_l, _ = PlaneEvaluator(model, digits_small, xdir, ydir, bn_mode="recompute").evaluate([(0.4, 0.1)])
+    assert eval_l[0] != pytest.approx(rec_l[0], rel=1e-3)
+    assert torch.equal(model.bn1.running_mean, rm)
+
+
+def test_bf16_is_close_to_fp32(model, digits_small):
+    xdir, ydir = make_directions(model)
+    f32, _ = PlaneEvaluator(model, digits_small, xdir, ydir).evaluate([(0.2, 0.2)])
+    b16, _ = PlaneEvaluator(model, digits_small, xdir, ydir, precision="bf16").evaluate([(0.2, 0.2)])
+    assert b16[0] == pytest.approx(f32[0], rel=0.05) and b16[0] != f32[0]
+
+
+def test_bad_settings(model, digits_small):
+    xdir, ydir = make_directions(model)
+    with pytest.raises(LandscapeError, match="precision"):
+        PlaneEvaluator(model, digits_small, xdir, ydir, precision="fp8")
+    with pytest.raises(LandscapeError, match="BN mode"):
+        PlaneEvaluator(model, digits_small, xdir, ydir, bn_mode="train")
+    with pytest.raises(LandscapeError, match="tensors"):
+        PlaneEvaluator(model, digits_small, xdir[:-1], ydir)
+    if not torch.cuda.is_available():
+        with pytest.raises(LandscapeError, match="no CUDA GPU"):
+            resolve_device("cuda")

@@ -1,0 +1,113 @@
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+
+from landscape.errors import LandscapeError
+from landscape.render import render_comparison, render_surface
+from landscape.render.html import figure_data
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+
+
+def _surface(path, nx=9, ny=7, holes=True, split="train", ours=True):
+    x, y = np.linspace(-1, 1, nx), np.linspace(-0.5, 0.5, ny)
+    xx, yy = np.meshgrid(x, y)
+    loss = 0.1 + xx ** 2 + 2 * yy ** 2
+    acc = 100 - 10 * loss
+    done = np.ones_like(loss, dtype=bool)
+    if holes:
+        loss[0, 0] = np.inf  # diverged
+        done[-1, -1] = False  # not yet computed
+        loss[-1, -1] = np.nan
+    with h5py.File(path, "w") as f:
+        f["xcoordinates"], f["ycoordinates"] = x, y
+        f[f"{split}_loss"], f[f"{split}_acc"], f[f"{split}_done"] = loss, acc, done
+        if ours:
+            f.attrs["format_version"], f.attrs["arch"], f.attrs["split"] = 1, "resnet20", split
+    return x, y, loss
+
+
+def _png_ok(p, min_w=300):
+    im = np.asarray(Image.open(p).convert("RGB"))
+    assert im.shape[1] >= min_w and im.shape[0] >= 200
+    assert len(np.unique(im.reshape(-1, 3), axis=0)) > 50  # a real picture, not a blank canvas
+
+
+def test_2d_suite_with_gaps(tmp_path):
+    p = str(tmp_path / "s.h5")
+    x, y, loss = _surface(p)
+    files = render_surface(p, str(tmp_path), "png,pdf,svg,html,vtp")
+    for kind in ("contour", "contourf", "heatmap", "surface3d"):
+        _png_ok(tmp_path / f"s_{kind}.png")
+        assert (tmp_path / f"s_{kind}.pdf").read_bytes()[:4] == b"%PDF"
+        assert b"<svg" in (tmp_path / f"s_{kind}.svg").read_bytes()[:500]
+    assert len(files) == 14
+    data = figure_data(str(tmp_path / "s.html"))
+    surf = next(t for t in data if t["type"] == "surface")
+    z = np.array([[np.nan if v is None else v for v in row] for row in surf["z"]], dtype=float)
+    assert np.isnan(z[0, 0]) and np.isnan(z[-1, -1])  # gaps, never zeros
+    assert surf["customdata"][3][4][0] == pytest.approx(loss[3, 4])
+    np.testing.assert_allclose(surf["x"], x)
+
+
+def test_vtp_parses_for_non_square_grid(tmp_path):
+    p = str(tmp_path / "s.h5")
+    _surface(p, nx=6, ny=4, holes=False)
+    render_surface(p, str(tmp_path), "vtp")
+    root = ET.parse(tmp_path / "s.vtp").getroot()
+    piece = root.find("PolyData/Piece")
+    assert piece.get("NumberOfPoints") == "24" and piece.get("NumberOfPolys") == str(5 * 3)
+    pts = np.array(piece.find("Points/DataArray").text.split(), dtype=float).reshape(-1, 3)
+    assert pts[0, 0] == -1 and pts[0, 1] == -0.5
+
+
+def test_1d_curve(tmp_path):
+    p = tmp_path / "c.h5"
+    x = np.linspace(-1, 1, 11)
+    with h5py.File(p, "w") as f:
+        f["xcoordinates"] = x
+        f["train_loss"], f["train_acc"] = x ** 2 + 0.1, 100 - 20 * x ** 2
+        f["test_loss"], f["test_acc"] = x ** 2 + 0.3, 90 - 20 * x ** 2
+    files = render_surface(str(p), str(tmp_path), "png,html")
+    _png_ok(tmp_path / "c_1d.png")
+    names = [t["name"] for t in figure_data(str(tmp_path / "c.html"))]
+    assert names == ["train loss", "train accuracy", "test loss", "test accuracy"]
+    assert len(files) == 2
+
+
+def test_reference_file_and_compare_via_cli(tmp_path):
+    a, b = str(tmp_path / "resnet.h5"), str(tmp_path / "plain.h5")
+    _surface(a, holes=False, ours=False)
+    _, _, lb = _surface(b, holes=False)
+    r = subprocess.run([sys.executable, "-m", "landscape.render", a, b, "--compare", "--out", str(tmp_path / "o")],
+                       cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert r.returncode == 0, r.stderr
+    _png_ok(tmp_path / "o" / "comparison_compare_contourf.png", min_w=600)
+    traces = figure_data(str(tmp_path / "o" / "comparison_compare.html"))
+    surfs = [t for t in traces if t["type"] == "surface"]
+    assert len(surfs) == 2 and surfs[0]["cmin"] == surfs[1]["cmin"] and surfs[0]["cmax"] == surfs[1]["cmax"]
+
+
+def test_render_errors(tmp_path):
+    with pytest.raises(LandscapeError, match="not found"):
+        render_surface(str(tmp_path / "none.h5"))
+    p = str(tmp_path / "s.h5")
+    _surface(p)
+    with pytest.raises(LandscapeError, match="unknown format"):
+        render_surface(p, formats="png,jpg")
+    with pytest.raises(LandscapeError, match="test_loss"):
+        render_surface(p, surface="test_loss")
+
+
+def test_render_never_imports_torch():
+    code = ("import sys, landscape.render, landscape.render.static, landscape.render.html, landscape.render.vtk;"
+            "import landscape.render.__main__; print('torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=ROOT))
+    assert r.stdout.strip() == "False", r.stderr

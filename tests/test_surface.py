@@ -1,0 +1,162 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from landscape.errors import LandscapeError
+from landscape.surface import (SurfaceWriter, compute_surface, grid_coords, parse_grid, read_surface, summarize)
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+
+
+def test_parse_grid():
+    np.testing.assert_array_equal(parse_grid("-1:1:5"), [-1, -0.5, 0, 0.5, 1])
+    np.testing.assert_array_equal(parse_grid("0:0:1"), [0.0])
+    for bad in ["-1:1", "1:-1:5", "0:0:0", "a:b:c", "-1:1:0", "-1:1:100000000", "-1:1:2.5", "nan:1:3", "0:1:1"]:
+        with pytest.raises(LandscapeError, match="MIN:MAX:NUM"):
+            parse_grid(bad)
+
+
+def test_grid_layout_is_the_references():
+    x, y = np.array([0.0, 1.0, 2.0]), np.array([10.0, 20.0])
+    c = grid_coords(x, y)
+    # value at (x_j, y_i) lives at [i, j]; flat index i*nx + j
+    assert tuple(c[1 * 3 + 2]) == (2.0, 20.0)
+
+
+def _settings(**kw):
+    s = {"arch": "resnet20", "ckpt_sha256": "abc", "dataset": "digits", "split": "train", "n_samples": 10,
+         "norm": "filter", "ignore": "biasbn", "dir_type": "weights", "seed": 1, "directions": "random",
+         "precision": "fp32", "bn_mode": "eval", "loss": "cross_entropy"}
+    s.update(kw)
+    return s
+
+
+DIRS = [np.arange(6, dtype=np.float32).reshape(2, 3), np.ones(4, dtype=np.float32)]
+
+
+def _fake_eval(calls):
+    def ev(coords):
+        calls.extend(map(tuple, coords))
+        return [float(a * 10 + b) for a, b in coords], [float(50 + a) for a, b in coords]
+    return ev
+
+
+def test_hdf5_round_trip_is_exact(tmp_path):
+    p = str(tmp_path / "s.h5")
+    x, y = parse_grid("-1:1:5"), parse_grid("-0.5:0.5:3")
+    with SurfaceWriter(p, x, y, _settings(), DIRS, DIRS, ["a.weight", "a.bias"]) as w:
+        compute_surface(w, _fake_eval([]), block_size=4, progress=False)
+    s = read_surface(p)
+    xx, yy = np.meshgrid(x, y)
+    np.testing.assert_array_equal(s.values["train_loss"], xx * 10 + yy)
+    np.testing.assert_array_equal(s.values["train_acc"], 50 + xx)
+    assert s.values["train_loss"].dtype == np.float64 and s.attrs["seed"] == 1 and s.attrs["format_version"] == 1
+    with h5py.File(p) as f:
+        assert f["train_done"][()].all() and f["xdirection"].attrs["names"][1] == "a.bias"
+        np.testing.assert_array_equal(f["ydirection/0"][()], DIRS[0])
+    assert summarize(s)["centre_loss"] == 0.0
+
+
+def test_resume_computes_only_missing_points(tmp_path):
+    p = str(tmp_path / "s.h5")
+    x, y = parse_grid("-1:1:4"), parse_grid("-1:1:3")
+
+    def crashing(coords, _n=[0]):
+        _n[0] += 1
+        if _n[0] == 3:
+            raise RuntimeError("killed")
+        return _fake_eval([])(coords)
+
+    with pytest.raises(RuntimeError):
+        with SurfaceWriter(p, x, y, _settings(), DIRS, DIRS) as w:
+            compute_surface(w, crashing, block_size=2, progress=False)
+    with h5py.File(p) as f:
+        assert f["train_done"][()].sum() == 4
+    calls = []
+    with SurfaceWriter(p, x, y, _settings()) as w:
+        assert compute_surface(w, _fake_eval(calls), block_size=2, progress=False) == 8
+    assert len(calls) == 8
+    full = str(tmp_path / "full.h5")
+    with SurfaceWriter(full, x, y, _settings(), DIRS, DIRS) as w:
+        compute_surface(w, _fake_eval([]), progress=False)
+    np.testing.assert_array_equal(read_surface(p).values["train_loss"], read_surface(full).values["train_loss"])
+
+
+@pytest.mark.parametrize("change", [{"seed": 2}, {"precision": "bf16"}, {"ckpt_sha256": "other"}, "grid"])
+def test_resume_with_other_settings_is_an_error(tmp_path, change):
+    p = str(tmp_path / "s.h5")
+    x = parse_grid("-1:1:3")
+    SurfaceWriter(p, x, x, _settings(), DIRS, DIRS).close()
+    with pytest.raises(LandscapeError, match="different settings"):
+        if change == "grid":
+            SurfaceWriter(p, parse_grid("-1:1:5"), x, _settings())
+        else:
+            SurfaceWriter(p, x, x, _settings(**change))
+
+
+def test_reference_surface_file_reads(tmp_path):
+    p = str(tmp_path / "ref.h5")
+    x = np.linspace(-1, 1, 3)
+    with h5py.File(p, "w") as f:
+        f["xcoordinates"], f["ycoordinates"] = x, x
+        loss = -np.ones((3, 3))
+        loss.ravel()[:5] = [1, 2, 3, 4, 5]
+        f["train_loss"], f["train_acc"] = loss, loss
+    s = read_surface(p)
+    assert s.values["train_loss"][1, 1] == 5 and np.isnan(s.values["train_loss"][2, 2])
+
+
+def test_foreign_and_corrupt_files(tmp_path):
+    p = tmp_path / "foreign.h5"
+    with h5py.File(p, "w") as f:
+        f["data"] = [1, 2]
+    with pytest.raises(LandscapeError, match="not a loss surface"):
+        read_surface(str(p))
+    q = tmp_path / "corrupt.h5"
+    q.write_bytes(b"\x89HDF\r\n\x1a\n" + os.urandom(500))
+    with pytest.raises(LandscapeError, match="not a readable HDF5"):
+        read_surface(str(q))
+    x = parse_grid("-1:1:3")
+    with pytest.raises(LandscapeError, match="not a surface file written by landscape"):
+        SurfaceWriter(str(p), x, x, _settings())
+
+
+def test_killed_cli_run_resumes_and_fills_only_missing_points(tmp_path, ckpt):
+    """SIGKILL a real run mid-surface; the re-run computes only what is missing and equals a clean run."""
+    args = [sys.executable, "-m", "landscape.plot", "--ckpt", ckpt, "--x", "-1:1:8", "--y", "-1:1:6",
+            "--samples", "600", "--batch-size", "600", "--no-render", "--quiet", "--device", "cpu"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT)
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(args + ["--out", str(out)], cwd=ROOT, env=env)
+    h5 = out / "r20.h5"
+    deadline, done = time.time() + 120, 0
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        if h5.exists():
+            try:
+                with h5py.File(h5, "r", locking=False) as f:  # the writer holds the file open
+                    done = int(f["train_done"][()].sum())
+            except (OSError, KeyError):
+                continue
+            if done >= 5:
+                break
+    assert proc.poll() is None, "run finished before it could be killed; grid too small"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with h5py.File(h5, "r") as f:
+        killed_done = int(f["train_done"][()].sum())
+    assert 5 <= killed_done < 48
+    r = subprocess.run(args + ["--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert f"computed {48 - killed_done} in" in r.stdout
+    r2 = subprocess.run(args + ["--out", str(tmp_path / "clean")], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert r2.returncode == 0, r2.stderr
+    a, b = read_surface(str(h5)), read_surface(str(tmp_path / "clean" / "r20.h5"))
+    np.testing.assert_array_equal(a.values["train_loss"], b.values["train_loss"])
+    np.testing.assert_array_equal(a.values["train_acc"], b.values["train_acc"])

@@ -1,0 +1,45 @@
+import torch
+
+from landscape.checkpoints import load_checkpoint
+from landscape.train import augment, lr_at, main, train
+
+
+def test_lr_schedule_is_he_et_al():
+    assert [lr_at(e, 8, 0.1) for e in range(8)] == [0.1] * 4 + [0.01] * 2 + [0.001] * 2
+
+
+def test_augment_crops_and_flips():
+    x = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).view(2, 1, 4, 4)
+    g = torch.Generator().manual_seed(0)
+    outs = [augment(x, 1, True, torch.tensor([-9.0]), g) for _ in range(20)]
+    assert all(o.shape == x.shape for o in outs)
+    assert any(not torch.equal(o, x) for o in outs)
+    assert any((o == -9).any() for o in outs)  # padding shows up at the borders
+    flipped = augment(x, 0, True, torch.tensor([0.0]), torch.Generator().manual_seed(3))
+    for i in range(2):
+        assert torch.equal(flipped[i], x[i]) or torch.equal(flipped[i], x[i].flip(2))
+
+
+def test_training_is_deterministic_and_learns(tmp_path):
+    h1 = train("resnet20", "digits", epochs=2, out=str(tmp_path / "a"), progress=False, device="cpu")
+    h2 = train("resnet20", "digits", epochs=2, out=str(tmp_path / "b"), progress=False, device="cpu")
+    a, _ = load_checkpoint(str(tmp_path / "a" / "final.pt"))
+    b, info = load_checkpoint(str(tmp_path / "b" / "final.pt"))
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert h1["test_err"] == h2["test_err"] and h1["test_err"][-1] < 50
+    assert info["arch"] == "resnet20" and info["in_channels"] == 1 and info["history"]["lr"] == [0.1, 0.001]
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    full = str(tmp_path / "full")
+    assert main(["--arch", "resnet20", "--epochs", "3", "--save-every", "1", "--out", full, "--quiet",
+                 "--device", "cpu"]) == 0
+    part = str(tmp_path / "part")
+    train("resnet20", "digits", epochs=3, save_every=1, out=part, progress=False, device="cpu")
+    (tmp_path / "part" / "epoch_003.pt").unlink()
+    (tmp_path / "part" / "final.pt").unlink()
+    train("resnet20", "digits", epochs=3, save_every=1, out=part, resume=True, progress=False, device="cpu")
+    a, ia = load_checkpoint(full + "/final.pt")
+    b, ib = load_checkpoint(part + "/final.pt")
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert ia["history"]["test_loss"] == ib["history"]["test_loss"]

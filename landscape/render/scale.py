@@ -38,8 +38,9 @@ def make_scale(arrays: list[np.ndarray], vmin: float | None = None, vmax: float 
                levels: int | None = None, log: bool = False) -> Scale:
     """A scale that shows the basin without tuning.
 
-    Default range: from the smallest finite value to the 95th percentile (the far edges of a chaotic surface
-    reach 1e3 and would flatten the basin into one colour); ``--vmin/--vmax`` override. ``levels`` contour
+    Default range: from the smallest finite value to the 95th percentile, capped at ``max(10 * min, min + 10)``:
+    the far edges of a surface reach 1e3..1e7 and would flatten the basin into one colour (Li et al. draw
+    0.1..10 for cross-entropy). ``--vmin/--vmax`` override. ``levels`` contour
     lines (default 30) are spaced evenly, in log10 when ``log``.
     """
     finite = np.concatenate([a[np.isfinite(a)].ravel() for a in arrays]) if arrays else np.array([])
@@ -48,7 +49,7 @@ def make_scale(arrays: list[np.ndarray], vmin: float | None = None, vmax: float 
     if finite.size == 0 and (vmin is None or vmax is None):
         raise LandscapeError("no finite values to draw yet (is the surface computed? with --log, are values > 0?)")
     lo = float(np.min(finite)) if vmin is None else float(vmin)
-    hi = float(np.percentile(finite, 95)) if vmax is None else float(vmax)
+    hi = float(min(np.percentile(finite, 95), max(10 * lo, lo + 10))) if vmax is None else float(vmax)
     if vmax is None and hi <= lo:
         hi = float(np.max(finite))
     if hi <= lo:

@@ -63,8 +63,12 @@ def test_vtp_parses_for_non_square_grid(tmp_path):
     root = ET.parse(tmp_path / "s.vtp").getroot()
     piece = root.find("PolyData/Piece")
     assert piece.get("NumberOfPoints") == "24" and piece.get("NumberOfPolys") == str(5 * 3)
-    pts = np.array(piece.find("Points/DataArray").text.split(), dtype=float).reshape(-1, 3)
-    assert pts[0, 0] == -1 and pts[0, 1] == -0.5
+    import base64
+
+    raw = base64.b64decode(piece.find("Points/DataArray").text)
+    pts = np.frombuffer(raw[4:], dtype="<f8").reshape(-1, 3)
+    assert int.from_bytes(raw[:4], "little") == 24 * 3 * 8
+    assert tuple(pts[0, :2]) == (-1, -0.5) and tuple(pts[23, :2]) == (1, 0.5)
 
 
 def test_1d_curve(tmp_path):
@@ -111,3 +115,20 @@ def test_render_never_imports_torch():
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=ROOT))
     assert r.stdout.strip() == "False", r.stderr
+
+
+def test_vtp_read_by_vtk(tmp_path):
+    """ParaView's own reader (VTK) opens the file: points, quads, and the loss values."""
+    vtk = pytest.importorskip("vtk") if os.environ.get("LANDSCAPE_REQUIRE_VTK") != "1" else __import__("vtk")
+    p = str(tmp_path / "s.h5")
+    x, y, loss = _surface(p, nx=7, ny=5, holes=True)
+    render_surface(p, str(tmp_path), "vtp")
+    r = vtk.vtkXMLPolyDataReader()
+    r.SetFileName(str(tmp_path / "s.vtp"))
+    r.Update()
+    poly = r.GetOutput()
+    assert poly.GetNumberOfPoints() == 35
+    assert poly.GetNumberOfPolys() == 6 * 4 - 2  # the two cells touching the diverged/missing corners are holes
+    arr = poly.GetPointData().GetArray("train_loss")
+    assert arr.GetValue(1 * 7 + 3) == pytest.approx(loss[1, 3])
+    assert poly.GetPoint(7 + 3)[:2] == pytest.approx((x[3], y[1]))

@@ -30,13 +30,14 @@ def _plotly():
 
 
 def _settings_html(s: Surface) -> str:
-    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(s.attrs[k]))}</td></tr>"
-                   for k in SHOWN_ATTRS if k in s.attrs and str(s.attrs[k]) != "")
-    grid = f"x: {s.xcoordinates[0]:g}..{s.xcoordinates[-1]:g} ({len(s.xcoordinates)})"
+    """The run's settings as a compact wrapped line of ``key: value`` items above the figure."""
+    grid = f"x {s.xcoordinates[0]:g}..{s.xcoordinates[-1]:g} ({len(s.xcoordinates)})"
     if s.is_2d:
-        grid += f", y: {s.ycoordinates[0]:g}..{s.ycoordinates[-1]:g} ({len(s.ycoordinates)})"
-    return (f"<details open><summary>{html.escape(os.path.basename(s.path))} — settings</summary>"
-            f"<table class='settings'><tr><th>grid</th><td>{grid}</td></tr>{rows}</table></details>")
+        grid += f", y {s.ycoordinates[0]:g}..{s.ycoordinates[-1]:g} ({len(s.ycoordinates)})"
+    items = [("file", os.path.basename(s.path)), ("grid", grid)] + \
+        [(k, s.attrs[k]) for k in SHOWN_ATTRS if k in s.attrs and str(s.attrs[k]) != ""]
+    return "<div class='settings'>" + "".join(
+        f"<span><b>{html.escape(k)}</b> {html.escape(str(v))}</span>" for k, v in items) + "</div>"
 
 
 def _nan_to_none(z: np.ndarray) -> list:
@@ -72,12 +73,23 @@ def _surface_traces(go, s: Surface, key: str, scale: Scale, showscale: bool = Tr
     return surf, contour, centre
 
 
+def _centre3d(go, s: Surface, key: str, scale: Scale):
+    """theta* marked on the 3D surface too (alpha = beta = 0, or the nearest grid point)."""
+    j = int(np.argmin(np.abs(s.xcoordinates)))
+    i = int(np.argmin(np.abs(s.ycoordinates)))
+    z = scale.transform(np.array([s.values[key][i, j]]))[0]
+    if not np.isfinite(z):
+        return None
+    return go.Scatter3d(x=[float(s.xcoordinates[j])], y=[float(s.ycoordinates[i])], z=[float(z)], mode="markers",
+                        marker=dict(size=5, color="white", line=dict(color="black", width=2)), name="θ*",
+                        showlegend=False, hovertemplate="θ*<extra></extra>")
+
+
 PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:1.2em;color:#222}}h1{{font-size:1.3em}}
-table.settings{{border-collapse:collapse;font-size:.85em;margin:.4em 0 1em}}
-table.settings th,table.settings td{{border:1px solid #ddd;padding:2px 8px;text-align:left}}
-summary{{cursor:pointer;font-weight:600}}</style></head>
+.settings{{display:flex;flex-wrap:wrap;gap:.3em .6em;font-size:.8em;margin:.3em 0 .8em;color:#444}}
+.settings span{{background:#f3f3f3;border-radius:3px;padding:1px 6px}}</style></head>
 <body><h1>{title}</h1>{settings}{figure}
 <script>{script}</script>
 </body></html>"""
@@ -98,6 +110,9 @@ def render_html_2d(s: Surface, key: str, path: str, scale: Scale) -> str:
                         subplot_titles=("3D surface", "contours"))
     surf, contour, centre = _surface_traces(go, s, key, scale)
     fig.add_trace(surf, 1, 1)
+    c3 = _centre3d(go, s, key, scale)
+    if c3 is not None:
+        fig.add_trace(c3, 1, 1)
     fig.add_trace(contour, 1, 2)
     fig.add_trace(centre, 1, 2)
     fig.update_scenes(xaxis_title="α", yaxis_title="β", zaxis_title=key.replace("_", " "),
@@ -154,6 +169,9 @@ def render_html_compare(surfaces: list[Surface], key: str, path: str, scale: Sca
         surf, contour, centre = _surface_traces(go, s, key, scale, showscale=(i == n))
         surf.colorbar.x = 1.02
         fig.add_trace(surf, 1, i)
+        c3 = _centre3d(go, s, key, scale)
+        if c3 is not None:
+            fig.add_trace(c3, 1, i)
         fig.add_trace(contour, 2, i)
         fig.add_trace(centre, 2, i)
     fig.update_scenes(xaxis_title="α", yaxis_title="β", zaxis_title=key.replace("_", " "),

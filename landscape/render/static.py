@@ -104,6 +104,10 @@ def _surface3d(s: Surface, key: str, scale: Scale):
     ax = fig.add_subplot(projection="3d")
     surf = ax.plot_surface(X, Y, np.ma.masked_invalid(Z), cmap="viridis", vmin=scale.lo, vmax=scale.hi,
                            rstride=1, cstride=1, linewidth=0, antialiased=True)
+    j, i = int(np.argmin(np.abs(s.xcoordinates))), int(np.argmin(np.abs(s.ycoordinates)))
+    if np.isfinite(Z[i, j]):
+        ax.scatter([s.xcoordinates[j]], [s.ycoordinates[i]], [Z[i, j]], marker="*", s=120, color="white",
+                   edgecolors="black", depthshade=False, zorder=10)
     ax.set_xlabel(r"$\alpha$")
     ax.set_ylabel(r"$\beta$")
     ax.set_zlabel(_label(scale, key))
@@ -136,7 +140,11 @@ def render_1d(s: Surface, base: str, formats: list[str], log: bool = False, vmin
         return []
     if log:
         ax.set_yscale("log")
-    ax.set_ylim(bottom=vmin, top=vmax)
+    # The same basin-focused default range as the 2D figures, with a little head-room above it.
+    losses = [s.values[k] for k in ("train_loss", "test_loss") if k in s.values]
+    sc = make_scale(losses, vmin, vmax, None, log)
+    top = sc.vmax if vmax is not None else (sc.vmax * 1.5 if log else sc.vmax + 0.05 * (sc.vmax - sc.vmin))
+    ax.set_ylim(bottom=vmin if vmin is not None else (None if log else 0), top=top)
     ax2.set_ylim(0, 100)
     ax.axvline(0, color="grey", lw=0.6, ls=":")
     ax.set_xlabel(r"$\alpha$ (x direction)")

@@ -12,8 +12,22 @@ from landscape.render.scale import Scale
 from landscape.surface import Surface
 
 
-def _ascii(a: np.ndarray, fmt: str) -> str:
-    return " ".join(fmt % v for v in np.asarray(a).ravel())
+def _binary(a: np.ndarray, dtype: str) -> str:
+    """VTK XML inline binary: base64 of a UInt32 byte count followed by the little-endian values.
+
+    Binary rather than ASCII because VTK's ASCII parser cannot read NaN, and unfinished points are NaN.
+    """
+    import base64
+    import struct
+
+    raw = np.ascontiguousarray(np.asarray(a).ravel(), dtype=np.dtype(dtype).newbyteorder("<")).tobytes()
+    return base64.b64encode(struct.pack("<I", len(raw)) + raw).decode("ascii")
+
+
+def _array(name: str | None, a: np.ndarray, vtk_type: str, np_type: str, components: int = 1) -> str:
+    label = f' Name="{name}"' if name else ""
+    comps = f' NumberOfComponents="{components}"' if components > 1 else ""
+    return f'<DataArray type="{vtk_type}"{label}{comps} format="binary">{_binary(a, np_type)}</DataArray>'
 
 
 def write_vtp(s: Surface, key: str, path: str, scale: Scale | None = None) -> str:
@@ -44,19 +58,17 @@ def write_vtp(s: Surface, key: str, path: str, scale: Scale | None = None) -> st
     acc_key = key.rsplit("_", 1)[0] + "_acc"
     if acc_key in s.values and acc_key != key:
         arrays.append((acc_key, np.atleast_2d(s.values[acc_key]).ravel()))
-    data = "".join(f'<DataArray type="Float64" Name="{n}" format="ascii">{_ascii(v, "%.10g")}</DataArray>'
-                   for n, v in arrays)
-    counts = {"Verts": 0, "Lines": 0, "Strips": 0, "Polys": 0}
+    data = "".join(_array(n, v, "Float64", "f8") for n, v in arrays)
+    counts = {"Lines": 0, "Polys": 0}
     counts[kind] = len(polys)
-    xml = ('<?xml version="1.0"?>\n<VTKFile type="PolyData" version="0.1" byte_order="LittleEndian">\n<PolyData>\n'
+    xml = ('<?xml version="1.0"?>\n<VTKFile type="PolyData" version="0.1" byte_order="LittleEndian" '
+           'header_type="UInt32">\n<PolyData>\n'
            f'<Piece NumberOfPoints="{len(pts)}" NumberOfVerts="0" NumberOfLines="{counts["Lines"]}" '
            f'NumberOfStrips="0" NumberOfPolys="{counts["Polys"]}">\n'
            f'<PointData Scalars="{key}">{data}</PointData>\n'
-           f'<Points><DataArray type="Float64" NumberOfComponents="3" format="ascii">{_ascii(pts, "%.10g")}'
-           '</DataArray></Points>\n'
-           f'<{kind}><DataArray type="Int64" Name="connectivity" format="ascii">{_ascii(conn, "%d")}</DataArray>'
-           f'<DataArray type="Int64" Name="offsets" format="ascii">{_ascii(offsets, "%d")}</DataArray></{kind}>\n'
-           '</Piece>\n</PolyData>\n</VTKFile>\n')
+           f'<Points>{_array(None, pts, "Float64", "f8", 3)}</Points>\n'
+           f'<{kind}>{_array("connectivity", conn, "Int64", "i8")}{_array("offsets", offsets, "Int64", "i8")}'
+           f'</{kind}>\n</Piece>\n</PolyData>\n</VTKFile>\n')
     with open(path, "w") as f:
         f.write(xml)
     return path

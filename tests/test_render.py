@@ -132,3 +132,15 @@ def test_vtp_read_by_vtk(tmp_path):
     arr = poly.GetPointData().GetArray("train_loss")
     assert arr.GetValue(1 * 7 + 3) == pytest.approx(loss[1, 3])
     assert poly.GetPoint(7 + 3)[:2] == pytest.approx((x[3], y[1]))
+
+
+def test_default_scale_shows_the_basin():
+    from landscape.render.scale import make_scale
+
+    z = np.array([0.01, 0.5, 2.0, 50.0, 1e4, 1e6])
+    lin = make_scale([z])
+    assert lin.vmin == 0.01 and lin.vmax == pytest.approx(10.01)  # capped at max(10*min, min+10)
+    lg = make_scale([z], log=True)
+    assert lg.vmax == pytest.approx(np.percentile(z, 95)) and lg.lo == pytest.approx(-2)
+    fixed = make_scale([z], vmin=0.1, vmax=10, levels=5)
+    np.testing.assert_allclose(fixed.levels, [0.1, 2.575, 5.05, 7.525, 10])

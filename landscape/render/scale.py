@@ -40,7 +40,7 @@ def make_scale(arrays: list[np.ndarray], vmin: float | None = None, vmax: float 
 
     Default range: from the smallest finite value to the 95th percentile, capped at ``max(10 * min, min + 10)``:
     the far edges of a surface reach 1e3..1e7 and would flatten the basin into one colour (Li et al. draw
-    0.1..10 for cross-entropy). ``--vmin/--vmax`` override. ``levels`` contour
+    0.1..10 for cross-entropy). With ``log`` the cap is dropped. ``--vmin/--vmax`` override. ``levels`` contour
     lines (default 30) are spaced evenly, in log10 when ``log``.
     """
     finite = np.concatenate([a[np.isfinite(a)].ravel() for a in arrays]) if arrays else np.array([])
@@ -49,7 +49,12 @@ def make_scale(arrays: list[np.ndarray], vmin: float | None = None, vmax: float 
     if finite.size == 0 and (vmin is None or vmax is None):
         raise LandscapeError("no finite values to draw yet (is the surface computed? with --log, are values > 0?)")
     lo = float(np.min(finite)) if vmin is None else float(vmin)
-    hi = float(min(np.percentile(finite, 95), max(10 * lo, lo + 10))) if vmax is None else float(vmax)
+    if vmax is not None:
+        hi = float(vmax)
+    elif log:  # a log axis already shows many decades: only the far outliers are clipped
+        hi = float(np.percentile(finite, 95))
+    else:
+        hi = float(min(np.percentile(finite, 95), max(10 * lo, lo + 10)))
     if vmax is None and hi <= lo:
         hi = float(np.max(finite))
     if hi <= lo:

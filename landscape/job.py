@@ -10,16 +10,19 @@ Usable from a notebook::
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 
 import torch
 
+from landscape import distributed
 from landscape.checkpoints import load_checkpoint
 from landscape.data import load_data
 from landscape.directions import load_directions, make_directions, perturbed_tensors
 from landscape.errors import LandscapeError
 from landscape.evaluate import PlaneEvaluator, resolve_device
-from landscape.surface import SurfaceWriter, compute_surface, parse_grid, read_surface, summarize
+from landscape.surface import (SurfaceWriter, compute_points, grid_coords, parse_grid, progress_bar, read_surface,
+                               summarize)
 
 DEFAULT_X = "-1:1:51"
 
@@ -34,6 +37,7 @@ class LandscapeResult:
     seconds: float
     device: str
     settings: dict = field(default_factory=dict)
+    is_main: bool = True  # False on the ranks > 0 of a torchrun job (they neither write nor draw)
 
 
 def default_name(ckpt: str, two_d: bool) -> str:
@@ -79,6 +83,8 @@ def compute_landscape(ckpt: str, *, arch: str | None = None, data: str = "digits
         raise LandscapeError(f"--batch-size must be a positive integer; got {batch_size}")
     ensure_writable_dir(out)
     path = os.path.join(out, f"{name or default_name(ckpt, yc is not None)}.h5")
+    ctx = distributed.setup(dev)  # a torchrun job: this rank's device; otherwise rank 0 of 1
+    dev = ctx.device
 
     model, info = load_checkpoint(ckpt, arch=arch, trust=trust)
     ds = load_data(data, split, samples, dev, in_channels=info["in_channels"])
@@ -98,29 +104,59 @@ def compute_landscape(ckpt: str, *, arch: str | None = None, data: str = "digits
     settings = {"arch": info["arch"], "ckpt": info["path"], "ckpt_sha256": info["sha256"], "dataset": ds.name,
                 "split": split, "n_samples": len(ds), "norm": norm, "ignore": ignore, "dir_type": dir_type,
                 "seed": int(seed), "directions": dir_source, "precision": precision, "bn_mode": bn,
-                "loss": "cross_entropy", "torch_version": torch.__version__, "device": str(dev)}
+                "loss": "cross_entropy", "torch_version": torch.__version__,
+                "device": str(dev) if ctx.world == 1 else f"{dev.type} x{ctx.world} ranks"}
+
+    # Rank 0 alone opens (and locks) the file; the other ranks get the directions and the pending points from
+    # it, or its error, so that a bad file stops every rank with the same message instead of a hang.
+    writer, msg = None, None
+    if ctx.is_main:
+        try:
+            writer, xdir, ydir = _open_surface(path, xc, yc, settings, model, info, directions, ckpt2, ckpt3, seed,
+                                               norm, ignore, dir_type, trust)
+            msg = ("ok", [d.numpy() for d in xdir], None if ydir is None else [d.numpy() for d in ydir],
+                   writer.pending())
+        except LandscapeError as e:
+            ctx.broadcast(("error", str(e)))
+            raise
+    msg = ctx.broadcast(msg)
+    if msg[0] == "error":
+        raise LandscapeError(msg[1])
+    _, xs, ys, todo = msg
+    xdir = [torch.from_numpy(a) for a in xs]
+    ydir = [torch.from_numpy(a) for a in ys] if ys is not None else None
+
+    evaluator = PlaneEvaluator(model, ds, xdir, ydir, dir_type, batch_size, precision, bn)
+    total = len(xc) * (1 if yc is None else len(yc))
+    bar = progress_bar(total, total - len(todo), os.path.basename(path), progress and ctx.is_main)
+    t0 = time.perf_counter()
+    try:
+        compute_points(grid_coords(xc, yc), todo, evaluator.evaluate, writer.write_block if writer else None,
+                       block_size=1, rank=ctx.rank, world=ctx.world, gather=ctx.gather, bar=bar)
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()
+    seconds = time.perf_counter() - t0
+    summary = summarize(read_surface(path), split) if ctx.is_main else {}
+    return LandscapeResult(path, summary, len(todo), seconds, str(dev), settings, ctx.is_main)
+
+
+def _open_surface(path, xc, yc, settings, model, info, directions, ckpt2, ckpt3, seed, norm, ignore, dir_type,
+                  trust):
+    """Create the surface file with new directions, or re-open it (settings checked) with its stored ones."""
     names, _ = perturbed_tensors(model, dir_type)
     if os.path.exists(path):
         writer = SurfaceWriter(path, xc, yc, settings)  # validates the settings against the file's
         xs, ys = writer.read_directions()
-        xdir = [torch.from_numpy(a) for a in xs]
-        ydir = [torch.from_numpy(a) for a in ys] if ys is not None else None
+        return writer, [torch.from_numpy(a) for a in xs], ([torch.from_numpy(a) for a in ys] if ys else None)
+    if directions:
+        xdir, ydir = load_directions(directions, model, dir_type)
+        if yc is not None and ydir is None:
+            raise LandscapeError(f"{directions!r} holds only an x direction but --y was given; drop --y")
+        ydir = ydir if yc is not None else None
     else:
-        if directions:
-            xdir, ydir = load_directions(directions, model, dir_type)
-            if yc is not None and ydir is None:
-                raise LandscapeError(f"{directions!r} holds only an x direction but --y was given; drop --y")
-            ydir = ydir if yc is not None else None
-        else:
-            m2 = load_checkpoint(ckpt2, arch=info["arch"], trust=trust)[0] if ckpt2 else None
-            m3 = load_checkpoint(ckpt3, arch=info["arch"], trust=trust)[0] if ckpt3 else None
-            xdir, ydir = make_directions(model, yc is not None, seed, norm, ignore, dir_type, m2, m3)
-        writer = SurfaceWriter(path, xc, yc, settings, xdir, ydir, names)
-
-    with writer:
-        evaluator = PlaneEvaluator(model, ds, xdir, ydir, dir_type, batch_size, precision, bn)
-        computed = compute_surface(writer, evaluator.evaluate, block_size=1, progress=progress,
-                                   desc=os.path.basename(path))
-        seconds = getattr(writer, "elapsed", 0.0)
-    summary = summarize(read_surface(path), split)
-    return LandscapeResult(path, summary, computed, seconds, str(dev), settings)
+        m2 = load_checkpoint(ckpt2, arch=info["arch"], trust=trust)[0] if ckpt2 else None
+        m3 = load_checkpoint(ckpt3, arch=info["arch"], trust=trust)[0] if ckpt3 else None
+        xdir, ydir = make_directions(model, yc is not None, seed, norm, ignore, dir_type, m2, m3)
+    return SurfaceWriter(path, xc, yc, settings, xdir, ydir, names), xdir, ydir

@@ -63,6 +63,15 @@ def build_parser() -> Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    finally:
+        from landscape.distributed import teardown
+
+        teardown()
+
+
+def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from landscape.render import parse_formats
 
@@ -72,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         ignore=args.ignore, dir_type=args.dir_type, seed=args.seed, directions=args.directions, ckpt2=args.ckpt2,
         ckpt3=args.ckpt3, samples=args.samples, batch_size=args.batch_size, precision=args.precision, bn=args.bn,
         device=args.device, out=args.out, name=args.name, trust=args.trust_checkpoint, progress=not args.quiet)
+    if not res.is_main:  # ranks > 0 of a torchrun job: rank 0 reports and draws
+        return 0
     s = res.summary
     rate = f", {res.computed / res.seconds:.2f} points/s" if res.seconds > 0 and res.computed else ""
     print(f"surface: {res.path}  ({s['done']}/{s['total']} points; computed {res.computed} in "

@@ -12,6 +12,7 @@ reference's layout for square grids, so its plotting scripts read our files.
 from __future__ import annotations
 
 import datetime as _dt
+import glob
 import math
 import os
 import time
@@ -104,6 +105,7 @@ class Surface:
     ycoordinates: np.ndarray | None
     values: dict  # "train_loss" -> array, ... (NaN where not computed)
     attrs: dict
+    done: dict = None  # "train" -> bool array, for our files (a diverged point is done with a NaN/inf loss)
 
     @property
     def is_2d(self) -> bool:
@@ -117,8 +119,10 @@ def _open_h5(path: str, mode: str) -> h5py.File:
     if not os.path.exists(path):
         raise LandscapeError(f"surface file not found: {path!r}")
     try:
-        return h5py.File(path, mode)
-    except OSError as e:
+        # Readers skip HDF5's own file lock so a figure can be drawn while a run is still writing; writers are
+        # serialised by our lock file (SurfaceWriter), which gives a clear message instead of HDF5's.
+        return h5py.File(path, mode, locking=False) if mode == "r" else h5py.File(path, mode)
+    except (OSError, ValueError) as e:
         raise LandscapeError(f"{path!r} is not a readable HDF5 file (corrupt or truncated?): "
                              f"{str(e).splitlines()[0][:160]}; delete it to start over, or pass another --name")
 
@@ -129,16 +133,19 @@ def read_surface(path: str) -> Surface:
     Raises:
         LandscapeError: missing/corrupt file, or an HDF5 file that is not a loss surface.
     """
-    with _open_h5(path, "r") as f:
-        if "xcoordinates" not in f:
-            raise LandscapeError(f"{path!r} is an HDF5 file but not a loss surface (no 'xcoordinates'); "
-                                 f"it holds {sorted(f.keys())[:8]}")
+    f = _open_h5(path, "r")
+    with f:
         try:
+            if "xcoordinates" not in f:
+                raise LandscapeError(f"{path!r} is an HDF5 file but not a loss surface (no 'xcoordinates'); "
+                                     f"it holds {sorted(f.keys())[:8]}")
             x = np.asarray(f["xcoordinates"][()], dtype=np.float64).reshape(-1)
+            if x.size == 0 or not np.all(np.isfinite(x)):
+                raise ValueError("xcoordinates is empty or not finite")
             y = np.asarray(f["ycoordinates"][()], dtype=np.float64).reshape(-1) if "ycoordinates" in f else None
             attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
             ours = "format_version" in attrs
-            values = {}
+            values, done = {}, {}
             for key in f.keys():
                 if not (key.endswith("_loss") or key.endswith("_acc") or key.endswith("_err")):
                     continue
@@ -153,23 +160,85 @@ def read_surface(path: str) -> Surface:
                     if y is not None and arr.shape != (len(y), len(x)):
                         arr = arr.reshape(-1)[: len(x) * len(y)].reshape(len(y), len(x))
                 else:
-                    done_key = key.rsplit("_", 1)[0] + "_done"
-                    if done_key in f:
-                        arr[~np.asarray(f[done_key][()], dtype=bool)] = np.nan
+                    split_name = key.rsplit("_", 1)[0]
+                    if f"{split_name}_done" in f:
+                        done[split_name] = np.asarray(f[f"{split_name}_done"][()], dtype=bool)
+                        if done[split_name].shape != arr.shape:
+                            raise ValueError(f"{split_name}_done has shape {done[split_name].shape}, "
+                                             f"{key} {arr.shape}")
+                        arr[~done[split_name]] = np.nan
                 values[key] = arr
-        except (OSError, KeyError, ValueError, TypeError) as e:
-            raise LandscapeError(f"{path!r}: damaged surface file ({type(e).__name__}: {str(e)[:160]})")
+        except LandscapeError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any failure inside a damaged file is the file's, not ours
+            raise LandscapeError(f"{path!r}: damaged surface file ({type(e).__name__}: {str(e)[:160]}); delete it "
+                                 "to start over")
     expected = grid_shape(x, y)
     for key, arr in values.items():
         if arr.shape != expected:
             raise LandscapeError(f"{path!r}: {key} has shape {arr.shape} but the grid is {expected}")
     if not values:
         raise LandscapeError(f"{path!r} holds coordinates but no *_loss/*_acc values yet")
-    return Surface(path, x, y, values, attrs)
+    return Surface(path, x, y, values, attrs, done)
 
 
 def _attr(v):
     return v.decode() if isinstance(v, bytes) else (v.item() if isinstance(v, np.generic) else v)
+
+
+class FileLock:
+    """An exclusive, non-blocking ``flock`` on ``<path>.lock``: one writer per surface file.
+
+    The kernel drops the lock when the process dies (even on ``kill -9``), so a crashed run never leaves a
+    stale lock behind. The lock file is removed on release.
+    """
+
+    def __init__(self, path: str):
+        self.path = f"{path}.lock"
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no locking
+            return
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                raise LandscapeError(f"cannot create lock file {self.path!r} ({e.strerror}); is --out writable?")
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                try:
+                    with open(self.path) as f:
+                        holder = f.read().strip()
+                except OSError:
+                    holder = "?"
+                raise LandscapeError(f"{self.path[:-5]!r} is being written by another process (pid {holder}); "
+                                     "wait for it to finish, or use another --name")
+            # The holder before us may have unlinked the file between our open and our flock: then we locked
+            # an orphan inode and must try again on the current file.
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.write(fd, str(os.getpid()).encode())
+                self.fd = fd
+                return
+            os.close(fd)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            try:
+                os.unlink(self.path)  # while still holding the lock (see acquire)
+            except FileNotFoundError:
+                pass
+            os.close(self.fd)
+            self.fd = None
 
 
 class SurfaceWriter:
@@ -188,13 +257,20 @@ class SurfaceWriter:
         self.shape = grid_shape(xcoords, ycoords)
         self.xcoords, self.ycoords = xcoords, ycoords
         self.loss_key, self.acc_key, self.done_key = (f"{self.split}_{k}" for k in ("loss", "acc", "done"))
-        if os.path.exists(path):
-            self._check_resume(settings)
-        else:
-            if xdir is None:
-                raise LandscapeError("creating a surface file needs the directions")
-            self._create(settings, xdir, ydir, names)
-        self.f = _open_h5(path, "r+")
+        self.f = None
+        self.lock = FileLock(path)
+        self.lock.acquire()
+        try:
+            if os.path.exists(path):
+                self._check_resume(settings)
+            else:
+                if xdir is None:
+                    raise LandscapeError("creating a surface file needs the directions")
+                self._create(settings, xdir, ydir, names)
+            self.f = _open_h5(path, "r+")
+        except BaseException:
+            self.lock.release()
+            raise
         self.loss = np.array(self.f[self.loss_key][()], dtype=np.float64)
         self.acc = np.array(self.f[self.acc_key][()], dtype=np.float64)
         self.done = np.array(self.f[self.done_key][()], dtype=bool)
@@ -202,6 +278,8 @@ class SurfaceWriter:
     def _create(self, settings: dict, xdir, ydir, names) -> None:
         # Build the whole file under a temporary name and rename it into place: a crash during creation never
         # leaves a half-made file that a later run would have to diagnose.
+        for stale in glob.glob(glob.escape(self.path) + ".tmp*"):  # left by a run killed while creating
+            os.remove(stale)
         tmp = f"{self.path}.tmp{os.getpid()}"
         try:
             with h5py.File(tmp, "w") as f:
@@ -275,6 +353,8 @@ class SurfaceWriter:
         if getattr(self, "f", None) is not None:
             self.f.close()
             self.f = None
+        if getattr(self, "lock", None) is not None:
+            self.lock.release()
 
     def __enter__(self) -> "SurfaceWriter":
         return self
@@ -289,9 +369,34 @@ def _grid_str(c: np.ndarray | None) -> str:
     return f"{c[0]:g}:{c[-1]:g}:{len(c)}" if len(c) else "empty"
 
 
+def compute_points(coords: np.ndarray, todo: np.ndarray,
+                   evaluate: Callable[[np.ndarray], tuple[Sequence[float], Sequence[float]]],
+                   record: Callable[[np.ndarray, Sequence[float], Sequence[float]], None] | None,
+                   block_size: int = 1, rank: int = 0, world: int = 1, gather: Callable | None = None,
+                   bar=None) -> None:
+    """Evaluate the flat indices ``todo`` block by block and ``record`` each finished block.
+
+    With ``world > 1`` blocks are dealt round-robin to the ranks; ``gather`` collects each round's results on
+    rank 0, the only rank with a ``record``. Every rank runs the same number of rounds (an idle rank sends an
+    empty block) so the collectives line up.
+    """
+    blocks = [todo[s:s + block_size] for s in range(0, len(todo), block_size)]
+    rounds = -(-len(blocks) // world)
+    for r in range(rounds):
+        b = r * world + rank
+        block = blocks[b] if b < len(blocks) else np.zeros(0, dtype=np.int64)
+        losses, accs = evaluate(coords[block]) if len(block) else ([], [])
+        results = gather((block, list(losses), list(accs))) if world > 1 else [(block, losses, accs)]
+        if record is not None:
+            for blk, lo, ac in results:
+                if len(blk):
+                    record(np.asarray(blk, dtype=np.int64), lo, ac)
+                    if bar is not None:
+                        bar.update(len(blk))
+
+
 def compute_surface(writer: SurfaceWriter, evaluate: Callable[[np.ndarray], tuple[Sequence[float], Sequence[float]]],
-                    block_size: int = 1, progress: bool = True, desc: str = "surface",
-                    indices: np.ndarray | None = None) -> int:
+                    block_size: int = 1, progress: bool = True, desc: str = "surface") -> int:
     """Fill the writer's missing points block by block; returns the number of points computed.
 
     Args:
@@ -299,25 +404,25 @@ def compute_surface(writer: SurfaceWriter, evaluate: Callable[[np.ndarray], tupl
         evaluate: ``coords (K, 2) -> (losses[K], accs[K])``.
         block_size: points per call of ``evaluate`` (and per write).
         progress: show a tqdm bar (points/s, ETA) on stderr.
-        indices: restrict to these flat indices (a distributed rank's share); default: all pending.
     """
-    coords = grid_coords(writer.xcoords, writer.ycoords)
-    todo = writer.pending() if indices is None else np.asarray(indices, dtype=np.int64)
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=int(writer.done.size), initial=int(writer.done.size - len(todo)) if indices is None else 0,
-               desc=desc, unit="pt", disable=not progress, dynamic_ncols=True, smoothing=0.1)
+    todo = writer.pending()
+    bar = progress_bar(writer.done.size, writer.done.size - len(todo), desc, progress)
     t0 = time.perf_counter()
     try:
-        for s in range(0, len(todo), block_size):
-            block = todo[s:s + block_size]
-            losses, accs = evaluate(coords[block])
-            writer.write_block(block, losses, accs)
-            bar.update(len(block))
+        compute_points(grid_coords(writer.xcoords, writer.ycoords), todo, evaluate, writer.write_block, block_size,
+                       bar=bar)
     finally:
         bar.close()
     writer.elapsed = time.perf_counter() - t0
     return len(todo)
+
+
+def progress_bar(total: int, initial: int, desc: str, enabled: bool):
+    """A tqdm bar in points with rate and ETA, on stderr."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=int(total), initial=int(initial), desc=desc, unit="pt", disable=not enabled,
+                dynamic_ncols=True, smoothing=0.1)
 
 
 def summarize(surface: Surface, split: str | None = None) -> dict:
@@ -333,7 +438,12 @@ def summarize(surface: Surface, split: str | None = None) -> dict:
     out = {"centre": (float(surface.xcoordinates[jx]),
                       0.0 if surface.ycoordinates is None else float(surface.ycoordinates[centre_idx[0]])),
            "centre_loss": float(loss[centre_idx]), "centre_acc": float(acc[centre_idx]) if acc is not None else None,
-           "done": int(np.sum(~np.isnan(loss))), "total": int(loss.size), "diverged": int(np.sum(np.isinf(loss)))}
+           "total": int(loss.size)}
+    done = (surface.done or {}).get(split)
+    if done is None:
+        done = ~np.isnan(loss)
+    out["done"] = int(done.sum())
+    out["diverged"] = int(np.sum(done & ~finite))
     if finite.any():
         out["min_loss"], out["max_loss"] = float(np.min(loss[finite])), float(np.max(loss[finite]))
     return out

@@ -127,36 +127,71 @@ def test_foreign_and_corrupt_files(tmp_path):
         SurfaceWriter(str(p), x, x, _settings())
 
 
-def test_killed_cli_run_resumes_and_fills_only_missing_points(tmp_path, ckpt):
-    """SIGKILL a real run mid-surface; the re-run computes only what is missing and equals a clean run."""
-    args = [sys.executable, "-m", "landscape.plot", "--ckpt", ckpt, "--x", "-1:1:8", "--y", "-1:1:6",
-            "--samples", "600", "--batch-size", "600", "--no-render", "--quiet", "--device", "cpu"]
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT)
+KILL_ARGS = ["--x", "-1:1:8", "--y", "-1:1:6", "--samples", "600", "--batch-size", "600", "--no-render", "--quiet",
+             "--device", "cpu"]
+
+
+def _plot_cmd(ckpt, out):
+    return [sys.executable, "-m", "landscape.plot", "--ckpt", ckpt, *KILL_ARGS, "--out", str(out)]
+
+
+def _env():
+    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT)
+
+
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory):
+    """An uninterrupted run to compare killed-and-resumed runs with."""
+    from conftest import make_model
+    from landscape.checkpoints import save_checkpoint
+
+    d = tmp_path_factory.mktemp("clean")
+    ckpt = str(d / "r20.pt")
+    save_checkpoint(ckpt, make_model(), "resnet20", dataset="digits")
+    r = subprocess.run(_plot_cmd(ckpt, d / "out"), cwd=ROOT, env=_env(), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return ckpt, read_surface(str(d / "out" / "r20.h5"))
+
+
+@pytest.mark.parametrize("moment", ["start", "early", "late"])
+def test_killed_run_resumes_and_fills_only_missing_points(tmp_path, clean_run, moment):
+    """SIGKILL a real run (right after start-up, early, late); the file still opens, every point marked done
+    holds its correct value, and the re-run computes only what is missing and equals the clean run."""
+    ckpt, clean = clean_run
     out = tmp_path / "killed"
-    proc = subprocess.Popen(args + ["--out", str(out)], cwd=ROOT, env=env)
     h5 = out / "r20.h5"
+    want = {"start": 0, "early": 3, "late": 35}[moment]
+    proc = subprocess.Popen(_plot_cmd(ckpt, out), cwd=ROOT, env=_env())
     deadline, done = time.time() + 120, 0
     while time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
+        time.sleep(0.05)
+        if moment == "start":
+            if h5.exists() or time.time() > deadline - 117:  # ~3 s: during start-up or file creation
+                break
+            continue
         if h5.exists():
             try:
                 with h5py.File(h5, "r", locking=False) as f:  # the writer holds the file open
                     done = int(f["train_done"][()].sum())
             except (OSError, KeyError):
                 continue
-            if done >= 5:
+            if done >= want:
                 break
     assert proc.poll() is None, "run finished before it could be killed; grid too small"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    with h5py.File(h5, "r") as f:
-        killed_done = int(f["train_done"][()].sum())
-    assert 5 <= killed_done < 48
-    r = subprocess.run(args + ["--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True)
+    killed_done = 0
+    if h5.exists():
+        s = read_surface(str(h5))
+        mask = s.done["train"]
+        killed_done = int(mask.sum())
+        np.testing.assert_array_equal(s.values["train_loss"][mask], clean.values["train_loss"][mask])
+        np.testing.assert_array_equal(s.values["train_acc"][mask], clean.values["train_acc"][mask])
+    assert killed_done >= want and killed_done < 48
+    r = subprocess.run(_plot_cmd(ckpt, out), cwd=ROOT, env=_env(), capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert f"computed {48 - killed_done} in" in r.stdout
-    r2 = subprocess.run(args + ["--out", str(tmp_path / "clean")], cwd=ROOT, env=env, capture_output=True, text=True)
-    assert r2.returncode == 0, r2.stderr
-    a, b = read_surface(str(h5)), read_surface(str(tmp_path / "clean" / "r20.h5"))
-    np.testing.assert_array_equal(a.values["train_loss"], b.values["train_loss"])
-    np.testing.assert_array_equal(a.values["train_acc"], b.values["train_acc"])
+    resumed = read_surface(str(h5))
+    np.testing.assert_array_equal(resumed.values["train_loss"], clean.values["train_loss"])
+    np.testing.assert_array_equal(resumed.values["train_acc"], clean.values["train_acc"])
+    assert not [p for p in os.listdir(out) if ".tmp" in p or p.endswith(".lock")]

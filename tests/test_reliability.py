@@ -1,0 +1,341 @@
+"""Bad input never crashes with a traceback nor damages an existing file; numerics; the one-writer lock;
+torchrun scale-out; fuzzing of grid specs and of corrupted surface and checkpoint files."""
+
+import hashlib
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import make_model
+from landscape.checkpoints import load_checkpoint, save_checkpoint
+from landscape.cli import run
+from landscape.errors import LandscapeError
+from landscape.plot import main
+from landscape.surface import FileLock, parse_grid, read_surface
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+BASE = ["--x", "-1:1:3", "--y", "-1:1:3", "--samples", "40", "--quiet", "--no-render", "--device", "cpu"]
+
+
+def _sha(p):
+    return hashlib.sha256(open(p, "rb").read()).hexdigest()
+
+
+@pytest.fixture
+def env(tmp_path, ckpt):
+    """An output folder that already holds a finished surface 'good.h5' that no bad command may touch."""
+    out = tmp_path / "out"
+    assert main(["--ckpt", ckpt, *BASE, "--out", str(out), "--name", "good"]) == 0
+    return {"ckpt": ckpt, "out": out, "good": out / "good.h5", "sha": _sha(out / "good.h5"), "tmp": tmp_path}
+
+
+def _bad(env, capsys, args, needle, name="good", held_lock=False):
+    argv = ["--ckpt", env["ckpt"], *BASE, "--out", str(env["out"]), "--name", name]
+    # later flags win in argparse, so `args` override the defaults above
+    rc = run(main, argv + args, prog="landscape.plot")
+    err = capsys.readouterr().err.strip()
+    assert rc == 2, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert needle in err, err
+    assert _sha(env["good"]) == env["sha"]  # the existing surface is untouched
+    assert held_lock or not os.path.exists(str(env["good"]) + ".lock")  # no lock left behind
+    return err
+
+
+def _ckpt_file(env, content):
+    p = env["tmp"] / "bad.pt"
+    p.write_bytes(content)
+    return str(p)
+
+
+def test_missing_checkpoint(env, capsys):
+    _bad(env, capsys, ["--ckpt", str(env["tmp"] / "absent.pt")], "checkpoint not found")
+
+
+def test_empty_checkpoint(env, capsys):
+    _bad(env, capsys, ["--ckpt", _ckpt_file(env, b"")], "is empty")
+
+
+def test_truncated_checkpoint(env, capsys):
+    data = open(env["ckpt"], "rb").read()
+    _bad(env, capsys, ["--ckpt", _ckpt_file(env, data[: len(data) // 3])], "truncated or corrupt")
+
+
+def test_random_byte_checkpoint(env, capsys):
+    _bad(env, capsys, ["--ckpt", _ckpt_file(env, np.random.RandomState(0).bytes(5000))], "truncated or corrupt")
+
+
+def test_pickled_whole_model_refused(env, capsys):
+    p = env["tmp"] / "whole.pt"
+    torch.save(make_model(), p)
+    _bad(env, capsys, ["--ckpt", str(p), "--arch", "resnet20"], "--trust-checkpoint")
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED_BY_CHECKPOINT",))
+
+
+def test_code_payload_not_run(env, capsys, monkeypatch):
+    monkeypatch.chdir(env["tmp"])
+    p = env["tmp"] / "evil.pt"
+    torch.save({"state_dict": make_model().state_dict(), "arch": "resnet20", "x": _Payload()}, p)
+    _bad(env, capsys, ["--ckpt", str(p)], "refused without running anything")
+    assert not (env["tmp"] / "PWNED_BY_CHECKPOINT").exists()
+
+
+def test_architecture_mismatch_lists_keys(env, capsys):
+    err = _bad(env, capsys, ["--arch", "plain20"], "unexpected keys")
+    assert "layer2.0.shortcut.0.weight" in err
+
+
+def test_wrong_number_of_classes(env, capsys):
+    torch.manual_seed(0)
+    from landscape.models import create_model
+
+    p = str(env["tmp"] / "five.pt")
+    save_checkpoint(p, create_model("resnet20", num_classes=5, in_channels=1), "resnet20")
+    _bad(env, capsys, ["--ckpt", p], "classifier has 5")
+
+
+@pytest.mark.parametrize("grid,needle", [("-1:1", "expected 3 fields"), ("1:-1:5", "MIN must be below MAX"),
+                                         ("0:0:0", "NUM must be between"), ("a:b:c", "must be numbers"),
+                                         ("-1:1:0", "NUM must be between"), ("-1:1:99999999", "NUM must be between")])
+def test_malformed_grid(env, capsys, grid, needle):
+    _bad(env, capsys, ["--x", grid], needle)
+
+
+def test_data_directory_with_missing_file(env, capsys):
+    from test_data import _write_cifar
+
+    _write_cifar(env["tmp"] / "cifar")
+    (env["tmp"] / "cifar" / "data_batch_4").unlink()
+    _bad(env, capsys, ["--data", f"cifar10:{env['tmp'] / 'cifar'}"], "data_batch_4")
+
+
+def test_data_directory_with_corrupt_file(env, capsys):
+    from test_data import _write_cifar
+
+    _write_cifar(env["tmp"] / "cifar")
+    (env["tmp"] / "cifar" / "data_batch_2").write_bytes(b"\x80\x04garbage")
+    _bad(env, capsys, ["--data", f"cifar10:{env['tmp'] / 'cifar'}"], "corrupt CIFAR-10 file")
+
+
+def test_corrupt_surface_file(env, capsys):
+    bad = env["out"] / "bad.h5"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 300)
+    sha = _sha(bad)
+    _bad(env, capsys, [], "not a readable HDF5 file", name="bad")
+    assert _sha(bad) == sha
+
+
+def test_foreign_hdf5_file(env, capsys):
+    foreign = env["out"] / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f["weights"] = np.arange(3)
+    sha = _sha(foreign)
+    _bad(env, capsys, [], "not a surface file written by landscape", name="foreign")
+    assert _sha(foreign) == sha
+
+
+def test_resume_with_different_settings(env, capsys):
+    err = _bad(env, capsys, ["--seed", "9"], "cannot resume")
+    assert "seed: file has 123, this run 9" in err
+
+
+def test_unwritable_output_folder(env, capsys):
+    blocker = env["tmp"] / "a_file"
+    blocker.write_text("x")
+    _bad(env, capsys, ["--out", str(blocker / "sub")], "cannot create output folder")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_cuda_without_gpu(env, capsys):
+    _bad(env, capsys, ["--device", "cuda"], "no CUDA GPU")
+
+
+def test_second_writer_is_refused(env, capsys):
+    lock = FileLock(str(env["good"]))
+    lock.acquire()
+    try:
+        err = _bad(env, capsys, ["--x", "-1:1:3"], "being written by another process", held_lock=True)
+        assert str(os.getpid()) in err
+    finally:
+        lock.release()
+    assert main(["--ckpt", env["ckpt"], *BASE, "--out", str(env["out"]), "--name", "good"]) == 0  # free again
+
+
+def test_overflowing_points_are_recorded_and_drawn_as_gaps(tmp_path, ckpt):
+    out = tmp_path / "o"
+    rc = main(["--ckpt", ckpt, "--x", "-1e30:1e30:5", "--samples", "30", "--quiet", "--out", str(out), "--device",
+               "cpu", "--formats", "png,html,vtp"])
+    assert rc == 0
+    with h5py.File(out / "r20_1d.h5") as f:
+        loss, done = f["train_loss"][()], f["train_done"][()]
+    assert done.all() and np.isfinite(loss[2]) and not np.isfinite(loss[0]) and not np.isfinite(loss[4])
+    s = read_surface(str(out / "r20_1d.h5"))
+    from landscape.surface import summarize
+
+    summ = summarize(s)
+    assert summ["done"] == 5 and summ["diverged"] >= 2
+
+
+def test_torchrun_two_cpu_ranks_equal_one_process(tmp_path, ckpt):
+    args = ["-m", "landscape.plot", "--ckpt", ckpt, "--x", "-1:1:5", "--y", "-1:1:3", "--samples", "100",
+            "--quiet", "--no-render", "--device", "cpu"]
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
+    one = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], cwd=ROOT, env=env,
+                         capture_output=True, text=True)
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          *args, "--out", str(tmp_path / "two")], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert two.stdout.count("surface:") == 1  # rank 0 alone reports
+    with h5py.File(tmp_path / "one" / "r20.h5") as a, h5py.File(tmp_path / "two" / "r20.h5") as b:
+        np.testing.assert_array_equal(a["train_loss"][()], b["train_loss"][()])
+        np.testing.assert_array_equal(a["train_acc"][()], b["train_acc"][()])
+        assert b["train_done"][()].all() and b.attrs["device"] == "cpu x2 ranks"
+
+
+# ---------------------------------------------------------------- fuzzing (bounded: well under a minute)
+
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+number = st.one_of(st.integers(-5, 5).map(str), st.floats(allow_nan=True, allow_infinity=True).map(repr),
+                   st.text(max_size=4))
+
+
+@FUZZ
+@given(st.one_of(st.text(max_size=20), st.tuples(number, number, number).map(":".join),
+                 st.tuples(number, number, st.integers(-3, 20_000).map(str)).map(":".join)))
+def test_fuzz_grid_specs(spec):
+    try:
+        g = parse_grid(spec)
+    except LandscapeError:
+        return
+    lo, hi, num = spec.split(":")
+    assert len(g) == int(num) and g[0] == float(lo) and g[-1] == float(hi) and np.all(np.diff(g) > 0)
+
+
+@pytest.fixture(scope="module")
+def good_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("fuzz")
+    ck = str(d / "c.pt")
+    save_checkpoint(ck, make_model(), "resnet20")
+    surf = str(d / "s.h5")
+    from test_render import _surface
+
+    _surface(surf, nx=5, ny=4)
+    return open(ck, "rb").read(), open(surf, "rb").read()
+
+
+def _corrupt(data: bytes, cuts: list, truncate: int | None) -> bytes:
+    b = bytearray(data)
+    for pos, val in cuts:
+        b[pos % len(b)] = val
+    return bytes(b[:truncate] if truncate is not None else b)
+
+
+edits = st.lists(st.tuples(st.integers(0, 10 ** 7), st.integers(0, 255)), min_size=1, max_size=12)
+
+
+@FUZZ
+@given(edits, st.one_of(st.none(), st.integers(0, 4000)))
+def test_fuzz_corrupted_surface_files(good_files, tmp_path_factory, cuts, truncate):
+    p = tmp_path_factory.mktemp("s") / "s.h5"
+    p.write_bytes(_corrupt(good_files[1], cuts, truncate))
+    try:
+        s = read_surface(str(p))
+    except LandscapeError:
+        return
+    # a flipped byte may rename a dataset (still a valid file); whatever is read must be a consistent grid
+    assert s.values and all(v.shape == (len(s.ycoordinates), len(s.xcoordinates)) for v in s.values.values())
+
+
+@FUZZ
+@given(edits, st.one_of(st.none(), st.integers(0, 2_000_000)))
+def test_fuzz_corrupted_checkpoints(good_files, tmp_path_factory, cuts, truncate):
+    p = tmp_path_factory.mktemp("c") / "c.pt"
+    p.write_bytes(_corrupt(good_files[0], cuts, truncate))
+    try:
+        model, info = load_checkpoint(str(p))
+    except LandscapeError:
+        return
+    assert info["arch"] == "resnet20"
+
+
+def _descendants(pid: int) -> list:
+    """All live descendants of ``pid`` (torchrun's workers may run in sessions of their own)."""
+    parent = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = open(f"/proc/{d}/stat").read()
+            except OSError:
+                continue
+            parent[int(d)] = int(stat.rsplit(")", 1)[1].split()[1])
+    out, frontier = [], [pid]
+    while frontier:
+        kids = [c for c, p in parent.items() if p in frontier]
+        out += kids
+        frontier = kids
+    return out
+
+
+def test_killed_torchrun_job_resumes(tmp_path, ckpt):
+    """kill -9 the whole torchrun job mid-surface; re-running the same torchrun command finishes it, and the
+    result equals a single-process run."""
+    import signal
+    import time
+
+    args = ["-m", "landscape.plot", "--ckpt", ckpt, "--x", "-1:1:8", "--y", "-1:1:5", "--samples", "400",
+            "--batch-size", "400", "--quiet", "--no-render", "--device", "cpu"]
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
+    tr = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    h5 = tmp_path / "two" / "r20.h5"
+    proc = subprocess.Popen(tr + args + ["--out", str(tmp_path / "two")], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, done = time.time() + 180, 0
+    while time.time() < deadline and proc.poll() is None and done < 6:
+        time.sleep(0.1)
+        if h5.exists():
+            try:
+                with h5py.File(h5, "r", locking=False) as f:
+                    done = int(f["train_done"][()].sum())
+            except (OSError, KeyError):
+                pass
+    assert proc.poll() is None, "job finished before it could be killed"
+    for pid in [proc.pid, *_descendants(proc.pid)]:  # as a cluster scheduler kills a job: every process at once
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+    for _ in range(100):  # the ranks die asynchronously: wait until rank 0's lock is gone with it
+        lock = FileLock(str(h5))
+        try:
+            lock.acquire()
+            lock.release()
+            break
+        except LandscapeError:
+            time.sleep(0.1)
+    with h5py.File(h5, "r") as f:
+        killed_done = int(f["train_done"][()].sum())
+    assert 6 <= killed_done < 40
+    again = subprocess.run(tr + args + ["--out", str(tmp_path / "two")], cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"computed {40 - killed_done} in" in again.stdout
+    one = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], cwd=ROOT, env=env,
+                         capture_output=True, text=True)
+    assert one.returncode == 0, one.stderr
+    with h5py.File(tmp_path / "one" / "r20.h5") as a, h5py.File(h5) as b:
+        np.testing.assert_array_equal(a["train_loss"][()], b["train_loss"][()])

@@ -62,7 +62,7 @@ def compute_landscape(ckpt: str, *, arch: str | None = None, data: str = "digits
                       ckpt2: str | None = None, ckpt3: str | None = None, samples: int | None = None,
                       batch_size: int | None = None, precision: str = "fp32", bn: str = "eval",
                       device: str = "auto", out: str = "plots", name: str | None = None, trust: bool = False,
-                      progress: bool = True) -> LandscapeResult:
+                      progress: bool = True, points_per_step: int | None = None) -> LandscapeResult:
     """Compute (or resume) the loss surface of a checkpoint and write ``<out>/<name>.h5``.
 
     Arguments mirror the CLI flags of ``python -m landscape.plot`` (DESIGN section 7). Running the same call
@@ -126,13 +126,13 @@ def compute_landscape(ckpt: str, *, arch: str | None = None, data: str = "digits
     xdir = [torch.from_numpy(a) for a in xs]
     ydir = [torch.from_numpy(a) for a in ys] if ys is not None else None
 
-    evaluator = PlaneEvaluator(model, ds, xdir, ydir, dir_type, batch_size, precision, bn)
+    evaluator = PlaneEvaluator(model, ds, xdir, ydir, dir_type, batch_size, precision, bn, points_per_step)
     total = len(xc) * (1 if yc is None else len(yc))
     bar = progress_bar(total, total - len(todo), os.path.basename(path), progress and ctx.is_main)
     t0 = time.perf_counter()
     try:
         compute_points(grid_coords(xc, yc), todo, evaluator.evaluate, writer.write_block if writer else None,
-                       block_size=1, rank=ctx.rank, world=ctx.world, gather=ctx.gather, bar=bar)
+                       block_size=evaluator.points_per_step, rank=ctx.rank, world=ctx.world, gather=ctx.gather, bar=bar)
     finally:
         bar.close()
         if writer is not None:

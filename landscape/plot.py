@@ -49,6 +49,9 @@ def build_parser() -> Parser:
     e.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16"], help="default fp32")
     e.add_argument("--bn", default="eval", choices=["eval", "recompute"],
                    help="eval: BN running statistics (default, as the reference); recompute: per point")
+    e.add_argument("--points-per-step", type=int, default=None,
+                   help="grid points evaluated together (batched engine, vmap); default 1 on CPU, sized from free "
+                   "memory on a GPU")
     e.add_argument("--device", default="auto", help="auto (default) | cpu | cuda | cuda:N")
     e.add_argument("--trust-checkpoint", action="store_true",
                    help="allow checkpoints that need code execution to load (only for files you trust)")
@@ -80,7 +83,8 @@ def _main(argv: list[str] | None = None) -> int:
         args.ckpt, arch=args.arch, data=args.data, split=args.split, x=args.x, y=args.y, norm=args.norm,
         ignore=args.ignore, dir_type=args.dir_type, seed=args.seed, directions=args.directions, ckpt2=args.ckpt2,
         ckpt3=args.ckpt3, samples=args.samples, batch_size=args.batch_size, precision=args.precision, bn=args.bn,
-        device=args.device, out=args.out, name=args.name, trust=args.trust_checkpoint, progress=not args.quiet)
+        device=args.device, out=args.out, name=args.name, trust=args.trust_checkpoint, progress=not args.quiet,
+        points_per_step=args.points_per_step)
     if not res.is_main:  # ranks > 0 of a torchrun job: rank 0 reports and draws
         return 0
     s = res.summary

@@ -1,5 +1,7 @@
 import copy
 
+import numpy as np
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -90,3 +92,70 @@ def test_bad_settings(model, digits_small):
     if not torch.cuda.is_available():
         with pytest.raises(LandscapeError, match="no CUDA GPU"):
             resolve_device("cuda")
+
+
+@pytest.mark.parametrize("dir_type", ["weights", "states"])
+@pytest.mark.parametrize("bn_mode", ["eval", "recompute"])
+def test_batched_engine_matches_the_loop(model, digits_small, dir_type, bn_mode):
+    """K points per step (stacked parameters + vmap, data read once per block) gives the loop's numbers."""
+    xdir, ydir = make_directions(model, dir_type=dir_type, seed=4)
+    coords = [(0.3, -0.2), (0.0, 0.0), (-0.7, 0.5), (0.1, 0.9), (1.0, -1.0)]
+    loop = PlaneEvaluator(model, digits_small, xdir, ydir, dir_type, batch_size=64, bn_mode=bn_mode)
+    batched = PlaneEvaluator(model, digits_small, xdir, ydir, dir_type, batch_size=64, bn_mode=bn_mode,
+                             points_per_step=3)
+    assert loop.points_per_step == 1 and batched.points_per_step == 3
+    l1, a1 = loop.evaluate(coords)
+    l2, a2 = batched.evaluate(coords)
+    np.testing.assert_allclose(l2, l1, rtol=1e-5)
+    assert a1 == a2
+    if bn_mode == "eval":
+        assert l2[1] == pytest.approx(loss_and_accuracy(model, digits_small)[0], rel=1e-6)
+
+
+def test_out_of_memory_halves_points_then_batch(model, digits_small, monkeypatch):
+    xdir, ydir = make_directions(model)
+    ev = PlaneEvaluator(model, digits_small, xdir, ydir, batch_size=200, points_per_step=8)
+    real = ev._batched
+    seen = []
+
+    def flaky(coords):
+        seen.append((len(coords), ev.batch_size))
+        if len(coords) * ev.batch_size > 400:  # pretend anything larger does not fit
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(coords)
+
+    monkeypatch.setattr(ev, "_batched", flaky)
+    coords = [(0.1 * i, -0.05 * i) for i in range(5)]
+    losses, _ = ev.evaluate(coords)
+    assert seen == [(5, 200), (4, 200), (2, 200), (2, 200), (1, 200)]
+    assert ev.points_per_step == 2 and ev.batch_size == 200 and len(losses) == 5
+    ref, _ = PlaneEvaluator(model, digits_small, xdir, ydir, batch_size=200).evaluate(coords)
+    np.testing.assert_allclose(losses, ref, rtol=1e-5)
+    # at one point per step, the batch is halved next
+    one = PlaneEvaluator(model, digits_small, xdir, ydir, batch_size=200)
+    real_loop = one._loop
+
+    def flaky_loop(c):
+        if one.batch_size > 100:
+            raise torch.cuda.OutOfMemoryError("simulated")
+        return real_loop(c)
+
+    monkeypatch.setattr(one, "_loop", flaky_loop)
+    assert one.evaluate(coords)[0] == pytest.approx(ref, rel=1e-6) and one.batch_size == 100
+
+
+def test_cpu_picks_the_loop_engine(model, digits_small):
+    xdir, ydir = make_directions(model)
+    assert PlaneEvaluator(model, digits_small, xdir, ydir).points_per_step == 1
+    with pytest.raises(LandscapeError, match="points-per-step"):
+        PlaneEvaluator(model, digits_small, xdir, ydir, points_per_step=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("precision,rtol", [("fp32", 1e-4), ("tf32", 5e-3), ("bf16", 2e-2)])
+def test_gpu_batched_engine_matches_cpu_fp32(model, digits_small, precision, rtol):
+    xdir, ydir = make_directions(model)
+    coords = [(0.3, -0.2), (0.0, 0.0), (-0.5, 0.5)]
+    cpu, _ = PlaneEvaluator(model, digits_small, xdir, ydir).evaluate(coords)
+    gpu, _ = PlaneEvaluator(model, digits_small.to("cuda"), xdir, ydir, precision=precision).evaluate(coords)
+    np.testing.assert_allclose(gpu, cpu, rtol=rtol)

@@ -143,3 +143,53 @@ def load_directions(path: str, model: nn.Module, dir_type: str = "weights") -> t
                 raise LandscapeError(f"{path!r}: {label}/{i} has shape {tuple(a.shape)} but {names[i]} is "
                                      f"{tuple(b.shape)}; the file was made for another architecture")
     return x, y
+
+
+def pca_directions(final: nn.Module, snapshots: list[nn.Module], ignore: str = "biasbn"
+                   ) -> tuple[Direction, Direction, list[float], list[tuple[float, float]]]:
+    """Trajectory directions of Li et al. (Sec. 7): the top-2 principal components of theta_i - theta_final.
+
+    Args:
+        final: the final model (the centre of the plot).
+        snapshots: models along the optimization path (e.g. every epoch), in order.
+        ignore: ``biasbn`` zeroes biases and BN parameters in the differences (as the reference does).
+
+    Returns:
+        ``(x, y, explained_variance_ratio[2], path)``: unit-norm, orthogonal directions in ``parameters()``
+        order, the fraction of the differences' variance each explains (after centring, as sklearn's PCA), and
+        each snapshot's coordinates (its difference projected on x and y).
+    """
+    if len(snapshots) < 2:
+        raise LandscapeError(f"a trajectory needs at least 2 snapshots besides the final model; got {len(snapshots)}"
+                             " (train with --save-every N)")
+    params = [p.detach().cpu().double() for p in final.parameters()]
+    keep = [p.dim() > 1 or ignore != "biasbn" for p in params]
+    rows = []
+    for m in snapshots:
+        ps = [p.detach().cpu().double() for p in m.parameters()]
+        if len(ps) != len(params) or any(a.shape != b.shape for a, b in zip(ps, params)):
+            raise LandscapeError("trajectory snapshots must have the same architecture as the final model")
+        rows.append(torch.cat([(a - b).reshape(-1) if k else torch.zeros(b.numel(), dtype=torch.float64)
+                               for a, b, k in zip(ps, params, keep)]))
+    m_ = torch.stack(rows)  # (snapshots, P)
+    centred = m_ - m_.mean(0, keepdim=True)
+    # Economy SVD of the small Gram-sized problem: the right singular vectors are the principal axes.
+    u, s, vt = torch.linalg.svd(centred, full_matrices=False)
+    var = s ** 2
+    ratio = (var[:2] / var.sum()).tolist() if float(var.sum()) > 0 else [0.0, 0.0]
+    axes = vt[:2]
+    # A fixed sign (largest-magnitude entry positive) so the same snapshots always give the same plot.
+    for i in range(axes.shape[0]):
+        j = int(torch.argmax(axes[i].abs()))
+        if axes[i, j] < 0:
+            axes[i] = -axes[i]
+    path = [(float(r @ axes[0]), float(r @ axes[1])) for r in m_]
+
+    def unflatten(v: torch.Tensor) -> Direction:
+        out, o = [], 0
+        for p in params:
+            out.append(v[o:o + p.numel()].reshape(p.shape).float())
+            o += p.numel()
+        return out
+
+    return unflatten(axes[0]), unflatten(axes[1]), ratio, path

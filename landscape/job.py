@@ -18,7 +18,7 @@ import torch
 from landscape import distributed
 from landscape.checkpoints import load_checkpoint
 from landscape.data import load_data
-from landscape.directions import load_directions, make_directions, perturbed_tensors
+from landscape.directions import load_directions, make_directions, pca_directions, perturbed_tensors
 from landscape.errors import LandscapeError
 from landscape.evaluate import PlaneEvaluator, resolve_device
 from landscape.surface import (SurfaceWriter, compute_points, grid_coords, parse_grid, progress_bar, read_surface,
@@ -57,16 +57,19 @@ def ensure_writable_dir(out: str) -> None:
 
 
 def compute_landscape(ckpt: str, *, arch: str | None = None, data: str = "digits", split: str = "train",
-                      x: str = DEFAULT_X, y: str | None = None, norm: str = "filter", ignore: str = "biasbn",
+                      x: str | None = None, y: str | None = None, norm: str = "filter", ignore: str = "biasbn",
                       dir_type: str = "weights", seed: int = 123, directions: str | None = None,
                       ckpt2: str | None = None, ckpt3: str | None = None, samples: int | None = None,
                       batch_size: int | None = None, precision: str = "fp32", bn: str = "eval",
                       device: str = "auto", out: str = "plots", name: str | None = None, trust: bool = False,
-                      progress: bool = True, points_per_step: int | None = None) -> LandscapeResult:
+                      progress: bool = True, points_per_step: int | None = None,
+                      trajectory: str | None = None) -> LandscapeResult:
     """Compute (or resume) the loss surface of a checkpoint and write ``<out>/<name>.h5``.
 
     Arguments mirror the CLI flags of ``python -m landscape.plot`` (DESIGN section 7). Running the same call
     again resumes: only points not yet done are computed, with the directions stored in the file.
+    ``trajectory=RUN_DIR`` uses the PCA directions of the run's ``epoch_*.pt`` snapshots (Li et al. Sec. 7),
+    stores the projected path in the file, and by default sizes the grid to cover the path.
 
     Returns:
         A :class:`LandscapeResult` with the file path and a summary (centre loss/accuracy, min/max).
@@ -75,7 +78,15 @@ def compute_landscape(ckpt: str, *, arch: str | None = None, data: str = "digits
         LandscapeError: any bad input, before any long computation starts.
     """
     dev = resolve_device(device)
-    xc = parse_grid(x, "x")
+    traj = None
+    if trajectory:
+        if directions or ckpt2 or ckpt3:
+            raise LandscapeError("--trajectory sets both directions; drop --directions/--ckpt2/--ckpt3")
+        traj = trajectory_directions(ckpt, trajectory, arch, ignore, trust)
+        num = DEFAULT_X if dev.type == "cuda" else "-1:1:21"  # 51x51 is ~12 min for the digits demo on 2 cores
+        x = x or _covering_grid([p[0] for p in traj["path"]], num)
+        y = y or _covering_grid([p[1] for p in traj["path"]], num)
+    xc = parse_grid(x or DEFAULT_X, "x")
     yc = parse_grid(y, "y") if y else None
     if ckpt3 and yc is None:
         raise LandscapeError("--ckpt3 sets the y direction, so it needs --y MIN:MAX:NUM")
@@ -97,6 +108,8 @@ def compute_landscape(ckpt: str, *, arch: str | None = None, data: str = "digits
 
     if directions:
         dir_source = f"file:{os.path.basename(directions)}"
+    elif traj:
+        dir_source = f"pca:{os.path.basename(os.path.normpath(trajectory))}"
     elif ckpt2 or ckpt3:
         dir_source = "target:" + "/".join(os.path.basename(p) for p in (ckpt2, ckpt3) if p)
     else:
@@ -113,7 +126,7 @@ def compute_landscape(ckpt: str, *, arch: str | None = None, data: str = "digits
     if ctx.is_main:
         try:
             writer, xdir, ydir = _open_surface(path, xc, yc, settings, model, info, directions, ckpt2, ckpt3, seed,
-                                               norm, ignore, dir_type, trust)
+                                               norm, ignore, dir_type, trust, traj)
             msg = ("ok", [d.numpy() for d in xdir], None if ydir is None else [d.numpy() for d in ydir],
                    writer.pending())
         except LandscapeError as e:
@@ -143,13 +156,18 @@ def compute_landscape(ckpt: str, *, arch: str | None = None, data: str = "digits
 
 
 def _open_surface(path, xc, yc, settings, model, info, directions, ckpt2, ckpt3, seed, norm, ignore, dir_type,
-                  trust):
+                  trust, traj=None):
     """Create the surface file with new directions, or re-open it (settings checked) with its stored ones."""
     names, _ = perturbed_tensors(model, dir_type)
     if os.path.exists(path):
         writer = SurfaceWriter(path, xc, yc, settings)  # validates the settings against the file's
         xs, ys = writer.read_directions()
         return writer, [torch.from_numpy(a) for a in xs], ([torch.from_numpy(a) for a in ys] if ys else None)
+    if traj is not None:
+        if dir_type != "weights":
+            raise LandscapeError("--trajectory directions are over the parameters; use --dir-type weights")
+        return SurfaceWriter(path, xc, yc, settings, traj["x"], traj["y"], names, trajectory=traj), traj["x"], \
+            traj["y"]
     if directions:
         xdir, ydir = load_directions(directions, model, dir_type)
         if yc is not None and ydir is None:
@@ -160,3 +178,35 @@ def _open_surface(path, xc, yc, settings, model, info, directions, ckpt2, ckpt3,
         m3 = load_checkpoint(ckpt3, arch=info["arch"], trust=trust)[0] if ckpt3 else None
         xdir, ydir = make_directions(model, yc is not None, seed, norm, ignore, dir_type, m2, m3)
     return SurfaceWriter(path, xc, yc, settings, xdir, ydir, names), xdir, ydir
+
+
+def trajectory_directions(ckpt: str, run_dir: str, arch: str | None = None, ignore: str = "biasbn",
+                          trust: bool = False) -> dict:
+    """PCA directions of a training run's snapshots around ``ckpt`` (see :func:`pca_directions`).
+
+    Returns:
+        ``{"x", "y", "explained_variance_ratio", "path", "epochs"}``.
+    """
+    import glob
+    import re
+
+    if not os.path.isdir(run_dir):
+        raise LandscapeError(f"--trajectory {run_dir!r} is not a folder; pass a run folder of landscape.train "
+                             "(with epoch_NNN.pt snapshots)")
+    snaps = []
+    for p in glob.glob(os.path.join(run_dir, "epoch_*.pt")):
+        m = re.search(r"epoch_(\d+)\.pt$", p)
+        if m:
+            snaps.append((int(m.group(1)), p))
+    snaps.sort()
+    final, info = load_checkpoint(ckpt, arch=arch, trust=trust)
+    models = [load_checkpoint(p, arch=info["arch"], trust=trust)[0] for _, p in snaps]
+    x, y, ratio, path = pca_directions(final, models, ignore)
+    return {"x": x, "y": y, "explained_variance_ratio": ratio, "path": path, "epochs": [e for e, _ in snaps]}
+
+
+def _covering_grid(values: list[float], default: str) -> str:
+    """A grid spec covering ``values`` (and 0, the final model) with a 15 % margin; NUM from ``default``."""
+    lo, hi = min(min(values), 0.0), max(max(values), 0.0)
+    pad = 0.15 * (hi - lo) or 1.0
+    return f"{lo - pad:.6g}:{hi + pad:.6g}:{default.split(':')[2]}"

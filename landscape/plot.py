@@ -29,8 +29,10 @@ def build_parser() -> Parser:
                    "plain56 / resnet56_noshort, resnet50")
     p.add_argument("--data", default="digits", help="digits (default) | cifar10:DIR | imagefolder:DIR | synthetic[:N]")
     p.add_argument("--split", default="train", choices=["train", "test"], help="data split (default train)")
-    p.add_argument("--x", default=DEFAULT_X, help=f"alpha grid MIN:MAX:NUM (default {DEFAULT_X})")
-    p.add_argument("--y", default=None, help="beta grid MIN:MAX:NUM; omit for a 1D curve")
+    p.add_argument("--x", default=None, help=f"alpha grid MIN:MAX:NUM (default {DEFAULT_X}; with --trajectory: "
+                   "covering the path)")
+    p.add_argument("--y", default=None, help="beta grid MIN:MAX:NUM; omit for a 1D curve (with --trajectory: "
+                   "covering the path)")
     g = p.add_argument_group("directions")
     g.add_argument("--norm", default="filter", choices=["filter", "layer", "weight", "none"],
                    help="direction normalization (default filter)")
@@ -42,6 +44,8 @@ def build_parser() -> Parser:
     g.add_argument("--directions", default=None, help="read directions from this HDF5 file (ours or the reference's)")
     g.add_argument("--ckpt2", default=None, help="x direction = ckpt2 - ckpt (1D interpolation)")
     g.add_argument("--ckpt3", default=None, help="y direction = ckpt3 - ckpt (plane through three models)")
+    g.add_argument("--trajectory", default=None, metavar="RUN_DIR",
+                   help="PCA directions of the run's epoch_*.pt snapshots; the optimizer's path is drawn")
     e = p.add_argument_group("evaluation")
     e.add_argument("--samples", type=int, default=None, help="evaluate on the first N samples (default: all)")
     e.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default: 512 CPU, "
@@ -84,7 +88,7 @@ def _main(argv: list[str] | None = None) -> int:
         ignore=args.ignore, dir_type=args.dir_type, seed=args.seed, directions=args.directions, ckpt2=args.ckpt2,
         ckpt3=args.ckpt3, samples=args.samples, batch_size=args.batch_size, precision=args.precision, bn=args.bn,
         device=args.device, out=args.out, name=args.name, trust=args.trust_checkpoint, progress=not args.quiet,
-        points_per_step=args.points_per_step)
+        points_per_step=args.points_per_step, trajectory=args.trajectory)
     if not res.is_main:  # ranks > 0 of a torchrun job: rank 0 reports and draws
         return 0
     s = res.summary

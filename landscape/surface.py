@@ -106,6 +106,7 @@ class Surface:
     values: dict  # "train_loss" -> array, ... (NaN where not computed)
     attrs: dict
     done: dict = None  # "train" -> bool array, for our files (a diverged point is done with a NaN/inf loss)
+    trajectory: dict = None  # {"x", "y", "epochs", "explained_variance_ratio"} when made with --trajectory
 
     @property
     def is_2d(self) -> bool:
@@ -168,6 +169,14 @@ def read_surface(path: str) -> Surface:
                                              f"{key} {arr.shape}")
                         arr[~done[split_name]] = np.nan
                 values[key] = arr
+            trajectory = None
+            if "trajectory" in f and isinstance(f["trajectory"], h5py.Group):
+                g = f["trajectory"]
+                trajectory = {"x": np.asarray(g["x"][()], dtype=np.float64),
+                              "y": np.asarray(g["y"][()], dtype=np.float64),
+                              "epochs": np.asarray(g["epochs"][()]) if "epochs" in g else None,
+                              "explained_variance_ratio": [float(v) for v in
+                                                           g.attrs.get("explained_variance_ratio", [])]}
         except LandscapeError:
             raise
         except Exception as e:  # noqa: BLE001 - any failure inside a damaged file is the file's, not ours
@@ -179,7 +188,7 @@ def read_surface(path: str) -> Surface:
             raise LandscapeError(f"{path!r}: {key} has shape {arr.shape} but the grid is {expected}")
     if not values:
         raise LandscapeError(f"{path!r} holds coordinates but no *_loss/*_acc values yet")
-    return Surface(path, x, y, values, attrs, done)
+    return Surface(path, x, y, values, attrs, done, trajectory)
 
 
 def _attr(v):
@@ -252,7 +261,8 @@ class SurfaceWriter:
     """
 
     def __init__(self, path: str, xcoords: np.ndarray, ycoords: np.ndarray | None, settings: dict,
-                 xdir: Sequence | None = None, ydir: Sequence | None = None, names: Sequence[str] | None = None):
+                 xdir: Sequence | None = None, ydir: Sequence | None = None, names: Sequence[str] | None = None,
+                 trajectory: dict | None = None):
         self.path, self.split = path, settings.get("split", "train")
         self.shape = grid_shape(xcoords, ycoords)
         self.xcoords, self.ycoords = xcoords, ycoords
@@ -266,7 +276,7 @@ class SurfaceWriter:
             else:
                 if xdir is None:
                     raise LandscapeError("creating a surface file needs the directions")
-                self._create(settings, xdir, ydir, names)
+                self._create(settings, xdir, ydir, names, trajectory)
             self.f = _open_h5(path, "r+")
         except BaseException:
             self.lock.release()
@@ -275,7 +285,7 @@ class SurfaceWriter:
         self.acc = np.array(self.f[self.acc_key][()], dtype=np.float64)
         self.done = np.array(self.f[self.done_key][()], dtype=bool)
 
-    def _create(self, settings: dict, xdir, ydir, names) -> None:
+    def _create(self, settings: dict, xdir, ydir, names, trajectory: dict | None = None) -> None:
         # Build the whole file under a temporary name and rename it into place: a crash during creation never
         # leaves a half-made file that a later run would have to diagnose.
         for stale in glob.glob(glob.escape(self.path) + ".tmp*"):  # left by a run killed while creating
@@ -292,6 +302,12 @@ class SurfaceWriter:
                 write_direction(f, "xdirection", xdir, names)
                 if ydir is not None:
                     write_direction(f, "ydirection", ydir, names)
+                if trajectory is not None:
+                    g = f.create_group("trajectory")
+                    path = np.asarray(trajectory["path"], dtype=np.float64).reshape(-1, 2)
+                    g["x"], g["y"] = path[:, 0], path[:, 1]
+                    g["epochs"] = np.asarray(trajectory.get("epochs", range(len(path))), dtype=np.int64)
+                    g.attrs["explained_variance_ratio"] = np.asarray(trajectory["explained_variance_ratio"])
                 full = {"format_version": FORMAT_VERSION,
                         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), **settings}
                 for k, v in full.items():

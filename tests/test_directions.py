@@ -82,3 +82,28 @@ def test_reference_direction_file_imports(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(x + y, xi + yi))
     with pytest.raises(LandscapeError, match="tensors but the model has"):
         load_directions(str(p), make_model("resnet32"))
+
+
+def test_pca_directions_are_orthonormal_and_explain_their_variance():
+    from landscape.directions import pca_directions
+
+    final = make_model(seed=0)
+    snaps = [make_model(seed=s) for s in range(1, 7)]
+    x, y, ratio, path = pca_directions(final, snaps)
+    vx = torch.cat([t.reshape(-1) for t in x]).double()
+    vy = torch.cat([t.reshape(-1) for t in y]).double()
+    assert abs(float(vx.norm()) - 1) < 1e-6 and abs(float(vy.norm()) - 1) < 1e-6 and abs(float(vx @ vy)) < 1e-6
+    for (name, w), dx in zip(final.named_parameters(), x):
+        if w.dim() <= 1:
+            assert torch.count_nonzero(dx) == 0, name  # biasbn ignored
+    # the reported ratios are the variance of the centred projections over the total variance
+    diffs = torch.stack([torch.cat([(a.detach().double() - b.detach().double()).reshape(-1) * (b.dim() > 1)
+                                    for a, b in zip(s.parameters(), final.parameters())]) for s in snaps])
+    centred = diffs - diffs.mean(0)
+    total = float((centred ** 2).sum())
+    assert ratio[0] == pytest.approx(float(((centred @ vx) ** 2).sum()) / total, rel=1e-6)
+    assert ratio[1] == pytest.approx(float(((centred @ vy) ** 2).sum()) / total, rel=1e-6)
+    assert ratio[0] >= ratio[1] > 0 and sum(ratio) <= 1 + 1e-9
+    assert path[2] == pytest.approx((float(diffs[2] @ vx), float(diffs[2] @ vy)), rel=1e-6)
+    with pytest.raises(LandscapeError, match="at least 2 snapshots"):
+        pca_directions(final, snaps[:1])

@@ -43,3 +43,21 @@ def test_resume_equals_uninterrupted(tmp_path):
     b, ib = load_checkpoint(part + "/final.pt")
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     assert ia["history"]["test_loss"] == ib["history"]["test_loss"]
+
+
+def test_training_uses_augmentation(monkeypatch, tmp_path):
+    import landscape.train as lt
+
+    calls = []
+    real = lt.augment
+
+    def spy(x, pad, flip, fill, g):
+        out = real(x, pad, flip, fill, g)
+        calls.append((pad, flip, not torch.equal(out, x)))
+        return out
+
+    monkeypatch.setattr(lt, "augment", spy)
+    lt.train("resnet20", "digits", epochs=1, out=str(tmp_path), progress=False, device="cpu")
+    assert len(calls) == 12  # ceil(1437 / 128) batches, each augmented
+    assert all(p == 1 and f is False for p, f, _ in calls)  # digits: 1-px crops, no flips
+    assert all(changed for *_, changed in calls)

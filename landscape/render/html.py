@@ -115,6 +115,13 @@ def render_html_2d(s: Surface, key: str, path: str, scale: Scale) -> str:
         fig.add_trace(c3, 1, 1)
     fig.add_trace(contour, 1, 2)
     fig.add_trace(centre, 1, 2)
+    if s.trajectory:
+        t = s.trajectory
+        epochs = t.get("epochs")
+        fig.add_trace(go.Scatter(x=t["x"], y=t["y"], mode="lines+markers", line=dict(color="red"),
+                                 marker=dict(size=5), name="trajectory", showlegend=False,
+                                 text=[f"epoch {int(e)}" for e in epochs] if epochs is not None else None,
+                                 hovertemplate="%{text}<br>α=%{x:.3f}<br>β=%{y:.3f}<extra></extra>"), 1, 2)
     fig.update_scenes(xaxis_title="α", yaxis_title="β", zaxis_title=key.replace("_", " "),
                       zaxis_range=[scale.lo, scale.hi])
     fig.update_xaxes(title_text="α", row=1, col=2)

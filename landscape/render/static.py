@@ -67,7 +67,25 @@ def draw_2d(ax, s: Surface, key: str, kind: str, scale: Scale):
         raise ValueError(kind)
     _centre(ax, s)
     _axes(ax, s)
+    _trajectory(ax, s)
     return m
+
+
+def _trajectory(ax, s: Surface) -> None:
+    """The optimizer's path projected on the PCA plane (Li et al. Fig. 9), when the surface has one."""
+    t = s.trajectory
+    if not t:
+        return
+    ax.plot(t["x"], t["y"], "-", color="red", lw=1.2, zorder=6)
+    ax.plot(t["x"], t["y"], "o", color="red", ms=3, zorder=6)
+    if t.get("epochs") is not None and len(t["epochs"]):
+        for e, px, py in zip(t["epochs"], t["x"], t["y"]):
+            if e == t["epochs"][0] or e % max(1, int(t["epochs"][-1]) // 5 or 1) == 0:
+                ax.annotate(str(int(e)), (px, py), textcoords="offset points", xytext=(3, 3), fontsize=7, color="red")
+    r = t.get("explained_variance_ratio") or []
+    if len(r) >= 2:
+        ax.set_xlabel(f"1st PCA component: {100 * r[0]:.1f} %")
+        ax.set_ylabel(f"2nd PCA component: {100 * r[1]:.1f} %")
 
 
 def _save(fig, base: str, formats: list[str]) -> list[str]:

@@ -22,7 +22,7 @@ from landscape.checkpoints import _torch_load, load_into, save_checkpoint
 from landscape.cli import Parser, run
 from landscape.data import Data, load_data
 from landscape.errors import LandscapeError
-from landscape.evaluate import loss_and_accuracy, resolve_device
+from landscape.evaluate import default_batch_size, loss_and_accuracy, resolve_device
 from landscape.models import canonical_name, create_model
 
 
@@ -96,6 +96,7 @@ def train(arch: str = "resnet56", data: str = "digits", epochs: int = 30, batch_
     g = torch.Generator(device=dev).manual_seed(seed)
     small = tr.x.shape[-1] <= 16
     pad, flip = (1, False) if small else (4, True)
+    eval_batch = default_batch_size(dev, tuple(tr.x.shape[1:]))
     fill = ((0.0 - torch.tensor(tr.mean)) / torch.tensor(tr.std)).to(dev, torch.float32)
     history: dict[str, list] = {k: [] for k in ("train_loss", "train_err", "test_loss", "test_err", "lr", "seconds")}
     meta = {"dataset": tr.name, "normalization": tr.normalization,
@@ -145,7 +146,7 @@ def train(arch: str = "resnet56", data: str = "digits", epochs: int = 30, batch_
             tot_loss += loss.detach().double() * len(idx)
             tot_wrong += (logits.argmax(1) != y).sum()
         model.eval()
-        test_loss, test_acc = loss_and_accuracy(model, te, 1024)
+        test_loss, test_acc = loss_and_accuracy(model, te, eval_batch)
         history["train_loss"].append(float(tot_loss) / n)
         history["train_err"].append(100.0 * float(tot_wrong) / n)
         history["test_loss"].append(test_loss)
@@ -157,7 +158,7 @@ def train(arch: str = "resnet56", data: str = "digits", epochs: int = 30, batch_
         if save_every and (epoch + 1) % save_every == 0:
             _snapshot(out, epoch + 1, model, arch, opt, g, history, meta)
     bar.close()
-    train_loss, train_acc = loss_and_accuracy(model.eval(), tr, 1024)
+    train_loss, train_acc = loss_and_accuracy(model.eval(), tr, eval_batch)
     save_checkpoint(os.path.join(out, "final.pt"), model, arch, epoch=epochs, history=history,
                     acc=100.0 - history["test_err"][-1], train_acc=train_acc, test_acc=100.0 - history["test_err"][-1],
                     **meta)

@@ -7,6 +7,8 @@ perturbed tensor, in ``model.parameters()`` order (``dir_type='weights'``) or ``
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn as nn
 
@@ -121,8 +123,13 @@ def load_directions(path: str, model: nn.Module, dir_type: str = "weights") -> t
     """
     import h5py
 
+    from landscape.surface import probe_h5
+
+    if not os.path.isfile(path):
+        raise LandscapeError(f"direction file not found: {path!r}")
+    probe_h5(path)
     try:
-        f = h5py.File(path, "r")
+        f = h5py.File(path, "r", locking=False)
     except OSError as e:
         raise LandscapeError(f"cannot open direction file {path!r} ({type(e).__name__}); pass an HDF5 file with "
                              "'xdirection' (and 'ydirection') groups")

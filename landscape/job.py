@@ -139,14 +139,18 @@ def compute_landscape(ckpt: str, *, arch: str | None = None, data: str = "digits
     xdir = [torch.from_numpy(a) for a in xs]
     ydir = [torch.from_numpy(a) for a in ys] if ys is not None else None
 
-    evaluator = PlaneEvaluator(model, ds, xdir, ydir, dir_type, batch_size, precision, bn, points_per_step)
     total = len(xc) * (1 if yc is None else len(yc))
     bar = progress_bar(total, total - len(todo), os.path.basename(path), progress and ctx.is_main)
     t0 = time.perf_counter()
     try:
+        evaluator = PlaneEvaluator(model, ds, xdir, ydir, dir_type, batch_size, precision, bn, points_per_step)
+        # Every rank must cut the pending points into the same blocks; each evaluator still steps through its
+        # block with its own K (which an out-of-memory error may lower).
+        block = ctx.broadcast(evaluator.points_per_step)
         compute_points(grid_coords(xc, yc), todo, evaluator.evaluate, writer.write_block if writer else None,
-                       block_size=evaluator.points_per_step, rank=ctx.rank, world=ctx.world, gather=ctx.gather, bar=bar)
+                       block_size=block, rank=ctx.rank, world=ctx.world, gather=ctx.gather, bar=bar)
     finally:
+        # Always release the file and its lock (a notebook that hit an error can simply call again).
         bar.close()
         if writer is not None:
             writer.close()

@@ -29,6 +29,7 @@ MAX_AXIS_POINTS = 10_001  # a 10k x 10k grid is already a year of GPU time; larg
 # Settings that define a surface's values; resuming with any of them different would mix two surfaces.
 IDENTITY_ATTRS = ("arch", "ckpt_sha256", "dataset", "split", "n_samples", "norm", "ignore", "dir_type", "seed",
                   "directions", "precision", "bn_mode", "loss")
+VALUE_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc", "train_err", "test_err")
 ATTRS = ("format_version", "arch", "ckpt", "ckpt_sha256", "dataset", "split", "n_samples", "norm", "ignore",
          "dir_type", "seed", "directions", "precision", "bn_mode", "loss", "created", "torch_version", "device")
 
@@ -116,9 +117,68 @@ class Surface:
         return sorted(self.values)
 
 
+def _touch_everything(path: str) -> None:
+    """Read every part of a file that landscape ever reads (used by :func:`probe_h5` in a child process)."""
+    with h5py.File(path, "r", locking=False) as f:
+        for k in ATTRS:
+            if k in f.attrs:
+                f.attrs[k]
+        for key in ("xcoordinates", "ycoordinates") + VALUE_KEYS + ("train_done", "test_done"):
+            if key in f:
+                f[key][()]
+        for group in ("xdirection", "ydirection", "trajectory"):
+            if group in f:
+                g = f[group]
+                for name in [str(i) for i in range(len(g))] + ["x", "y", "epochs"]:
+                    if name in g:
+                        g[name][()]
+                if "names" in g.attrs:
+                    g.attrs["names"]
+
+
+def probe_h5(path: str, timeout: float | None = None) -> None:
+    """Read ``path`` once in a forked child first: a damaged HDF5 file can crash the HDF5 C library (a
+    segmentation fault, found by fuzzing) or make it loop, which no ``try`` can catch. A crash or hang in the
+    child becomes a one-line :class:`LandscapeError`; anything else is left to the real read, which then
+    behaves exactly as the child did. No-op where ``fork`` does not exist.
+    """
+    if not hasattr(os, "fork") or not os.path.isfile(path):
+        return
+    if timeout is None:  # generous for big direction sets on slow disks; a damaged file loops far longer
+        timeout = 20.0 + os.path.getsize(path) / 50e6
+    pid = os.fork()
+    if pid == 0:  # child: never returns, never runs the parent's atexit handlers or flushes its buffers
+        code = 0
+        try:
+            import faulthandler
+
+            faulthandler.disable()  # a crash here is expected and reported by the parent, not dumped
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)  # and HDF5's own error stack is noise for a file we are only probing
+            _touch_everything(path)
+        except BaseException:  # noqa: BLE001 - a Python-level error is reproduced by the parent's own read
+            code = 3
+        os._exit(code)
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            raise LandscapeError(f"{path!r} is a damaged HDF5 file (reading it did not finish in {timeout:.0f} s); "
+                                 "delete it to start over, or pass another --name")
+        time.sleep(0.005)
+    if os.WIFSIGNALED(status):
+        raise LandscapeError(f"{path!r} is a damaged HDF5 file (the HDF5 library crashed reading it, signal "
+                             f"{os.WTERMSIG(status)}); delete it to start over, or pass another --name")
+
+
 def _open_h5(path: str, mode: str) -> h5py.File:
     if not os.path.exists(path):
         raise LandscapeError(f"surface file not found: {path!r}")
+    probe_h5(path)
     try:
         # Readers skip HDF5's own file lock so a figure can be drawn while a run is still writing; writers are
         # serialised by our lock file (SurfaceWriter), which gives a clear message instead of HDF5's.
@@ -138,17 +198,22 @@ def read_surface(path: str) -> Surface:
     with f:
         try:
             if "xcoordinates" not in f:
-                raise LandscapeError(f"{path!r} is an HDF5 file but not a loss surface (no 'xcoordinates'); "
-                                     f"it holds {sorted(f.keys())[:8]}")
+                raise LandscapeError(f"{path!r} is an HDF5 file but not a loss surface (no 'xcoordinates')")
             x = np.asarray(f["xcoordinates"][()], dtype=np.float64).reshape(-1)
             if x.size == 0 or not np.all(np.isfinite(x)):
                 raise ValueError("xcoordinates is empty or not finite")
             y = np.asarray(f["ycoordinates"][()], dtype=np.float64).reshape(-1) if "ycoordinates" in f else None
-            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+            # Look up known names one by one rather than iterating: a corrupted attribute or link table can make
+            # HDF5's iteration run (practically) forever, while a lookup by name stays bounded.
+            attrs = {}
+            for k in ATTRS:
+                if k in f.attrs:
+                    v = f.attrs[k]
+                    attrs[k] = v.decode() if isinstance(v, bytes) else v
             ours = "format_version" in attrs
             values, done = {}, {}
-            for key in f.keys():
-                if not (key.endswith("_loss") or key.endswith("_acc") or key.endswith("_err")):
+            for key in VALUE_KEYS:
+                if key not in f:
                     continue
                 ds = f[key]
                 if not isinstance(ds, h5py.Dataset):

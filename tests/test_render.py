@@ -79,7 +79,7 @@ def test_1d_curve(tmp_path):
         f["train_loss"], f["train_acc"] = x ** 2 + 0.1, 100 - 20 * x ** 2
         f["test_loss"], f["test_acc"] = x ** 2 + 0.3, 90 - 20 * x ** 2
     files = render_surface(str(p), str(tmp_path), "png,html")
-    _png_ok(tmp_path / "c_1d.png")
+    _png_ok(tmp_path / "c_curve.png")
     names = [t["name"] for t in figure_data(str(tmp_path / "c.html"))]
     assert names == ["train loss", "train accuracy", "test loss", "test accuracy"]
     assert len(files) == 2

@@ -172,7 +172,7 @@ def render_1d(s: Surface, base: str, formats: list[str], log: bool = False, vmin
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, loc="upper center", fontsize=8)
     ax.set_title(_title(s, "loss / accuracy"))
-    return _save(fig, f"{base}_1d", formats)
+    return _save(fig, f"{base}_curve", formats)
 
 
 def render_compare(surfaces: list[Surface], key: str, base: str, formats: list[str], scale: Scale,

@@ -21,6 +21,7 @@ from landscape.data import load_data
 from landscape.directions import load_directions, make_directions, pca_directions, perturbed_tensors
 from landscape.errors import LandscapeError
 from landscape.evaluate import PlaneEvaluator, resolve_device
+from landscape.paths import ensure_writable_dir, list_snapshots
 from landscape.surface import (SurfaceWriter, compute_points, grid_coords, parse_grid, progress_bar, read_surface,
                                summarize)
 
@@ -44,16 +45,6 @@ def default_name(ckpt: str, two_d: bool) -> str:
     """``resnet56.pt`` -> ``resnet56`` (2D) / ``resnet56_1d`` (1D)."""
     stem = os.path.splitext(os.path.basename(ckpt.rstrip("/")))[0] or "surface"
     return stem if two_d else f"{stem}_1d"
-
-
-def ensure_writable_dir(out: str) -> None:
-    """Create ``out`` if needed and check we can write there, before any long computation starts."""
-    try:
-        os.makedirs(out, exist_ok=True)
-    except OSError as e:
-        raise LandscapeError(f"cannot create output folder {out!r} ({e.strerror}); pass a writable --out")
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise LandscapeError(f"output folder {out!r} is not writable; pass a writable --out")
 
 
 def compute_landscape(ckpt: str, *, arch: str | None = None, data: str = "digits", split: str = "train",
@@ -191,18 +182,10 @@ def trajectory_directions(ckpt: str, run_dir: str, arch: str | None = None, igno
     Returns:
         ``{"x", "y", "explained_variance_ratio", "path", "epochs"}``.
     """
-    import glob
-    import re
-
     if not os.path.isdir(run_dir):
         raise LandscapeError(f"--trajectory {run_dir!r} is not a folder; pass a run folder of landscape.train "
                              "(with epoch_NNN.pt snapshots)")
-    snaps = []
-    for p in glob.glob(os.path.join(run_dir, "epoch_*.pt")):
-        m = re.search(r"epoch_(\d+)\.pt$", p)
-        if m:
-            snaps.append((int(m.group(1)), p))
-    snaps.sort()
+    snaps = list_snapshots(run_dir)
     final, info = load_checkpoint(ckpt, arch=arch, trust=trust)
     models = [load_checkpoint(p, arch=info["arch"], trust=trust)[0] for _, p in snaps]
     x, y, ratio, path = pca_directions(final, models, ignore)

@@ -17,6 +17,7 @@ from landscape.checkpoints import load_checkpoint
 from landscape.cli import Parser, run
 from landscape.data import load_data
 from landscape.errors import LandscapeError
+from landscape.paths import ensure_writable_dir
 
 
 def _checkpoint_of(run: str) -> str:
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     formats = [f for f in parse_formats(args.formats) if f in ("png", "pdf", "svg")]
     if not formats:
         raise LandscapeError("--formats for reports: any of png,pdf,svg")
-    os.makedirs(args.out, exist_ok=True)
+    ensure_writable_dir(args.out)
     if args.cmd == "degradation":
         runs = load_histories(args.runs, args.trust_checkpoint)
         files = degradation_figure(runs, os.path.join(args.out, args.name or "report"), formats)

@@ -9,9 +9,7 @@ its last snapshot (model, optimizer and generator state are all saved).
 
 from __future__ import annotations
 
-import glob
 import os
-import re
 import sys
 import time
 
@@ -24,6 +22,7 @@ from landscape.data import Data, load_data
 from landscape.errors import LandscapeError
 from landscape.evaluate import default_batch_size, loss_and_accuracy, resolve_device
 from landscape.models import canonical_name, create_model
+from landscape.paths import ensure_writable_dir, list_snapshots
 
 
 def lr_at(epoch: int, epochs: int, lr: float) -> float:
@@ -50,15 +49,6 @@ def augment(x: torch.Tensor, pad: int, flip: bool, fill: torch.Tensor, g: torch.
         m = torch.rand(b, generator=g, device=g.device) < 0.5
         x = torch.where(m[:, None, None, None], x.flip(3), x)
     return x.contiguous()
-
-
-def _snapshots(out: str) -> list[tuple[int, str]]:
-    found = []
-    for p in glob.glob(os.path.join(out, "epoch_*.pt")):
-        m = re.search(r"epoch_(\d+)\.pt$", p)
-        if m:
-            found.append((int(m.group(1)), p))
-    return sorted(found)
 
 
 def train(arch: str = "resnet56", data: str = "digits", epochs: int = 30, batch_size: int = 128, lr: float = 0.1,
@@ -103,9 +93,9 @@ def train(arch: str = "resnet56", data: str = "digits", epochs: int = 30, batch_
             "args": {"arch": canonical_name(arch), "data": data, "epochs": epochs, "batch_size": batch_size,
                      "lr": lr, "weight_decay": weight_decay, "seed": seed, "augment": {"pad": pad, "flip": flip}}}
     start = 0
-    os.makedirs(out, exist_ok=True)
+    ensure_writable_dir(out)
     if resume:
-        snaps = _snapshots(out)
+        snaps = list_snapshots(out)
         if not snaps:
             raise LandscapeError(f"--resume: no epoch_*.pt snapshot in {out!r}; run without --resume first")
         start, path = snaps[-1]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from landscape.errors import LandscapeError
+from landscape.paths import ensure_writable_dir
 from landscape.render.scale import make_scale
 from landscape.surface import Surface, read_surface
 
@@ -50,7 +51,7 @@ def render_surface(path: str, out: str | None = None, formats: str | list[str] =
     s = read_surface(path)
     key = _pick_key(s, surface)
     out = out or os.path.dirname(os.path.abspath(path))
-    os.makedirs(out, exist_ok=True)
+    ensure_writable_dir(out)
     base = os.path.join(out, name or os.path.splitext(os.path.basename(path))[0])
     static = [f for f in fmts if f in STATIC]
     written: list[str] = []
@@ -98,7 +99,7 @@ def render_comparison(paths: list[str], out: str, formats: str | list[str] = ("p
             raise LandscapeError(f"{', '.join(missing)} have no {keys[0]!r}; choose one with --surface")
     key = keys[0]
     scale = make_scale([s.values[key] for s in surfaces], vmin, vmax, levels, log)
-    os.makedirs(out, exist_ok=True)
+    ensure_writable_dir(out)
     base = os.path.join(out, name)
     written: list[str] = []
     static = [f for f in fmts if f in STATIC]

@@ -16,7 +16,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from landscape.checkpoints import _torch_load, load_into, save_checkpoint
+from landscape.checkpoints import read_checkpoint_file, load_into, save_checkpoint
 from landscape.cli import Parser, run
 from landscape.data import Data, load_data
 from landscape.errors import LandscapeError
@@ -99,7 +99,7 @@ def train(arch: str = "resnet56", data: str = "digits", epochs: int = 30, batch_
         if not snaps:
             raise LandscapeError(f"--resume: no epoch_*.pt snapshot in {out!r}; run without --resume first")
         start, path = snaps[-1]
-        ck = _torch_load(path, trust=False)
+        ck = read_checkpoint_file(path, trust=False)
         load_into(model, ck["state_dict"], source=path)
         if "optimizer" not in ck or "rng" not in ck:
             raise LandscapeError(f"{path!r} has no optimizer/generator state, so it cannot be resumed exactly")

@@ -146,7 +146,7 @@ def compute_landscape(ckpt: str, *, arch: str | None = None, data: str = "digits
         if writer is not None:
             writer.close()
     seconds = time.perf_counter() - t0
-    summary = summarize(read_surface(path), split) if ctx.is_main else {}
+    summary = summarize(read_surface(path, probe=False), split) if ctx.is_main else {}
     return LandscapeResult(path, summary, len(todo), seconds, str(dev), settings, ctx.is_main)
 
 

@@ -175,10 +175,11 @@ def probe_h5(path: str, timeout: float | None = None) -> None:
                              f"{os.WTERMSIG(status)}); delete it to start over, or pass another --name")
 
 
-def _open_h5(path: str, mode: str) -> h5py.File:
+def _open_h5(path: str, mode: str, probe: bool = True) -> h5py.File:
     if not os.path.exists(path):
         raise LandscapeError(f"surface file not found: {path!r}")
-    probe_h5(path)
+    if probe:  # files this process just checked or wrote itself need no second probe (it re-reads everything)
+        probe_h5(path)
     try:
         # Readers skip HDF5's own file lock so a figure can be drawn while a run is still writing; writers are
         # serialised by our lock file (SurfaceWriter), which gives a clear message instead of HDF5's.
@@ -188,13 +189,17 @@ def _open_h5(path: str, mode: str) -> h5py.File:
                              f"{str(e).splitlines()[0][:160]}; delete it to start over, or pass another --name")
 
 
-def read_surface(path: str) -> Surface:
+def read_surface(path: str, probe: bool = True) -> Surface:
     """Read any surface file: ours, or the reference's (where -1 marks points not yet computed).
+
+    Args:
+        probe: first read the file in a forked child (see :func:`probe_h5`); ``False`` only for a file this
+            process has just written.
 
     Raises:
         LandscapeError: missing/corrupt file, or an HDF5 file that is not a loss surface.
     """
-    f = _open_h5(path, "r")
+    f = _open_h5(path, "r", probe)
     with f:
         try:
             if "xcoordinates" not in f:
@@ -342,7 +347,7 @@ class SurfaceWriter:
                 if xdir is None:
                     raise LandscapeError("creating a surface file needs the directions")
                 self._create(settings, xdir, ydir, names, trajectory)
-            self.f = _open_h5(path, "r+")
+            self.f = _open_h5(path, "r+", probe=False)  # probed by _check_resume, or created just now
         except BaseException:
             self.lock.release()
             raise

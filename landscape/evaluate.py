@@ -11,7 +11,6 @@ over points measured faster than ``vmap`` over stacked parameter sets, so it is 
 from __future__ import annotations
 
 import contextlib
-import math
 from typing import Iterator, Sequence
 
 import torch

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from landscape.checkpoints import read_checkpoint_file, load_into, save_checkpoint
 from landscape.cli import Parser, run
-from landscape.data import Data, load_data
+from landscape.data import load_data
 from landscape.errors import LandscapeError
 from landscape.evaluate import default_batch_size, loss_and_accuracy, resolve_device
 from landscape.models import canonical_name, create_model

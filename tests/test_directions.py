@@ -1,5 +1,4 @@
 import h5py
-import numpy as np
 import pytest
 import torch
 

@@ -6,7 +6,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import make_model
 from landscape.directions import make_directions
 from landscape.errors import LandscapeError
 from landscape.evaluate import PlaneEvaluator, loss_and_accuracy, recompute_bn_statistics, resolve_device

@@ -5,7 +5,6 @@ import sys
 import h5py
 import numpy as np
 import pytest
-import torch
 
 from landscape.evaluate import loss_and_accuracy
 from landscape.job import compute_landscape

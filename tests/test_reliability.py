@@ -3,7 +3,6 @@ torchrun scale-out; fuzzing of grid specs and of corrupted surface and checkpoin
 
 import hashlib
 import os
-import pickle
 import shutil
 import subprocess
 import sys

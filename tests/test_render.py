@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from landscape.errors import LandscapeError
-from landscape.render import render_comparison, render_surface
+from landscape.render import render_surface
 from landscape.render.html import figure_data
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))

@@ -55,11 +55,11 @@ def layer_responses(model: nn.Module, x: torch.Tensor, batch_size: int = 512) ->
     in forward order, as He et al. Fig. 7 counts them. Stds come from sums and sums of squares over all
     samples, channels and positions (float64).
     """
+    modules = dict(model.named_modules())
     pairs = []
-    for name, m in model.named_modules():
+    for name, m in modules.items():
         if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3):
-            bn_name = name.replace("conv", "bn")
-            bn = dict(model.named_modules()).get(bn_name)
+            bn = modules.get(name.replace("conv", "bn"))
             if isinstance(bn, nn.BatchNorm2d):
                 pairs.append(bn)
     if not pairs:

@@ -213,8 +213,7 @@ def read_surface(path: str, probe: bool = True) -> Surface:
             attrs = {}
             for k in ATTRS:
                 if k in f.attrs:
-                    v = f.attrs[k]
-                    attrs[k] = v.decode() if isinstance(v, bytes) else v
+                    attrs[k] = _attr(f.attrs[k])
             ours = "format_version" in attrs
             values, done = {}, {}
             for key in VALUE_KEYS:

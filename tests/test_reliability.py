@@ -239,11 +239,14 @@ def good_files(tmp_path_factory):
     return open(ck, "rb").read(), open(surf, "rb").read()
 
 
-def _corrupt(data: bytes, cuts: list, truncate: int | None) -> bytes:
+def _corrupt(factory, name: str, data: bytes, cuts: list, truncate: int | None) -> str:
+    """Write ``data`` with bytes overwritten at ``cuts`` and cut at ``truncate``; returns the file's path."""
     b = bytearray(data)
     for pos, val in cuts:
         b[pos % len(b)] = val
-    return bytes(b[:truncate] if truncate is not None else b)
+    p = factory.mktemp("fuzz") / name
+    p.write_bytes(bytes(b[:truncate] if truncate is not None else b))
+    return str(p)
 
 
 edits = st.lists(st.tuples(st.integers(0, 10 ** 7), st.integers(0, 255)), min_size=1, max_size=12)
@@ -252,10 +255,8 @@ edits = st.lists(st.tuples(st.integers(0, 10 ** 7), st.integers(0, 255)), min_si
 @FUZZ
 @given(edits, st.one_of(st.none(), st.integers(0, 4000)))
 def test_fuzz_corrupted_surface_files(good_files, tmp_path_factory, cuts, truncate):
-    p = tmp_path_factory.mktemp("s") / "s.h5"
-    p.write_bytes(_corrupt(good_files[1], cuts, truncate))
     try:
-        s = read_surface(str(p))
+        s = read_surface(_corrupt(tmp_path_factory, "s.h5", good_files[1], cuts, truncate))
     except LandscapeError:
         return
     # a flipped byte may rename a dataset (still a valid file); whatever is read must be a consistent grid
@@ -265,10 +266,8 @@ def test_fuzz_corrupted_surface_files(good_files, tmp_path_factory, cuts, trunca
 @FUZZ
 @given(edits, st.one_of(st.none(), st.integers(0, 2_000_000)))
 def test_fuzz_corrupted_checkpoints(good_files, tmp_path_factory, cuts, truncate):
-    p = tmp_path_factory.mktemp("c") / "c.pt"
-    p.write_bytes(_corrupt(good_files[0], cuts, truncate))
     try:
-        model, info = load_checkpoint(str(p))
+        model, info = load_checkpoint(_corrupt(tmp_path_factory, "c.pt", good_files[0], cuts, truncate))
     except LandscapeError:
         return
     assert info["arch"] == "resnet20"

@@ -41,6 +41,11 @@ def canonical_name(name: str) -> str:
     return f"{'resnet' if shortcut else 'plain'}{depth}"
 
 
+def model_family(name: str) -> str:
+    """``cifar`` (16/32/64 channels, 32x32 inputs) or ``imagenet`` (64-2048 channels, 224x224 inputs)."""
+    return _lookup(name)[0]
+
+
 def _lookup(name: str) -> tuple[str, int, bool]:
     key = name.strip().lower()
     if key not in _REGISTRY:
@@ -83,4 +88,4 @@ def _he_init(model: nn.Module) -> None:
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
 
-__all__ = ["create_model", "list_models", "canonical_name", "CIFAR_DEPTHS", "IMAGENET_DEPTHS"]
+__all__ = ["create_model", "list_models", "canonical_name", "model_family", "CIFAR_DEPTHS", "IMAGENET_DEPTHS"]

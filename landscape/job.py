@@ -54,7 +54,7 @@ def compute_landscape(ckpt: str, *, arch: str | None = None, data: str = "digits
                       batch_size: int | None = None, precision: str = "fp32", bn: str = "eval",
                       device: str = "auto", out: str = "plots", name: str | None = None, trust: bool = False,
                       progress: bool = True, points_per_step: int | None = None,
-                      trajectory: str | None = None) -> LandscapeResult:
+                      trajectory: str | None = None, fold_bn: bool = False) -> LandscapeResult:
     """Compute (or resume) the loss surface of a checkpoint and write ``<out>/<name>.h5``.
 
     Arguments mirror the CLI flags of ``python -m landscape.plot`` (DESIGN section 7). Running the same call
@@ -134,7 +134,8 @@ def compute_landscape(ckpt: str, *, arch: str | None = None, data: str = "digits
     bar = progress_bar(total, total - len(todo), os.path.basename(path), progress and ctx.is_main)
     t0 = time.perf_counter()
     try:
-        evaluator = PlaneEvaluator(model, ds, xdir, ydir, dir_type, batch_size, precision, bn, points_per_step)
+        evaluator = PlaneEvaluator(model, ds, xdir, ydir, dir_type, batch_size, precision, bn, points_per_step,
+                                   fold_bn)
         # Every rank must cut the pending points into the same blocks; each evaluator still steps through its
         # block with its own K (which an out-of-memory error may lower).
         block = ctx.broadcast(evaluator.points_per_step)

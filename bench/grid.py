@@ -18,17 +18,18 @@ machine-readable: RESULT speedup=<x> ceiling_fraction=<y> max_rel_err=<z>
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..")))
 
+from landscape.cost import model_cost  # noqa: E402
 from landscape.data import CIFAR10_MEAN, CIFAR10_STD, Data  # noqa: E402
 from landscape.directions import make_directions  # noqa: E402
 from landscape.evaluate import PlaneEvaluator, precision_context  # noqa: E402
@@ -57,24 +58,6 @@ class Timer:
             self.seconds = self.start.elapsed_time(self.end) / 1000
         else:
             self.seconds = time.perf_counter() - self.t0
-
-
-def macs_per_image(model: nn.Module, x: torch.Tensor) -> int:
-    """Multiply-adds of one forward pass per image, from conv/linear shapes (hooks)."""
-    total = [0]
-
-    def hook(m, inp, out):
-        if isinstance(m, nn.Conv2d):
-            total[0] += out.numel() // out.shape[0] * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
-        elif isinstance(m, nn.Linear):
-            total[0] += m.in_features * m.out_features
-
-    hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    with torch.no_grad():
-        model(x[:1])
-    for h in hs:
-        h.remove()
-    return total[0]
 
 
 class UInt8Images(torch.utils.data.Dataset):
@@ -121,7 +104,10 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=None, help="engine batch (default: the engine's)")
     ap.add_argument("--points-per-step", type=int, default=None, help="engine K (default: automatic)")
     ap.add_argument("--ref-points", type=int, default=4, help="points timed for (a), then scaled to the grid")
-    ap.add_argument("--err-points", type=int, default=16, help="random points re-evaluated in fp32 for the error")
+    ap.add_argument("--err-points", type=int, default=16,
+                    help="random points re-evaluated in fp32 for the error; 0 = every point of the grid")
+    ap.add_argument("--fold-bn", action="store_true", help="engine folds eval-mode BN into the convolutions")
+    ap.add_argument("--json", default=None, help="append this run's figures as one JSON line to this file")
     ap.add_argument("--skip-ref", action="store_true", help="skip (a) (e.g. for scaling tables)")
     args = ap.parse_args()
 
@@ -139,21 +125,25 @@ def main() -> None:
                 CIFAR10_MEAN, CIFAR10_STD)
     coords = grid_coords(np.linspace(-1, 1, args.grid), np.linspace(-1, 1, args.grid))
     n_pts = len(coords)
-    macs = macs_per_image(model, data.x[:1].cpu())
+    cost = model_cost(model, tuple(data.x.shape[1:]))
+    macs = cost.macs
     print(f"device: {torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu'}  torch {torch.__version__}  "
           f"model {args.arch}  images {args.images}x{args.size}x{args.size}  grid {args.grid}x{args.grid}  "
-          f"precision {args.precision}  MACs/image {macs / 1e6:.1f} M")
+          f"precision {args.precision}  MACs/image {macs / 1e6:.1f} M  activation MB/image (eager, folded): "
+          + ", ".join(f"{cost.bytes_per_image(m, 2 if args.precision == 'bf16' else 4) / 1e6:.2f}"
+                      for m in ("eager", "folded")))
 
     # (b) our engine, after a warm-up block (allocator, cuDNN autotuning)
     ev = PlaneEvaluator(model, data, xdir, ydir, batch_size=args.batch_size, precision=args.precision,
-                        points_per_step=args.points_per_step)
+                        points_per_step=args.points_per_step, fold_bn=args.fold_bn)
     ev.evaluate(coords[: ev.points_per_step])
     with Timer(dev) as tb:
         losses, _ = ev.evaluate(coords)
     b_pps = n_pts / tb.seconds
     b_ips = b_pps * args.images
     print(f"(b) engine     : {tb.seconds:9.2f} s  {b_pps:10.2f} points/s  {b_ips:12.0f} images/s  "
-          f"K={ev.points_per_step} batch={ev.batch_size}  {2 * macs * b_ips / 1e12:.2f} TFLOP/s")
+          f"K={ev.points_per_step} batch={ev.batch_size} fold_bn={args.fold_bn}  "
+          f"{2 * macs * b_ips / 1e12:.2f} TFLOP/s")
 
     # (c) forward-pass ceiling: the same number of image-forwards, best batch size, no perturbation
     m = ev.model
@@ -198,7 +188,9 @@ def main() -> None:
               f"{n_pts / a_pps:.1f} s for the grid)  {a_pps:10.3f} points/s  {a_pps * args.images:12.0f} images/s")
 
     # error of (b) against an fp32 loop evaluation on a random subset of points
-    pick = np.random.RandomState(1).choice(n_pts, size=min(args.err_points, n_pts), replace=False)
+    n_err = n_pts if args.err_points <= 0 else min(args.err_points, n_pts)
+    pick = np.sort(np.random.RandomState(1).choice(n_pts, size=n_err, replace=False))
+    # The fp32 reference uses the loop engine unfolded: the plain definition of the surface.
     ref32 = PlaneEvaluator(model, data, xdir, ydir, precision="fp32", points_per_step=1)
     l32, _ = ref32.evaluate(coords[pick])
     lb = np.asarray(losses)[pick]
@@ -208,6 +200,16 @@ def main() -> None:
     print(f"max relative difference from fp32 on {len(pick)} random points: {max_rel:.3e}")
     speedup = b_pps / a_pps if a_pps == a_pps else float("nan")
     print(f"speed-up over (a): {speedup:.1f}x   fraction of ceiling (c): {b_ips / c_ips:.3f}")
+    if args.json:
+        record = {k: v for k, v in vars(args).items() if k != "json"}
+        record.update(device=torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+                      torch=torch.__version__, date=time.strftime("%Y-%m-%d"), command=" ".join(sys.argv),
+                      points=n_pts, engine_s=tb.seconds, engine_images_per_s=b_ips, ceiling_images_per_s=c_ips,
+                      ceiling_batch=bs, reference_points_per_s=a_pps, speedup=speedup,
+                      ceiling_fraction=b_ips / c_ips, max_rel_err=max_rel, err_points=len(pick),
+                      K=ev.points_per_step, batch=ev.batch_size, tflops=2 * macs * b_ips / 1e12)
+        with open(args.json, "a") as f:
+            f.write(json.dumps(record) + "\n")
     print(f"RESULT speedup={speedup:.2f} ceiling_fraction={b_ips / c_ips:.3f} max_rel_err={max_rel:.3e}")
 
 

@@ -63,7 +63,7 @@ def train(arch: str = "resnet56", data: str = "digits", epochs: int = 30, batch_
 
     Returns:
         The history: per epoch ``train_loss``, ``train_err``, ``test_loss``, ``test_err`` (percent), ``lr``,
-        ``seconds``.
+        ``seconds`` (the whole epoch), ``train_seconds`` (its training steps alone: images/s = samples / it).
     """
     if epochs < 1 or batch_size < 1 or lr <= 0 or weight_decay < 0 or save_every < 0:
         raise LandscapeError("--epochs, --batch-size and --lr must be positive, --weight-decay and --save-every "
@@ -88,7 +88,8 @@ def train(arch: str = "resnet56", data: str = "digits", epochs: int = 30, batch_
     pad, flip = (1, False) if small else (4, True)
     eval_batch = default_batch_size(dev, tuple(tr.x.shape[1:]))
     fill = ((0.0 - torch.tensor(tr.mean)) / torch.tensor(tr.std)).to(dev, torch.float32)
-    history: dict[str, list] = {k: [] for k in ("train_loss", "train_err", "test_loss", "test_err", "lr", "seconds")}
+    history: dict[str, list] = {k: [] for k in ("train_loss", "train_err", "test_loss", "test_err", "lr", "seconds",
+                                                "train_seconds")}
     meta = {"dataset": tr.name, "normalization": tr.normalization,
             "args": {"arch": canonical_name(arch), "data": data, "epochs": epochs, "batch_size": batch_size,
                      "lr": lr, "weight_decay": weight_decay, "seed": seed, "augment": {"pad": pad, "flip": flip}}}
@@ -106,6 +107,7 @@ def train(arch: str = "resnet56", data: str = "digits", epochs: int = 30, batch_
         opt.load_state_dict(ck["optimizer"])
         g.set_state(ck["rng"].cpu() if dev.type == "cpu" else ck["rng"])
         history = {k: list(v) for k, v in ck["history"].items()}
+        history.setdefault("train_seconds", [])  # histories written before it was recorded
     elif save_every:
         _snapshot(out, 0, model, arch, opt, g, history, meta)
 
@@ -135,6 +137,9 @@ def train(arch: str = "resnet56", data: str = "digits", epochs: int = 30, batch_
             opt.step()
             tot_loss += loss.detach().double() * len(idx)
             tot_wrong += (logits.argmax(1) != y).sum()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()  # the steps were queued asynchronously; time them, not their launch
+        train_seconds = time.perf_counter() - t0
         model.eval()
         test_loss, test_acc = loss_and_accuracy(model, te, eval_batch)
         history["train_loss"].append(float(tot_loss) / n)
@@ -143,7 +148,8 @@ def train(arch: str = "resnet56", data: str = "digits", epochs: int = 30, batch_
         history["test_err"].append(100.0 - test_acc)
         history["lr"].append(cur)
         history["seconds"].append(time.perf_counter() - t0)
-        bar.set_postfix(loss=f"{history['train_loss'][-1]:.3f}", train_err=f"{history['train_err'][-1]:.1f}%",
+        history["train_seconds"].append(train_seconds)
+        bar.set_postfix(img_s=f"{n / train_seconds:,.0f}", loss=f"{history['train_loss'][-1]:.3f}", train_err=f"{history['train_err'][-1]:.1f}%",
                         test_err=f"{history['test_err'][-1]:.1f}%")
         if save_every and (epoch + 1) % save_every == 0:
             _snapshot(out, epoch + 1, model, arch, opt, g, history, meta)
@@ -153,6 +159,7 @@ def train(arch: str = "resnet56", data: str = "digits", epochs: int = 30, batch_
                     acc=100.0 - history["test_err"][-1], train_acc=train_acc, test_acc=100.0 - history["test_err"][-1],
                     **meta)
     history["final_train_acc"] = train_acc
+    history["samples"] = n
     return history
 
 
@@ -186,6 +193,11 @@ def main(argv: list[str] | None = None) -> int:
               a.device, not a.quiet)
     print(f"{os.path.join(out, 'final.pt')}: train accuracy {h['final_train_acc']:.2f}%, test accuracy "
           f"{100 - h['test_err'][-1]:.2f}% after {len(h['test_err'])} epochs ({sum(h['seconds']):.0f} s)")
+    if h["train_seconds"]:
+        steps = h["train_seconds"][1:] or h["train_seconds"]  # the first epoch includes warm-up (cuDNN autotuning)
+        label = "the epochs after the first (warm-up)" if len(steps) < len(h["train_seconds"]) else "one epoch"
+        print(f"training throughput: {h['samples'] * len(steps) / sum(steps):,.0f} images/s (training steps of "
+              f"{label})")
     return 0
 
 

@@ -28,6 +28,9 @@ def test_training_is_deterministic_and_learns(tmp_path):
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     assert h1["test_err"] == h2["test_err"] and h1["test_err"][-1] < 50
     assert info["arch"] == "resnet20" and info["in_channels"] == 1 and info["history"]["lr"] == [0.1, 0.001]
+    # training-step time (throughput) is recorded per epoch, inside the epoch's total
+    assert len(h1["train_seconds"]) == 2 and h1["samples"] == 1437
+    assert all(0 < t < s for t, s in zip(h1["train_seconds"], h1["seconds"]))
 
 
 def test_resume_equals_uninterrupted(tmp_path):

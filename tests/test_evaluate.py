@@ -151,12 +151,14 @@ def test_cpu_picks_the_loop_engine(model, digits_small):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("fold_bn", [False, True])
 @pytest.mark.parametrize("precision,rtol", [("fp32", 1e-4), ("tf32", 5e-3), ("bf16", 2e-2)])
-def test_gpu_batched_engine_matches_cpu_fp32(model, digits_small, precision, rtol):
+def test_gpu_batched_engine_matches_cpu_fp32(model, digits_small, precision, rtol, fold_bn):
     xdir, ydir = make_directions(model)
     coords = [(0.3, -0.2), (0.0, 0.0), (-0.5, 0.5)]
     cpu, _ = PlaneEvaluator(model, digits_small, xdir, ydir).evaluate(coords)
-    gpu, _ = PlaneEvaluator(model, digits_small.to("cuda"), xdir, ydir, precision=precision).evaluate(coords)
+    gpu, _ = PlaneEvaluator(model, digits_small.to("cuda"), xdir, ydir, precision=precision,
+                            fold_bn=fold_bn).evaluate(coords)
     np.testing.assert_allclose(gpu, cpu, rtol=rtol)
 
 

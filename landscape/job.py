@@ -10,7 +10,6 @@ Usable from a notebook::
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field
 
 import torch
@@ -22,8 +21,7 @@ from landscape.directions import load_directions, make_directions, pca_direction
 from landscape.errors import LandscapeError
 from landscape.evaluate import PlaneEvaluator, resolve_device
 from landscape.paths import ensure_writable_dir, list_snapshots
-from landscape.surface import (SurfaceWriter, compute_points, grid_coords, parse_grid, progress_bar, read_surface,
-                               summarize)
+from landscape.surface import SurfaceWriter, compute_surface, parse_grid, read_surface, summarize
 
 DEFAULT_X = "-1:1:51"
 
@@ -130,23 +128,19 @@ def compute_landscape(ckpt: str, *, arch: str | None = None, data: str = "digits
     xdir = [torch.from_numpy(a) for a in xs]
     ydir = [torch.from_numpy(a) for a in ys] if ys is not None else None
 
-    total = len(xc) * (1 if yc is None else len(yc))
-    bar = progress_bar(total, total - len(todo), os.path.basename(path), progress and ctx.is_main)
-    t0 = time.perf_counter()
     try:
         evaluator = PlaneEvaluator(model, ds, xdir, ydir, dir_type, batch_size, precision, bn, points_per_step,
                                    fold_bn)
         # Every rank must cut the pending points into the same blocks; each evaluator still steps through its
         # block with its own K (which an out-of-memory error may lower).
         block = ctx.broadcast(evaluator.points_per_step)
-        compute_points(grid_coords(xc, yc), todo, evaluator.evaluate, writer.write_block if writer else None,
-                       block_size=block, rank=ctx.rank, world=ctx.world, gather=ctx.gather, bar=bar)
+        compute_surface(writer, evaluator.evaluate, block, progress and ctx.is_main, os.path.basename(path),
+                        grid=(xc, yc), todo=todo, rank=ctx.rank, world=ctx.world, gather=ctx.gather)
     finally:
         # Always release the file and its lock (a notebook that hit an error can simply call again).
-        bar.close()
         if writer is not None:
             writer.close()
-    seconds = time.perf_counter() - t0
+    seconds = writer.elapsed if writer is not None else 0.0
     summary = summarize(read_surface(path, probe=False), split) if ctx.is_main else {}
     return LandscapeResult(path, summary, len(todo), seconds, str(dev), settings, ctx.is_main)
 

@@ -337,6 +337,7 @@ class SurfaceWriter:
         self.xcoords, self.ycoords = xcoords, ycoords
         self.loss_key, self.acc_key, self.done_key = (f"{self.split}_{k}" for k in ("loss", "acc", "done"))
         self.f = None
+        self.elapsed = 0.0  # seconds spent computing, set by compute_surface
         self.lock = FileLock(path)
         self.lock.acquire()
         try:
@@ -480,25 +481,38 @@ def compute_points(coords: np.ndarray, todo: np.ndarray,
                         bar.update(len(blk))
 
 
-def compute_surface(writer: SurfaceWriter, evaluate: Callable[[np.ndarray], tuple[Sequence[float], Sequence[float]]],
-                    block_size: int = 1, progress: bool = True, desc: str = "surface") -> int:
-    """Fill the writer's missing points block by block; returns the number of points computed.
+def compute_surface(writer: SurfaceWriter | None,
+                    evaluate: Callable[[np.ndarray], tuple[Sequence[float], Sequence[float]]],
+                    block_size: int = 1, progress: bool = True, desc: str = "surface", *,
+                    grid: tuple[np.ndarray, np.ndarray | None] | None = None, todo: np.ndarray | None = None,
+                    rank: int = 0, world: int = 1, gather: Callable | None = None) -> int:
+    """Fill the missing points block by block, with a progress bar; returns the number of points computed.
 
     Args:
-        writer: an open :class:`SurfaceWriter`.
+        writer: an open :class:`SurfaceWriter`, or ``None`` on the ranks > 0 of a distributed job (only rank 0
+            writes); its ``elapsed`` is set to the computing time.
         evaluate: ``coords (K, 2) -> (losses[K], accs[K])``.
         block_size: points per call of ``evaluate`` (and per write).
         progress: show a tqdm bar (points/s, ETA) on stderr.
+        desc: the bar's label.
+        grid, todo: ``(xcoords, ycoords)`` and the flat indices still to compute; default: the writer's.
+        rank, world, gather: a distributed job's rank, size and result-gathering collective
+            (see :func:`compute_points`).
     """
-    todo = writer.pending()
-    bar = progress_bar(writer.done.size, writer.done.size - len(todo), desc, progress)
+    if grid is None or todo is None:
+        if writer is None:
+            raise ValueError("compute_surface needs grid and todo when it has no writer")
+        grid, todo = (writer.xcoords, writer.ycoords), writer.pending()
+    coords = grid_coords(*grid)
+    bar = progress_bar(len(coords), len(coords) - len(todo), desc, progress)
     t0 = time.perf_counter()
     try:
-        compute_points(grid_coords(writer.xcoords, writer.ycoords), todo, evaluate, writer.write_block, block_size,
-                       bar=bar)
+        compute_points(coords, todo, evaluate, writer.write_block if writer is not None else None, block_size,
+                       rank, world, gather, bar)
     finally:
         bar.close()
-    writer.elapsed = time.perf_counter() - t0
+    if writer is not None:
+        writer.elapsed = time.perf_counter() - t0
     return len(todo)
 
 

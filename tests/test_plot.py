@@ -39,6 +39,17 @@ def test_cli_1d(tmp_path, ckpt):
         assert f["train_loss"].shape == (4,) and "ycoordinates" not in f and "ydirection" not in f
 
 
+def test_cli_fold_bn_gives_the_same_surface(tmp_path, ckpt):
+    args = ["--ckpt", ckpt, "--x", "-1:1:3", "--y", "-1:1:3", "--samples", "60", "--quiet", "--no-render"]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    assert main(args + ["--out", str(tmp_path / "b"), "--fold-bn"]) == 0
+    with h5py.File(tmp_path / "a" / "r20.h5") as fa, h5py.File(tmp_path / "b" / "r20.h5") as fb:
+        la, lb = fa["train_loss"][()], fb["train_loss"][()]
+        np.testing.assert_allclose(lb, la, rtol=1e-5)
+        np.testing.assert_array_equal(fb["train_acc"][()], fa["train_acc"][()])
+        assert np.unique(la).size == 9
+
+
 def test_same_directions_give_the_same_surface(tmp_path, ckpt):
     """Directions imported from a file (e.g. the reference's) reproduce the surface made with them."""
     a = compute_landscape(ckpt, x="-1:1:3", y="-1:1:3", samples=60, out=str(tmp_path), name="a", progress=False)

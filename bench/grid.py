@@ -107,6 +107,8 @@ def main() -> None:
     ap.add_argument("--err-points", type=int, default=16,
                     help="random points re-evaluated in fp32 for the error; 0 = every point of the grid")
     ap.add_argument("--fold-bn", action="store_true", help="engine folds eval-mode BN into the convolutions")
+    ap.add_argument("--compile", action="store_true", help="engine runs torch.compile'd forwards (compile time is "
+                    "reported with the warm-up, not in (b))")
     ap.add_argument("--json", default=None, help="append this run's figures as one JSON line to this file")
     ap.add_argument("--skip-ref", action="store_true", help="skip (a) (e.g. for scaling tables)")
     args = ap.parse_args()
@@ -135,14 +137,17 @@ def main() -> None:
 
     # (b) our engine, after a warm-up block (allocator, cuDNN autotuning)
     ev = PlaneEvaluator(model, data, xdir, ydir, batch_size=args.batch_size, precision=args.precision,
-                        points_per_step=args.points_per_step, fold_bn=args.fold_bn)
-    ev.evaluate(coords[: ev.points_per_step])
+                        points_per_step=args.points_per_step, fold_bn=args.fold_bn, compile_model=args.compile)
+    with Timer(dev) as tw:
+        ev.evaluate(coords[: ev.points_per_step])
+    print(f"(b) warm-up    : {tw.seconds:9.2f} s for {ev.points_per_step} point(s) (allocator, cuDNN autotuning"
+          + (", torch.compile" if args.compile else "") + "; not in (b))")
     with Timer(dev) as tb:
         losses, _ = ev.evaluate(coords)
     b_pps = n_pts / tb.seconds
     b_ips = b_pps * args.images
     print(f"(b) engine     : {tb.seconds:9.2f} s  {b_pps:10.2f} points/s  {b_ips:12.0f} images/s  "
-          f"K={ev.points_per_step} batch={ev.batch_size} fold_bn={args.fold_bn}  "
+          f"K={ev.points_per_step} batch={ev.batch_size} fold_bn={args.fold_bn} compile={args.compile}  "
           f"{2 * macs * b_ips / 1e12:.2f} TFLOP/s")
 
     # (c) forward-pass ceiling: the same number of image-forwards, best batch size, no perturbation
@@ -207,7 +212,7 @@ def main() -> None:
                       points=n_pts, engine_s=tb.seconds, engine_images_per_s=b_ips, ceiling_images_per_s=c_ips,
                       ceiling_batch=bs, reference_points_per_s=a_pps, speedup=speedup,
                       ceiling_fraction=b_ips / c_ips, max_rel_err=max_rel, err_points=len(pick),
-                      K=ev.points_per_step, batch=ev.batch_size, tflops=2 * macs * b_ips / 1e12)
+                      K=ev.points_per_step, batch=ev.batch_size, warmup_s=tw.seconds, tflops=2 * macs * b_ips / 1e12)
         with open(args.json, "a") as f:
             f.write(json.dumps(record) + "\n")
     print(f"RESULT speedup={speedup:.2f} ceiling_fraction={b_ips / c_ips:.3f} max_rel_err={max_rel:.3e}")

@@ -34,7 +34,8 @@ def stages() -> dict[str, list[list[str]]]:
         # which engine is fastest: loop vs vmap (automatic K) vs BN folding, fp32 and bf16, 11x11
         "engine": [GRID + R56 + ["--grid", "11", "--precision", p, "--skip-ref", "--err-points", "8"] + v
                    for p in ("fp32", "bf16")
-                   for v in (["--points-per-step", "1"], [], ["--points-per-step", "1", "--fold-bn"], ["--fold-bn"])],
+                   for v in (["--points-per-step", "1"], [], ["--points-per-step", "1", "--fold-bn"], ["--fold-bn"],
+                             ["--points-per-step", "1", "--compile"], ["--compile"])],
         # the rows: ResNet-56 11x11 fp32 and 51x51 bf16 (bf16 error against fp32 at every point)
         "r56": [GRID + R56 + ["--grid", "11", "--precision", "fp32"],
                 GRID + R56 + ["--grid", "51", "--precision", "bf16", "--ref-points", "8", "--err-points", "0"]],
@@ -95,7 +96,8 @@ def table(path: str) -> str:
     with open(path) as f:
         for line in f:
             r = json.loads(line)
-            engine = f"K={r['K']}" + (" fold" if r.get("fold_bn") else "") + f" b={r['batch']}"
+            engine = (f"K={r['K']}" + (" fold" if r.get("fold_bn") else "") + (" compile" if r.get("compile") else "")
+                      + f" b={r['batch']}")
             ref = r["reference_points_per_s"] * r["images"]
             rows.append(
                 f"| {r['device']} | {r['torch']} | {r['date']} | {r['arch']} | {r['images']:,} | {r['grid']}x{r['grid']}"

@@ -139,12 +139,16 @@ class PlaneEvaluator:
         fold_bn: evaluate a copy of the network with each conv -> BN pair folded into one conv, refolded for
             every point from its own weights and BN statistics (``landscape.fold``). Same numbers to float
             rounding, fewer bytes moved; off by default because on the CPU it measured no faster.
+        compile_model: run the evaluation forward passes through ``torch.compile`` (compiled once, on the first
+            point; weights change in place so later points reuse it). It fuses BN, ReLU and additions into the
+            convolutions' neighbours; it costs a one-off compile (about a minute on 2 CPU cores) and pays on
+            large grids. BN recompute passes stay eager.
     """
 
     def __init__(self, model: nn.Module, data: Data, xdir: Sequence[torch.Tensor],
                  ydir: Sequence[torch.Tensor] | None = None, dir_type: str = "weights", batch_size: int | None = None,
                  precision: str = "fp32", bn_mode: str = "eval", points_per_step: int | None = None,
-                 fold_bn: bool = False):
+                 fold_bn: bool = False, compile_model: bool = False):
         if bn_mode not in BN_MODES:
             raise LandscapeError(f"unknown BN mode {bn_mode!r}; valid: {', '.join(BN_MODES)}")
         if precision not in PRECISIONS:
@@ -176,6 +180,8 @@ class PlaneEvaluator:
         self._state0 = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.points_per_step = points_per_step or auto_points_per_step(self.model, self.data, self.batch_size)
         self._folded = fold_batchnorm(self.model) if fold_bn else None
+        self.compile_model = compile_model
+        self._runners: dict[str, object] = {}
 
     @torch.no_grad()
     def set_point(self, a: float, b: float = 0.0) -> None:
@@ -205,6 +211,16 @@ class PlaneEvaluator:
                 except torch.cuda.OutOfMemoryError:
                     self._shrink()
                     continue
+                except (LandscapeError, KeyboardInterrupt):
+                    raise
+                except Exception as e:
+                    if not self.compile_model:
+                        raise
+                    # Compilation happens on the first call (inductor needs a C++ compiler on the CPU, Triton
+                    # on a GPU); its failures are long tracebacks, so say what failed and how to avoid it.
+                    first = (str(e).strip().splitlines() or [""])[0][:200]
+                    raise LandscapeError(f"torch.compile failed ({type(e).__name__}: {first}); run without "
+                                         "--compile") from e
                 losses += lo
                 accs += ac
                 i += k
@@ -232,11 +248,9 @@ class PlaneEvaluator:
             self.set_point(a, b)
             if self.bn_mode == "recompute":
                 recompute_bn_statistics(self.model, self.data, self.batch_size, self.precision)
-            net = self.model
             if self._folded is not None:
                 self._folded.load_from(self.model)
-                net = self._folded.module
-            loss, acc = loss_and_accuracy(net, self.data, self.batch_size, self.precision)
+            loss, acc = loss_and_accuracy(self._runner("loop"), self.data, self.batch_size, self.precision)
             losses.append(loss)
             accs.append(acc)
         return losses, accs
@@ -244,8 +258,10 @@ class PlaneEvaluator:
     @torch.no_grad()
     def _batched(self, coords: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
         """K points at once: stacked parameter sets, vmap over them, the data read once per block."""
-        from torch.func import functional_call, vmap
-
+        n_real = len(coords)
+        if self.compile_model and n_real < self.points_per_step:
+            # A shorter stack is a new shape, i.e. a recompile (tens of seconds); a few repeated points cost less.
+            coords = coords + [coords[-1]] * (self.points_per_step - n_real)
         k = len(coords)
         a = torch.tensor([c[0] for c in coords], device=self.device, dtype=torch.float32)
         b = torch.tensor([c[1] for c in coords], device=self.device, dtype=torch.float32)
@@ -260,7 +276,6 @@ class PlaneEvaluator:
         if self.bn_mode == "recompute":
             stacked.update(self._recomputed_bn_stats(stacked, shared, k))
             shared = {n: t for n, t in shared.items() if n not in stacked}
-        net = self.model
         if self._folded is not None:
             net = self._folded.module
             own = {**dict(net.named_parameters()), **dict(net.named_buffers())}
@@ -268,22 +283,36 @@ class PlaneEvaluator:
             # A folded tensor is stacked (one per point) when any tensor it was folded from was.
             stacked = {n: t for n, t in folded.items() if t.dim() > own[n].dim()}
             shared = {n: t for n, t in folded.items() if n not in stacked}
-
-        def forward(p, x):
-            return functional_call(net, {**p, **shared}, (x,))
-
-        fwd = vmap(forward, in_dims=(0, None))
+        fwd = self._runner("batched")
         total = torch.zeros(k, dtype=torch.float64, device=self.device)
         correct = torch.zeros(k, dtype=torch.int64, device=self.device)
         n = len(self.data)
         with precision_context(self.precision, self.device):
             for i in range(0, n, self.batch_size):
                 x, y = self.data.x[i:i + self.batch_size], self.data.y[i:i + self.batch_size]
-                logits = fwd(stacked, x).float()  # (K, B, classes)
+                logits = fwd(stacked, shared, x).float()  # (K, B, classes)
                 ce = F.cross_entropy(logits.flatten(0, 1), y.repeat(k), reduction="none").view(k, -1)
                 total += ce.sum(1, dtype=torch.float64)
                 correct += (logits.argmax(2) == y).sum(1)
-        return (total / n).tolist(), (100.0 * correct.double() / n).tolist()
+        return (total / n).tolist()[:n_real], (100.0 * correct.double() / n).tolist()[:n_real]
+
+    def _runner(self, engine: str):
+        """The network's evaluation forward for ``engine`` (``loop``: the module; ``batched``: ``vmap`` of
+        ``functional_call`` over stacked parameter sets), built once and compiled when ``compile_model``."""
+        if engine not in self._runners:
+            from torch.func import functional_call, vmap
+
+            net = self._folded.module if self._folded is not None else self.model
+            if engine == "loop":
+                run = net
+            else:
+                def forward(p, s, x):
+                    return functional_call(net, {**p, **s}, (x,))
+
+                # All tensors come in as arguments (none captured), so a compiled version is reused across blocks.
+                run = vmap(forward, in_dims=(0, None, None))
+            self._runners[engine] = torch.compile(run) if self.compile_model else run
+        return self._runners[engine]
 
     def _recomputed_bn_stats(self, stacked: dict, shared: dict, k: int) -> dict:
         """Per-point BN running statistics from one training-mode pass of the data, all K points together.

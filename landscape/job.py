@@ -52,7 +52,8 @@ def compute_landscape(ckpt: str, *, arch: str | None = None, data: str = "digits
                       batch_size: int | None = None, precision: str = "fp32", bn: str = "eval",
                       device: str = "auto", out: str = "plots", name: str | None = None, trust: bool = False,
                       progress: bool = True, points_per_step: int | None = None,
-                      trajectory: str | None = None, fold_bn: bool = False) -> LandscapeResult:
+                      trajectory: str | None = None, fold_bn: bool = False,
+                      compile_model: bool = False) -> LandscapeResult:
     """Compute (or resume) the loss surface of a checkpoint and write ``<out>/<name>.h5``.
 
     Arguments mirror the CLI flags of ``python -m landscape.plot`` (DESIGN section 7). Running the same call
@@ -130,7 +131,7 @@ def compute_landscape(ckpt: str, *, arch: str | None = None, data: str = "digits
 
     try:
         evaluator = PlaneEvaluator(model, ds, xdir, ydir, dir_type, batch_size, precision, bn, points_per_step,
-                                   fold_bn)
+                                   fold_bn, compile_model)
         # Every rank must cut the pending points into the same blocks; each evaluator still steps through its
         # block with its own K (which an out-of-memory error may lower).
         block = ctx.broadcast(evaluator.points_per_step)

@@ -176,3 +176,32 @@ def test_folded_bn_engine_matches_the_unfolded_one(model, digits_small, points_p
     np.testing.assert_allclose(l2, l1, rtol=1e-5)
     assert a1 == a2
     assert l1[0] != l1[2]  # the points differ, so equality above is not vacuous
+
+
+@pytest.mark.parametrize("points_per_step", [1, 2])
+def test_compiled_engine_matches_eager_and_follows_each_point(model, digits_small, points_per_step):
+    """torch.compile'd forwards (compiled once, weights changed in place per point) give the eager numbers."""
+    xdir, ydir = make_directions(model, seed=6)
+    coords = [(0.3, -0.2), (0.0, 0.0), (-0.7, 0.5), (1.0, -1.0), (0.5, 0.5)]  # K=2: the last block is padded
+    eager = PlaneEvaluator(model, digits_small, xdir, ydir, batch_size=100)
+    comp = PlaneEvaluator(model, digits_small, xdir, ydir, batch_size=100, points_per_step=points_per_step,
+                          compile_model=True)
+    l1, a1 = eager.evaluate(coords)
+    l2, a2 = comp.evaluate(coords)
+    np.testing.assert_allclose(l2, l1, rtol=1e-5)
+    assert a1 == a2 and len(l2) == 5 and len(set(l1)) == 5
+
+
+def test_compile_failure_is_one_clear_error(model, digits_small, monkeypatch):
+    xdir, ydir = make_directions(model)
+    ev = PlaneEvaluator(model, digits_small, xdir, ydir, compile_model=True)
+
+    def broken(fn):
+        def run(*a, **k):
+            raise RuntimeError("InductorError: no working C++ compiler found\nlong traceback ...")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken)
+    with pytest.raises(LandscapeError, match=r"torch.compile failed \(RuntimeError: InductorError: no working C\+\+ "
+                                             r"compiler found\); run without --compile"):
+        ev.evaluate([(0.1, 0.1)])

@@ -31,11 +31,14 @@ def stages() -> dict[str, list[list[str]]]:
     return {
         # the GPU-only tests and the software versions
         "check": [["nvidia-smi"], [PY, "-m", "pytest", "-q", "tests", "-k", "gpu", "-p", "no:cacheprovider"]],
-        # which engine is fastest: loop vs vmap (automatic K) vs BN folding, fp32 and bf16, 11x11
+        # which engine is fastest, 11x11: loop vs vmap (automatic K) in fp32 and bf16, then BN folding and
+        # torch.compile on each (bf16, the precision the < 2 min target needs)
         "engine": [GRID + R56 + ["--grid", "11", "--precision", p, "--skip-ref", "--err-points", "8"] + v
-                   for p in ("fp32", "bf16")
-                   for v in (["--points-per-step", "1"], [], ["--points-per-step", "1", "--fold-bn"], ["--fold-bn"],
-                             ["--points-per-step", "1", "--compile"], ["--compile"])],
+                   for p in ("fp32", "bf16") for v in (["--points-per-step", "1"], [])],
+        "fold": [GRID + R56 + ["--grid", "11", "--precision", "bf16", "--skip-ref", "--err-points", "8", "--fold-bn"]
+                 + v for v in (["--points-per-step", "1"], [])],
+        "compile": [GRID + R56 + ["--grid", "11", "--precision", "bf16", "--skip-ref", "--err-points", "8",
+                                  "--compile"] + v for v in (["--points-per-step", "1"], ["--fold-bn"])],
         # the rows: ResNet-56 11x11 fp32 and 51x51 bf16 (bf16 error against fp32 at every point)
         "r56": [GRID + R56 + ["--grid", "11", "--precision", "fp32"],
                 GRID + R56 + ["--grid", "51", "--precision", "bf16", "--ref-points", "8", "--err-points", "0"]],

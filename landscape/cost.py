@@ -35,7 +35,7 @@ MODES = ("eager", "folded", "fused")
 # Ops that read and write a whole activation and could run in a producer's epilogue.
 _POINTWISE_FUNCS = {F.relu, torch.relu, operator.add, torch.add, operator.iadd, operator.mul, torch.mul}
 _POINTWISE_METHODS = {"relu", "relu_", "add", "add_", "mul", "mul_"}
-_POINTWISE_MODULES = (nn.ReLU, nn.modules.batchnorm._BatchNorm, nn.Identity)
+_POINTWISE_MODULES = (nn.ReLU, nn.modules.batchnorm._BatchNorm)
 # Ops that only re-label a tensor (no data movement).
 _VIEW_FUNCS = {torch.flatten, operator.getitem}
 _VIEW_METHODS = {"flatten", "view", "reshape", "contiguous", "size"}
@@ -140,7 +140,7 @@ def model_cost(model: nn.Module, input_shape: Sequence[int]) -> ModelCost:
                 kind = "pointwise"
             elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
                 kind = "pool"
-            elif isinstance(m, nn.Sequential) and len(m) == 0:
+            elif isinstance(m, nn.Identity):
                 kind = "view"
         elif node.op == "call_function":
             if node.target in _POINTWISE_FUNCS:

@@ -5,7 +5,9 @@ are built there (never on the CPU and copied over), and the data was put there o
 No DataLoader: batches are slices of a resident tensor.
 
 The engine here sets one point's weights into the model and runs the data through it. On the CPU a plain loop
-over points measured faster than ``vmap`` over stacked parameter sets, so it is the CPU engine.
+over points measured faster than ``vmap`` over stacked parameter sets, so it is the CPU engine. Two optional
+speed-ups keep the numbers (to float rounding): BN folded into the convolutions (``landscape.fold``) and
+``torch.compile``; on 2 CPU cores neither paid at the demo's sizes, so both are off unless asked for.
 """
 
 from __future__ import annotations

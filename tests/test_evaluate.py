@@ -178,14 +178,15 @@ def test_folded_bn_engine_matches_the_unfolded_one(model, digits_small, points_p
     assert l1[0] != l1[2]  # the points differ, so equality above is not vacuous
 
 
-@pytest.mark.parametrize("points_per_step", [1, 2])
-def test_compiled_engine_matches_eager_and_follows_each_point(model, digits_small, points_per_step):
-    """torch.compile'd forwards (compiled once, weights changed in place per point) give the eager numbers."""
+@pytest.mark.parametrize("points_per_step,bn_mode", [(1, "eval"), (2, "eval"), (1, "recompute")])
+def test_compiled_engine_matches_eager_and_follows_each_point(model, digits_small, points_per_step, bn_mode):
+    """torch.compile'd forwards (compiled once; weights and, with recompute, BN statistics changed in place per
+    point) give the eager numbers."""
     xdir, ydir = make_directions(model, seed=6)
     coords = [(0.3, -0.2), (0.0, 0.0), (-0.7, 0.5), (1.0, -1.0), (0.5, 0.5)]  # K=2: the last block is padded
-    eager = PlaneEvaluator(model, digits_small, xdir, ydir, batch_size=100)
+    eager = PlaneEvaluator(model, digits_small, xdir, ydir, batch_size=100, bn_mode=bn_mode)
     comp = PlaneEvaluator(model, digits_small, xdir, ydir, batch_size=100, points_per_step=points_per_step,
-                          compile_model=True)
+                          compile_model=True, bn_mode=bn_mode)
     l1, a1 = eager.evaluate(coords)
     l2, a2 = comp.evaluate(coords)
     np.testing.assert_allclose(l2, l1, rtol=1e-5)

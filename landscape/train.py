@@ -149,8 +149,8 @@ def train(arch: str = "resnet56", data: str = "digits", epochs: int = 30, batch_
         history["lr"].append(cur)
         history["seconds"].append(time.perf_counter() - t0)
         history["train_seconds"].append(train_seconds)
-        bar.set_postfix(img_s=f"{n / train_seconds:,.0f}", loss=f"{history['train_loss'][-1]:.3f}", train_err=f"{history['train_err'][-1]:.1f}%",
-                        test_err=f"{history['test_err'][-1]:.1f}%")
+        bar.set_postfix(img_s=f"{n / train_seconds:,.0f}", loss=f"{history['train_loss'][-1]:.3f}",
+                        train_err=f"{history['train_err'][-1]:.1f}%", test_err=f"{history['test_err'][-1]:.1f}%")
         if save_every and (epoch + 1) % save_every == 0:
             _snapshot(out, epoch + 1, model, arch, opt, g, history, meta)
     bar.close()

@@ -45,6 +45,9 @@ def stages() -> dict[str, list[list[str]]]:
         "p56": [GRID + P56 + ["--grid", "11", "--precision", "fp32"],
                 GRID + P56 + ["--grid", "51", "--precision", "bf16", "--ref-points", "8", "--err-points", "64"]],
         "r50": [GRID + R50 + ["--grid", "11", "--precision", "bf16", "--ref-points", "2"]],
+        # precision error where it is largest: near a trained minimum (the shipped digits ResNet-56, every point)
+        "error": [GRID + ["--ckpt", "checkpoints/resnet56_digits.pt", "--data", "digits", "--grid", "11",
+                          "--precision", p, "--skip-ref", "--err-points", "0"] for p in ("bf16", "tf32")],
         # how time grows with grid points and with samples (tf32 error: every point of 11x11)
         "scale": [GRID + R56 + ["--grid", str(g), "--precision", "bf16", "--skip-ref", "--err-points", "4"]
                   for g in (5, 21)]

@@ -159,11 +159,12 @@ class PlaneEvaluator:
             raise LandscapeError(f"--points-per-step must be >= 1; got {points_per_step}")
         self.device = data.x.device
         self.model = model.to(self.device).eval()
-        if self.device.type == "cuda":
-            # NHWC: cuDNN's fast path for these small convolutions (and what bf16 tensor cores want).
-            self.model = self.model.to(memory_format=torch.channels_last)
-            data = Data(data.x.contiguous(memory_format=torch.channels_last), data.y, data.name, data.split,
-                        data.num_classes, data.mean, data.std)
+        # NHWC: cuDNN's fast path for these small convolutions (and what bf16 tensor cores want); on 2 CPU cores
+        # oneDNN measured 1.34x (digits ResNet-56) to 1.65x (plain-56, 32x32) faster with it too. Results differ
+        # from NCHW by float rounding (~1e-7); the model is left in this format.
+        self.model = self.model.to(memory_format=torch.channels_last)
+        data = Data(data.x.contiguous(memory_format=torch.channels_last), data.y, data.name, data.split,
+                    data.num_classes, data.mean, data.std)
         self.data, self.precision, self.bn_mode = data, precision, bn_mode
         self.batch_size = batch_size or default_batch_size(self.device, tuple(data.x.shape[1:]))
         names, tensors = perturbed_tensors(self.model, dir_type)

@@ -79,7 +79,7 @@ def fold_batchnorm(model: nn.Module) -> FoldedNetwork:
 
     Returns:
         A :class:`FoldedNetwork` whose module holds copies of the weights, already folded with ``model``'s
-        current BN statistics, in eval mode, on ``model``'s device and memory format.
+        current BN statistics, in eval mode, on ``model``'s device, in channels_last (the engine's layout).
 
     Raises:
         LandscapeError: the model cannot be traced, or it has no conv -> BN pair to fold.
@@ -115,8 +115,7 @@ def fold_batchnorm(model: nn.Module) -> FoldedNetwork:
     gm.graph.lint()
     gm.recompile()
     gm.eval()
-    if next(model.parameters()).is_cuda:
-        gm = gm.to(memory_format=torch.channels_last)  # type: ignore[assignment]
+    gm = gm.to(memory_format=torch.channels_last)  # type: ignore[assignment]  # the engine's layout
     net = FoldedNetwork(gm, pairs)
     net.load_from(model)
     return net

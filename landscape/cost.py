@@ -150,8 +150,12 @@ def model_cost(model: nn.Module, input_shape: Sequence[int]) -> ModelCost:
             elif node.target in (F.adaptive_avg_pool2d, F.avg_pool2d, F.max_pool2d):
                 kind = "pool"
         elif node.op == "call_method":
-            kind = "pointwise" if node.target in _POINTWISE_METHODS else (
-                "view" if node.target in _VIEW_METHODS else "other")
+            if node.target in _POINTWISE_METHODS:
+                kind = "pointwise"
+            elif node.target in _VIEW_METHODS:
+                kind = "view"
+            elif node.target == "mean":  # global average pooling written as x.mean((2, 3))
+                kind = "pool"
         if kind == "other":
             raise LandscapeError(f"cannot cost graph node {node.name!r} ({node.op} {node.target}); known: conv, "
                                  "linear, BN, ReLU, add/mul, pooling, views")

@@ -90,7 +90,7 @@ class ImageNetResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.maxpool(F.relu(self.bn1(self.conv1(x))))
         out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
-        return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))
+        return self.fc(out.mean((2, 3)))  # = adaptive_avg_pool2d(out, 1), without its vmap fallback (cifar.py)
 
 
 LAYERS = {18: (BasicBlock, [2, 2, 2, 2]), 34: (BasicBlock, [3, 4, 6, 3]), 50: (Bottleneck, [3, 4, 6, 3]),

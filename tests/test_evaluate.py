@@ -162,19 +162,23 @@ def test_gpu_batched_engine_matches_cpu_fp32(model, digits_small, precision, rto
     np.testing.assert_allclose(gpu, cpu, rtol=rtol)
 
 
+def _same_numbers(model, data, xdir, ydir, coords, base: dict, **variant):
+    """The evaluator with ``variant`` settings gives ``base``'s losses (to 1e-5) and accuracies (exactly)."""
+    l1, a1 = PlaneEvaluator(model, data, xdir, ydir, **base).evaluate(coords)
+    l2, a2 = PlaneEvaluator(model, data, xdir, ydir, **base, **variant).evaluate(coords)
+    np.testing.assert_allclose(l2, l1, rtol=1e-5)
+    assert a1 == a2
+    return l1, l2
+
+
 @pytest.mark.parametrize("points_per_step", [1, 3])
 @pytest.mark.parametrize("bn_mode,ignore", [("eval", "biasbn"), ("eval", "none"), ("recompute", "biasbn")])
 def test_folded_bn_engine_matches_the_unfolded_one(model, digits_small, points_per_step, bn_mode, ignore):
     """BN folded into the convolutions, refolded per point (BN parameters perturbed too with ignore=none)."""
     xdir, ydir = make_directions(model, ignore=ignore, seed=5)
     coords = [(0.3, -0.2), (0.0, 0.0), (-0.7, 0.5), (1.0, -1.0)]
-    plain = PlaneEvaluator(model, digits_small, xdir, ydir, batch_size=64, bn_mode=bn_mode)
-    folded = PlaneEvaluator(model, digits_small, xdir, ydir, batch_size=64, bn_mode=bn_mode,
-                            points_per_step=points_per_step, fold_bn=True)
-    l1, a1 = plain.evaluate(coords)
-    l2, a2 = folded.evaluate(coords)
-    np.testing.assert_allclose(l2, l1, rtol=1e-5)
-    assert a1 == a2
+    l1, _ = _same_numbers(model, digits_small, xdir, ydir, coords, dict(batch_size=64, bn_mode=bn_mode),
+                          points_per_step=points_per_step, fold_bn=True)
     assert l1[0] != l1[2]  # the points differ, so equality above is not vacuous
 
 
@@ -184,13 +188,9 @@ def test_compiled_engine_matches_eager_and_follows_each_point(model, digits_smal
     point) give the eager numbers."""
     xdir, ydir = make_directions(model, seed=6)
     coords = [(0.3, -0.2), (0.0, 0.0), (-0.7, 0.5), (1.0, -1.0), (0.5, 0.5)]  # K=2: the last block is padded
-    eager = PlaneEvaluator(model, digits_small, xdir, ydir, batch_size=100, bn_mode=bn_mode)
-    comp = PlaneEvaluator(model, digits_small, xdir, ydir, batch_size=100, points_per_step=points_per_step,
-                          compile_model=True, bn_mode=bn_mode)
-    l1, a1 = eager.evaluate(coords)
-    l2, a2 = comp.evaluate(coords)
-    np.testing.assert_allclose(l2, l1, rtol=1e-5)
-    assert a1 == a2 and len(l2) == 5 and len(set(l1)) == 5
+    l1, l2 = _same_numbers(model, digits_small, xdir, ydir, coords, dict(batch_size=100, bn_mode=bn_mode),
+                           points_per_step=points_per_step, compile_model=True)
+    assert len(l2) == 5 and len(set(l1)) == 5
 
 
 def test_compile_failure_is_one_clear_error(model, digits_small, monkeypatch):

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from landscape.data import Data
 from landscape.directions import perturbed_tensors
 from landscape.errors import LandscapeError
-from landscape.fold import fold_batchnorm
+from landscape.fold import fold_batchnorm, named_tensors
 
 PRECISIONS = ("fp32", "tf32", "bf16")
 BN_MODES = ("eval", "recompute")
@@ -214,7 +214,7 @@ class PlaneEvaluator:
                 except torch.cuda.OutOfMemoryError:
                     self._shrink()
                     continue
-                except (LandscapeError, KeyboardInterrupt):
+                except LandscapeError:
                     raise
                 except Exception as e:
                     if not self.compile_model:
@@ -274,14 +274,13 @@ class PlaneEvaluator:
             step = dx.unsqueeze(0) * a.view(shape).to(w.dtype)
             step += dy.unsqueeze(0) * b.view(shape).to(w.dtype)
             stacked[name] = w.unsqueeze(0) + step
-        shared = {n: t for n, t in {**dict(self.model.named_parameters()), **dict(self.model.named_buffers())}.items()
-                  if n not in stacked}
+        shared = {n: t for n, t in named_tensors(self.model).items() if n not in stacked}
         if self.bn_mode == "recompute":
             stacked.update(self._recomputed_bn_stats(stacked, shared, k))
             shared = {n: t for n, t in shared.items() if n not in stacked}
         if self._folded is not None:
             net = self._folded.module
-            own = {**dict(net.named_parameters()), **dict(net.named_buffers())}
+            own = named_tensors(net)
             folded = self._folded.parameters_from({**shared, **stacked})
             # A folded tensor is stacked (one per point) when any tensor it was folded from was.
             stacked = {n: t for n, t in folded.items() if t.dim() > own[n].dim()}

@@ -25,6 +25,11 @@ import torch.nn as nn
 from landscape.errors import LandscapeError
 
 
+def named_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
+    """A module's parameters and buffers by name: the mapping ``functional_call`` and folding work on."""
+    return {**dict(module.named_parameters()), **dict(module.named_buffers())}
+
+
 @dataclass
 class FoldedNetwork:
     """A traced copy of a network with every conv -> BN pair merged into one biased conv.
@@ -60,9 +65,8 @@ class FoldedNetwork:
     @torch.no_grad()
     def load_from(self, model: nn.Module) -> None:
         """Copy ``model``'s current (possibly perturbed) weights and BN statistics, folded, into ``module``."""
-        state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
-        own = {**dict(self.module.named_parameters()), **dict(self.module.named_buffers())}
-        for name, t in self.parameters_from(state).items():
+        own = named_tensors(self.module)
+        for name, t in self.parameters_from(named_tensors(model)).items():
             own[name].copy_(t)
 
     def __post_init__(self) -> None:

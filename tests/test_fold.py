@@ -6,7 +6,7 @@ import torch.nn as nn
 
 from conftest import make_model
 from landscape.errors import LandscapeError
-from landscape.fold import fold_batchnorm
+from landscape.fold import fold_batchnorm, named_tensors
 
 
 @pytest.mark.parametrize("arch,size,pairs", [("resnet20", 8, 21), ("plain20", 8, 19), ("resnet18", 32, 20)])
@@ -42,7 +42,7 @@ def test_stacked_parameter_sets_fold_per_set():
     """A leading K dimension on some tensors (the batched engine's stacks) folds each set as if alone."""
     model = make_model("resnet20")
     net = fold_batchnorm(model)
-    state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    state = named_tensors(model)
     g = torch.Generator().manual_seed(2)
     stacked = {"conv1.weight": torch.stack([state["conv1.weight"] * s for s in (1.0, 0.5, 2.0)]),
                "bn1.running_mean": torch.stack([state["bn1.running_mean"] + torch.randn(16, generator=g)

@@ -64,3 +64,25 @@ def test_training_uses_augmentation(monkeypatch, tmp_path):
     assert len(calls) == 12  # ceil(1437 / 128) batches, each augmented
     assert all(p == 1 and f is False for p, f, _ in calls)  # digits: 1-px crops, no flips
     assert all(changed for *_, changed in calls)
+
+
+def test_mixed_precision_training_the_gpu_default_runs_in_bf16_and_learns(monkeypatch, tmp_path):
+    """``amp`` (bf16 autocast, on by default on CUDA) exercised on the CPU: training forwards run in bfloat16,
+    evaluation and the saved weights stay float32, and the network still learns."""
+    import landscape.train as lt
+
+    seen = []
+    real = lt.create_model
+
+    def spy(*a, **k):
+        m = real(*a, **k)
+        m.register_forward_hook(lambda mod, inp, out: seen.append((mod.training, out.dtype)))
+        return m
+
+    monkeypatch.setattr(lt, "create_model", spy)
+    h = lt.train("resnet20", "digits", epochs=2, out=str(tmp_path), progress=False, device="cpu", amp=True)
+    assert {d for training, d in seen if training} == {torch.bfloat16}
+    assert {d for training, d in seen if not training} == {torch.float32}
+    model, _ = load_checkpoint(str(tmp_path / "final.pt"))
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert h["test_err"][-1] < 50 and h["train_loss"][1] < h["train_loss"][0]

@@ -60,18 +60,50 @@ def precision_context(precision: str, device: torch.device) -> Iterator[None]:
 
 
 def default_batch_size(device: torch.device, image_shape: Sequence[int] = (3, 32, 32)) -> int:
-    """Images per forward pass, by device and image size.
+    """Images per forward pass, by device and image size (on a GPU: the most, before free memory caps it).
 
     On 2 CPU cores (measured, resnet20/56): 512 is best for 8x8 digits, while on 32x32 images 512 falls out of
     cache and runs at half the speed of 128-256; larger images get smaller batches. On a GPU the small
-    convolutions are memory-bound and want large batches.
+    convolutions of the CIFAR nets are memory-bound and short: at 1,024 32x32 images a 64-channel 8x8 layer writes
+    17 MB in fp32 (5 us at an H100's 3.35 TB/s), no longer than eager PyTorch takes to launch it, so 4,096 images
+    per step keep the GPU, not the launching CPU thread, the bottleneck (reasoned, not yet measured on a GPU).
     """
     pixels = int(image_shape[-1]) * int(image_shape[-2])
     if device.type == "cuda":
-        return 1024 if pixels <= 32 * 32 else 128
+        return 4096 if pixels <= 32 * 32 else 128
     if pixels <= 16 * 16:
         return 512
     return 128 if pixels <= 32 * 32 else 32
+
+
+def plan_gpu_step(n_images: int, batch_size: int, bytes_per_image: float, free_bytes: float, *,
+                  balance: bool = True, budget_fraction: float = 0.5, max_points: int = 64) -> tuple[int, int]:
+    """Batch size and points per step on a GPU, from the data size and a measured activation footprint.
+
+    Every grid point moves its own activations through every layer whichever engine evaluates it, so stacking K
+    points cannot reduce the bytes a point costs; what it can do is give a step enough work to hide the
+    launch cost of each kernel when the data is smaller than one batch. So K is 1 unless the whole data is
+    less than ``batch_size`` images, and then fills the step up to that many images (the vmap engine measured
+    0.35-0.54x of the loop on the CPU, where nothing is gained by it).
+
+    Args:
+        n_images: images in the evaluation data.
+        batch_size: the images one step should hold (the default's or the user's).
+        bytes_per_image: device memory one image needs in a forward pass (measured by the caller).
+        free_bytes: free device memory; at most ``budget_fraction`` of it is planned for activations.
+        balance: split the data into equally sized batches (one shape for cuDNN instead of a large batch and a
+            small remainder); only for an automatic batch size, a user's ``--batch-size`` is kept.
+
+    Returns:
+        ``(batch, points_per_step)``.
+    """
+    fit = max(1, int(budget_fraction * free_bytes // max(bytes_per_image, 1.0)))
+    batch = max(1, min(batch_size, n_images, fit))
+    if balance:
+        steps = -(-n_images // batch)
+        batch = -(-n_images // steps)
+    fill = max(1, batch_size // batch)  # > 1 only when the data is smaller than one step's worth
+    return batch, max(1, min(max_points, fill, fit // batch))
 
 
 @torch.no_grad()
@@ -125,7 +157,8 @@ class PlaneEvaluator:
     Two engines, same numbers (to float rounding):
 
     * ``points_per_step=1`` (the loop engine): one point's weights are written into the model's own tensors,
-      then the resident data runs through it. Fastest on the CPU (measured; vmap was slower there).
+      then the resident data runs through it. Fastest on the CPU (measured; vmap was slower there) and the GPU
+      default whenever the data fills a batch (see :func:`plan_gpu_step` for why).
     * ``points_per_step=K > 1`` (the batched engine): K parameter sets theta* + a_k*dx + b_k*dy are stacked on
       the device and evaluated together with ``torch.func.functional_call`` + ``vmap``; the data loop is
       outside and the block of points inside, so each batch of data is read once per block. An out-of-memory
@@ -136,8 +169,10 @@ class PlaneEvaluator:
         data: evaluation data, already on the device.
         xdir, ydir: directions (lists of tensors in ``dir_type`` order); ``ydir`` may be ``None`` (1D).
         dir_type: ``weights`` or ``states``.
-        batch_size, precision, bn_mode: see the CLI's ``--batch-size``, ``--precision``, ``--bn``.
-        points_per_step: K as above; ``None`` picks 1 on the CPU and sizes K from free memory on a GPU.
+        batch_size, precision, bn_mode: see the CLI's ``--batch-size``, ``--precision``, ``--bn``. ``None``
+            batch size: :func:`default_batch_size`, on a GPU capped by free memory and balanced across the data.
+        points_per_step: K as above; ``None`` picks 1, except on a GPU when the data is smaller than one batch
+            (then K fills the step, within free memory; see :func:`plan_gpu_step`).
         fold_bn: evaluate a copy of the network with each conv -> BN pair folded into one conv, refolded for
             every point from its own weights and BN statistics (``landscape.fold``). Same numbers to float
             rounding, fewer bytes moved; off by default because on the CPU it measured no faster.
@@ -167,6 +202,11 @@ class PlaneEvaluator:
                     data.num_classes, data.mean, data.std)
         self.data, self.precision, self.bn_mode = data, precision, bn_mode
         self.batch_size = batch_size or default_batch_size(self.device, tuple(data.x.shape[1:]))
+        self.points_per_step = points_per_step or 1  # the CPU engine: the loop measured fastest there
+        if self.device.type == "cuda" and (batch_size is None or points_per_step is None):
+            batch, k = plan_gpu_step(len(data), self.batch_size, gpu_bytes_per_image(self.model, data),
+                                     torch.cuda.mem_get_info()[0], balance=batch_size is None)
+            self.batch_size, self.points_per_step = batch, points_per_step or k
         names, tensors = perturbed_tensors(self.model, dir_type)
         if len(xdir) != len(tensors) or (ydir is not None and len(ydir) != len(tensors)):
             raise LandscapeError(f"direction has {len(xdir)} tensors but the model has {len(tensors)} ({dir_type})")
@@ -181,7 +221,6 @@ class PlaneEvaluator:
                 self._moved.append((name, t, t.detach().clone(), dev(dx), dev(dy)))
         # BN recompute overwrites the running statistics; keep theta*'s so restore() is exact.
         self._state0 = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        self.points_per_step = points_per_step or auto_points_per_step(self.model, self.data, self.batch_size)
         self._folded = fold_batchnorm(self.model) if fold_bn else None
         self.compile_model = compile_model
         self._runners: dict[str, object] = {}
@@ -205,6 +244,9 @@ class PlaneEvaluator:
         coords = [(float(a), float(b)) for a, b in coords]
         losses: list[float] = []
         accs: list[float] = []
+        # A grid repeats the same few shapes thousands of times: let cuDNN time its algorithms once per shape
+        # instead of trusting its heuristics (no effect on the CPU).
+        benchmark, torch.backends.cudnn.benchmark = torch.backends.cudnn.benchmark, True
         try:
             i = 0
             while i < len(coords):
@@ -231,6 +273,7 @@ class PlaneEvaluator:
             # The model leaves every call as it came in (theta*), whatever happened, so a caller holding the
             # same model object (a notebook, the next surface) never sees perturbed weights.
             self.restore()
+            torch.backends.cudnn.benchmark = benchmark
         return losses, accs
 
     def _shrink(self) -> None:
@@ -351,19 +394,12 @@ class PlaneEvaluator:
         return stats
 
 
-def auto_points_per_step(model: nn.Module, data: Data, batch_size: int, budget_fraction: float = 0.5,
-                         max_points: int = 64) -> int:
-    """Points per step for the batched engine: 1 on the CPU; on a GPU as many as fit in ``budget_fraction`` of
-    the free memory, from a measured activation footprint per image (an out-of-memory error still halves it)."""
-    if data.x.device.type != "cuda":
-        return 1
-    probe = data.x[: min(64, len(data))]
+def gpu_bytes_per_image(model: nn.Module, data: Data, probe_images: int = 64) -> float:
+    """Peak device memory per image of one eval-mode forward pass, measured on the first ``probe_images``."""
+    probe = data.x[: min(probe_images, len(data))]
     torch.cuda.synchronize()
     base = torch.cuda.memory_allocated()
     torch.cuda.reset_peak_memory_stats()
     with torch.no_grad():
         model(probe)
-    per_image = max(torch.cuda.max_memory_allocated() - base, 1) / len(probe)
-    free, _ = torch.cuda.mem_get_info()
-    k = int(budget_fraction * free / (per_image * min(batch_size, len(data))))
-    return max(1, min(max_points, k))
+    return max(torch.cuda.max_memory_allocated() - base, 1) / len(probe)

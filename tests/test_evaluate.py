@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 from landscape.directions import make_directions
 from landscape.errors import LandscapeError
-from landscape.evaluate import PlaneEvaluator, loss_and_accuracy, recompute_bn_statistics, resolve_device
+from landscape.evaluate import (PlaneEvaluator, loss_and_accuracy, plan_gpu_step, recompute_bn_statistics,
+                                resolve_device)
 
 
 def _reference_point(model, data, xdir, ydir, a, b):
@@ -150,16 +151,51 @@ def test_cpu_picks_the_loop_engine(model, digits_small):
         PlaneEvaluator(model, digits_small, xdir, ydir, points_per_step=0)
 
 
+def test_gpu_step_plan_batches_points_only_when_the_data_is_smaller_than_a_batch():
+    # 10,000 CIFAR images, ~200 kB per image, 80 GB free: the loop engine, three equal batches
+    assert plan_gpu_step(10_000, 4096, 200e3, 80e9) == (3334, 1)
+    assert plan_gpu_step(10_000, 4096, 200e3, 80e9, balance=False) == (4096, 1)  # a user's --batch-size is kept
+    # 100 images: one batch of 100, and 40 points per step fill it up to 4,096 images
+    assert plan_gpu_step(100, 4096, 200e3, 80e9) == (100, 40)
+    assert plan_gpu_step(100, 8192, 200e3, 80e9) == (100, 64)  # at most max_points
+    # free memory caps the batch (0.5 * 2 GB / 1 MB = 1,000 images), then K
+    assert plan_gpu_step(10_000, 4096, 1e6, 2e9) == (1000, 1)
+    assert plan_gpu_step(100, 4096, 1e6, 1e9) == (100, 5)
+    assert plan_gpu_step(10_000, 4096, 1e6, 1e3) == (1, 1)  # nothing fits: one image, one point (OOM halving next)
+
+
+def test_evaluate_autotunes_cudnn_only_while_it_runs(model, digits_small, monkeypatch):
+    xdir, ydir = make_directions(model)
+    ev = PlaneEvaluator(model, digits_small, xdir, ydir)
+    seen = []
+    real = ev._loop
+
+    def spy(coords):
+        seen.append(torch.backends.cudnn.benchmark)
+        if len(seen) == 2:
+            raise RuntimeError("boom")
+        return real(coords)
+
+    monkeypatch.setattr(ev, "_loop", spy)
+    before = torch.backends.cudnn.benchmark
+    ev.evaluate([(0.1, 0.1)])
+    with pytest.raises(RuntimeError, match="boom"):
+        ev.evaluate([(0.1, 0.1)])
+    assert seen == [True, True] and torch.backends.cudnn.benchmark == before
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("fold_bn", [False, True])
 @pytest.mark.parametrize("precision,rtol", [("fp32", 1e-4), ("tf32", 5e-3), ("bf16", 2e-2)])
-def test_gpu_batched_engine_matches_cpu_fp32(model, digits_small, precision, rtol, fold_bn):
+@pytest.mark.parametrize("points_per_step", [None, 1])  # None: 200 images < one batch, so the batched engine
+def test_gpu_engines_match_cpu_fp32(model, digits_small, precision, rtol, fold_bn, points_per_step):
     xdir, ydir = make_directions(model)
     coords = [(0.3, -0.2), (0.0, 0.0), (-0.5, 0.5)]
     cpu, _ = PlaneEvaluator(model, digits_small, xdir, ydir).evaluate(coords)
-    gpu, _ = PlaneEvaluator(model, digits_small.to("cuda"), xdir, ydir, precision=precision,
-                            fold_bn=fold_bn).evaluate(coords)
-    np.testing.assert_allclose(gpu, cpu, rtol=rtol)
+    ev = PlaneEvaluator(model, digits_small.to("cuda"), xdir, ydir, precision=precision, fold_bn=fold_bn,
+                        points_per_step=points_per_step)
+    assert ev.points_per_step == (points_per_step or 20) and ev.batch_size == 200
+    np.testing.assert_allclose(ev.evaluate(coords)[0], cpu, rtol=rtol)
 
 
 def _same_numbers(model, data, xdir, ydir, coords, base: dict, **variant):

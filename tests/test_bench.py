@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import torch
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
@@ -42,3 +44,47 @@ def test_roofline_counts_resnet56():
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "125.7 M multiply-adds/image" in out.stdout and "| H100-SXM | bf16 |" in out.stdout
+
+
+def test_mantissa_rounding_is_torchs_bf16_and_rounds_ties_to_even():
+    import precision
+
+    x = torch.randn(100_000, generator=torch.Generator().manual_seed(0)) * 10.0 ** torch.randint(-6, 6, (100_000,))
+    assert torch.equal(precision.round_mantissa(x, 7), x.to(torch.bfloat16).float())
+    one = torch.tensor([1 + 2 ** -11, 1 + 3 * 2 ** -11, -(1 + 3 * 2 ** -12), 2 - 2 ** -12, 1 + 2 ** -10])
+    # ties: 1 + half an ulp goes down to the even 1.0, 1 + 1.5 ulp up to the even 1 + 2 ulp; a carry into the
+    # exponent (2 - 2^-12 -> 2.0); exact values stay
+    assert precision.round_mantissa(one, 10).tolist() == [1.0, 1 + 2 ** -9, -(1 + 2 ** -10), 2.0, 1 + 2 ** -10]
+    assert torch.equal(precision.round_mantissa(x, 23), x)
+    cl = torch.randn(2, 3, 4, 4).to(memory_format=torch.channels_last)
+    assert precision.round_mantissa(cl, 10).is_contiguous(memory_format=torch.channels_last)
+
+
+def test_operand_rounding_rounds_conv_operands_only_while_active():
+    import precision
+    from landscape.models import create_model
+
+    torch.manual_seed(0)
+    m = create_model("resnet20", in_channels=1).eval()
+    x = torch.randn(4, 1, 8, 8)
+    w0 = {k: v.clone() for k, v in m.state_dict().items()}
+    with torch.no_grad():
+        plain = m(x)
+        with precision.operand_rounding(m, 23):
+            assert torch.equal(m(x), plain)  # 23 bits: no rounding at all
+        with precision.operand_rounding(m, 7):
+            rounded = m(x)
+            assert all(torch.equal(v, w0[k]) for k, v in m.state_dict().items())  # weights untouched in between
+        assert torch.equal(m(x), plain)  # hooks gone
+    assert not torch.equal(rounded, plain) and torch.allclose(rounded, plain, rtol=0.1, atol=0.05)
+
+
+def test_precision_benchmark_reports_every_mode(tmp_path):
+    out = subprocess.run([sys.executable, "bench/precision.py", "--ckpt", "checkpoints/resnet20_digits.pt",
+                          "--samples", "64", "--grid", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    last = out.stdout.strip().splitlines()[-1].split()
+    assert last[0] == "RESULT" and [kv.split("=")[0] for kv in last[1:]] == ["tf32_emulated", "bf16_emulated",
+                                                                         "bf16_autocast"]
+    err = {k: float(v) for k, v in (kv.split("=") for kv in last[1:])}
+    assert 0 < err["tf32_emulated"] < err["bf16_emulated"] < 0.1  # fewer mantissa bits, larger error

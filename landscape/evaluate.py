@@ -114,6 +114,13 @@ def loss_and_accuracy(model: nn.Module, data: Data, batch_size: int = 512, preci
     The sum of per-sample losses is accumulated in float64 on the device and read back once, so a point costs
     one host synchronisation, not one per batch.
     """
+    total, correct = _loss_sums(model, data, batch_size, precision)
+    n = len(data)
+    return float(total.item()) / n, 100.0 * float(correct.item()) / n
+
+
+def _loss_sums(model: nn.Module, data: Data, batch_size: int, precision: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed cross-entropy (float64) and number correct, left on the device (no host synchronisation)."""
     device = data.x.device
     total = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
@@ -123,8 +130,7 @@ def loss_and_accuracy(model: nn.Module, data: Data, batch_size: int = 512, preci
             logits = model(x).float()
             total += F.cross_entropy(logits, y, reduction="sum").double()
             correct += (logits.argmax(1) == y).sum()
-    n = len(data)
-    return float(total.item()) / n, 100.0 * float(correct.item()) / n
+    return total, correct
 
 
 @torch.no_grad()
@@ -250,9 +256,11 @@ class PlaneEvaluator:
         try:
             i = 0
             while i < len(coords):
-                k = min(self.points_per_step, len(coords) - i)
+                batched = self.points_per_step > 1
+                # the loop engine takes all the points at once: it reads its results back once, at the end
+                k = min(self.points_per_step, len(coords) - i) if batched else len(coords) - i
                 try:
-                    lo, ac = self._loop(coords[i:i + k]) if self.points_per_step == 1 else self._batched(coords[i:i + k])
+                    lo, ac = self._batched(coords[i:i + k]) if batched else self._loop(coords[i:i + k])
                 except torch.cuda.OutOfMemoryError:
                     self._shrink()
                     continue
@@ -288,18 +296,23 @@ class PlaneEvaluator:
             raise LandscapeError("out of device memory even with one point and one image per step; use a smaller "
                                  "model or input, or --device cpu")
 
+    @torch.no_grad()
     def _loop(self, coords: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
-        losses, accs = [], []
+        # The sums stay on the device until the block ends: one host synchronisation per block, not per point,
+        # so on a GPU the next point's weight update is queued while this point's batches still run (in stream
+        # order, so it never overtakes them).
+        sums = []
         for a, b in coords:
             self.set_point(a, b)
             if self.bn_mode == "recompute":
                 recompute_bn_statistics(self.model, self.data, self.batch_size, self.precision)
             if self._folded is not None:
                 self._folded.load_from(self.model)
-            loss, acc = loss_and_accuracy(self._runner("loop"), self.data, self.batch_size, self.precision)
-            losses.append(loss)
-            accs.append(acc)
-        return losses, accs
+            sums.append(_loss_sums(self._runner("loop"), self.data, self.batch_size, self.precision))
+        n = len(self.data)
+        totals = torch.stack([t for t, _ in sums]).tolist()
+        corrects = torch.stack([c for _, c in sums]).tolist()
+        return [t / n for t in totals], [100.0 * c / n for c in corrects]
 
     @torch.no_grad()
     def _batched(self, coords: list[tuple[float, float]]) -> tuple[list[float], list[float]]:

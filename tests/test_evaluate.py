@@ -144,6 +144,33 @@ def test_out_of_memory_halves_points_then_batch(model, digits_small, monkeypatch
     assert one.evaluate(coords)[0] == pytest.approx(ref, rel=1e-6) and one.batch_size == 100
 
 
+def test_loop_engine_reads_results_back_once_per_call(model, digits_small, monkeypatch):
+    """No host synchronisation per point: on a GPU the next point is queued while this one still runs."""
+    xdir, ydir = make_directions(model)
+    coords = [(0.1 * i, -0.05 * i) for i in range(5)]
+    ev = PlaneEvaluator(model, digits_small, xdir, ydir, batch_size=64)
+    expected = [loss_and_accuracy(_moved(model, xdir, ydir, a, b), digits_small, 64) for a, b in coords]
+    reads = []
+    for name in ("item", "tolist", "__float__"):
+        real = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name, lambda t, *a, _n=name, _r=real: reads.append(_n) or _r(t, *a))
+    losses, accs = ev.evaluate(coords)
+    monkeypatch.undo()
+    assert reads == ["tolist", "tolist"]
+    assert losses == [lo for lo, _ in expected] and accs == [ac for _, ac in expected]  # exactly as before
+
+
+def _moved(model, xdir, ydir, a, b):
+    """A channels_last copy of ``model`` at theta* + a*dx + b*dy, built the engine's way (one rounding)."""
+    m = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        for p, dx, dy in zip(m.parameters(), xdir, ydir):
+            step = dx * a
+            step.add_(dy, alpha=b)
+            p.copy_(p + step)
+    return m
+
+
 def test_cpu_picks_the_loop_engine(model, digits_small):
     xdir, ydir = make_directions(model)
     assert PlaneEvaluator(model, digits_small, xdir, ydir).points_per_step == 1

@@ -73,7 +73,7 @@ def compute_landscape(ckpt: str, *, arch: str | None = None, data: str = "digits
         if directions or ckpt2 or ckpt3:
             raise LandscapeError("--trajectory sets both directions; drop --directions/--ckpt2/--ckpt3")
         traj = trajectory_directions(ckpt, trajectory, arch, ignore, trust)
-        num = DEFAULT_X if dev.type == "cuda" else "-1:1:21"  # 51x51 is ~12 min for the digits demo on 2 cores
+        num = DEFAULT_X if dev.type == "cuda" else "-1:1:21"  # 51x51 is ~10 min for the digits demo on 2 cores
         x = x or _covering_grid([p[0] for p in traj["path"]], num)
         y = y or _covering_grid([p[1] for p in traj["path"]], num)
     xc = parse_grid(x or DEFAULT_X, "x")

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 
 from landscape.directions import make_directions
 from landscape.errors import LandscapeError
-from landscape.evaluate import (PlaneEvaluator, loss_and_accuracy, plan_gpu_step, recompute_bn_statistics,
-                                resolve_device)
+from landscape.evaluate import (PlaneEvaluator, default_batch_size, loss_and_accuracy, plan_gpu_step,
+                                recompute_bn_statistics, resolve_device)
 
 
 def _reference_point(model, data, xdir, ydir, a, b):
@@ -178,6 +178,13 @@ def test_cpu_picks_the_loop_engine(model, digits_small):
         PlaneEvaluator(model, digits_small, xdir, ydir, points_per_step=0)
 
 
+def test_default_batch_sizes():
+    gpu, cpu = torch.device("cuda"), torch.device("cpu")
+    assert [default_batch_size(gpu, s) for s in ((3, 32, 32), (1, 8, 8), (1, 28, 28), (3, 224, 224))] == \
+        [4096, 65536, 5349, 128]  # the same pixels per step up to 32x32
+    assert [default_batch_size(cpu, s) for s in ((1, 8, 8), (3, 32, 32), (3, 224, 224))] == [512, 128, 32]
+
+
 def test_gpu_step_plan_batches_points_only_when_the_data_is_smaller_than_a_batch():
     # 10,000 CIFAR images, ~200 kB per image, 80 GB free: the loop engine, three equal batches
     assert plan_gpu_step(10_000, 4096, 200e3, 80e9) == (3334, 1)
@@ -221,7 +228,8 @@ def test_gpu_engines_match_cpu_fp32(model, digits_small, precision, rtol, fold_b
     cpu, _ = PlaneEvaluator(model, digits_small, xdir, ydir).evaluate(coords)
     ev = PlaneEvaluator(model, digits_small.to("cuda"), xdir, ydir, precision=precision, fold_bn=fold_bn,
                         points_per_step=points_per_step)
-    assert ev.points_per_step == (points_per_step or 20) and ev.batch_size == 200
+    # the default GPU batch for 8x8 images is 65,536: 200 images leave room for the most points, 64
+    assert ev.points_per_step == (points_per_step or 64) and ev.batch_size == 200
     np.testing.assert_allclose(ev.evaluate(coords)[0], cpu, rtol=rtol)
 
 

@@ -168,7 +168,9 @@ def main() -> None:
     torch.backends.cudnn.benchmark = True
     m = ev.model
     best = None
-    for bs in [b for b in (128, 256, 512, 1024, 2048, 4096) if b <= args.images] or [args.images]:
+    # the engine's own batch is a candidate too (on a GPU it can be the whole data, balanced)
+    sizes = {b for b in (128, 256, 512, 1024, 2048, 4096) if b <= args.images} | {ev.batch_size}
+    for bs in sorted(sizes):
         try:
             with torch.no_grad(), precision_context(args.precision, dev):
                 m(data.x[:bs])

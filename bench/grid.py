@@ -169,7 +169,7 @@ def main() -> None:
     m = ev.model
     best = None
     # the engine's own batch is a candidate too (on a GPU it can be the whole data, balanced)
-    sizes = {b for b in (128, 256, 512, 1024, 2048, 4096) if b <= args.images} | {ev.batch_size}
+    sizes = {b for b in (128, 256, 512, 1024, 2048, 4096) if b <= len(data)} | {min(ev.batch_size, len(data))}
     for bs in sorted(sizes):
         try:
             with torch.no_grad(), precision_context(args.precision, dev):

@@ -24,6 +24,7 @@ def test_grid_benchmark_prints_result_and_a_json_record(tmp_path):
     r = json.loads(rec.read_text())
     assert r["points"] == 4 and r["err_points"] == 4 and r["fold_bn"] is True and r["device"] == "cpu"
     assert r["max_rel_err"] < 1e-5  # folded fp32 vs unfolded fp32: rounding only
+    assert r["batch"] == 128 and r["ceiling_batch"] == 32  # the ceiling never counts images the data lacks
     assert "MACs/image 40.8 M" in out.stdout  # resnet20 at 32x32
     rows = suite.table(str(rec)).splitlines()
     assert len(rows) == 3 and "| resnet20 | 32 | 2x2 | fp32 | K=1 fold b=128 |" in rows[2]

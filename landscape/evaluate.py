@@ -311,9 +311,9 @@ class PlaneEvaluator:
                 self._folded.load_from(self.model)
             sums.append(_loss_sums(self._runner("loop"), self.data, self.batch_size, self.precision))
         n = len(self.data)
-        totals = torch.stack([t for t, _ in sums]).tolist()
-        corrects = torch.stack([c for _, c in sums]).tolist()
-        return [t / n for t in totals], [100.0 * c / n for c in corrects]
+        # one read-back for the block (counts are exact in float64)
+        both = torch.stack([torch.stack([t, c.double()]) for t, c in sums]).tolist()
+        return [t / n for t, _ in both], [100.0 * c / n for _, c in both]
 
     @torch.no_grad()
     def _batched(self, coords: list[tuple[float, float]]) -> tuple[list[float], list[float]]:

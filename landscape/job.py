@@ -37,6 +37,7 @@ class LandscapeResult:
     device: str
     settings: dict = field(default_factory=dict)
     is_main: bool = True  # False on the ranks > 0 of a torchrun job (they neither write nor draw)
+    engine: str = ""  # how it was evaluated, e.g. "batch 512, 1 point per step" (after any out-of-memory halving)
 
 
 def default_name(ckpt: str, two_d: bool) -> str:
@@ -147,7 +148,10 @@ def compute_landscape(ckpt: str, *, arch: str | None = None, data: str = "digits
             writer.close()
     seconds = writer.elapsed if writer is not None else 0.0
     summary = summarize(read_surface(path, probe=False), split) if ctx.is_main else {}
-    return LandscapeResult(path, summary, len(todo), seconds, str(dev), settings, ctx.is_main)
+    k = evaluator.points_per_step
+    engine = (f"batch {evaluator.batch_size}, {k} point{'s' if k > 1 else ''} per step"
+              + (", BN folded" if fold_bn else "") + (", compiled" if compile_model else ""))
+    return LandscapeResult(path, summary, len(todo), seconds, str(dev), settings, ctx.is_main, engine)
 
 
 def _open_surface(path, xc, yc, settings, model, info, directions, ckpt2, ckpt3, seed, norm, ignore, dir_type,

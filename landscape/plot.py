@@ -99,9 +99,9 @@ def _main(argv: list[str] | None = None) -> int:
         return 0
     s = res.summary
     rate = f", {res.computed / res.seconds:.2f} points/s" if res.seconds > 0 and res.computed else ""
-    engine = f" ({res.engine})" if res.computed else ""
+    engine = f"; {res.engine}" if res.computed else ""
     print(f"surface: {res.path}  ({s['done']}/{s['total']} points; computed {res.computed} in "
-          f"{res.seconds:.1f} s on {res.device}{engine}{rate})")
+          f"{res.seconds:.1f} s on {res.device}{rate}{engine})")
     acc = f", accuracy {s['centre_acc']:.2f}%" if s.get("centre_acc") is not None else ""
     print(f"centre {s['centre']}: loss {s['centre_loss']:.6g}{acc}")
     if "min_loss" in s:

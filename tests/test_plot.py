@@ -32,7 +32,7 @@ def test_cli_2d_end_to_end(tmp_path, ckpt, model, capsys):
         assert f["train_loss"][1, 2] == centre_loss and f["train_acc"][1, 2] == centre_acc
         assert f.attrs["arch"] == "resnet20" and f.attrs["n_samples"] == 100 and f.attrs["norm"] == "filter"
     assert f"loss {centre_loss:.6g}" in text and "figures:" in text
-    assert "computed 15 in " in text and " on cpu (batch 512, 1 point per step), " in text
+    assert "computed 15 in " in text and " points/s; batch 512, 1 point per step)" in text
 
 
 def test_cli_1d(tmp_path, ckpt):

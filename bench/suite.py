@@ -38,6 +38,11 @@ def stages() -> dict[str, list[list[str]]]:
                                  "--points-per-step", k] for p in ("fp32", "bf16") for k in ("1", "4", "16")]
                   + [GRID + ["--arch", "resnet56", "--images", "256", "--size", "32", "--grid", "11", "--precision",
                              "bf16", "--skip-ref", "--err-points", "8"] + v for v in ([], ["--points-per-step", "1"])],
+        # the loop engine's batch size (the GPU default is up to 4,096 32x32 images, in the engine stage): bf16 at
+        # 1,024 / 2,048 / 8,192 and fp32 at 1,024, to check that default
+        "batch": [GRID + R56 + ["--grid", "11", "--precision", p, "--skip-ref", "--err-points", "4", "--points-per-step",
+                                "1", "--batch-size", b] for p, b in (("bf16", "1024"), ("bf16", "2048"),
+                                                                    ("bf16", "8192"), ("fp32", "1024"))],
         # (tf32 too: it keeps a trained surface within 1 % where bf16 does not, but needs folding or fusion to
         # reach 220k images/s; see the roofline section of BENCHMARKS.md)
         "fold": [GRID + R56 + ["--grid", "11", "--precision", p, "--skip-ref", "--err-points", "8", "--fold-bn"]

@@ -51,7 +51,7 @@ def stages() -> dict[str, list[list[str]]]:
                     + v for p, v in (("bf16", []), ("bf16", ["--fold-bn"]), ("tf32", ["--fold-bn"]))],
         # the rows: ResNet-56 11x11 fp32 and 51x51 bf16 (bf16 error against fp32 at every point)
         "r56": [GRID + R56 + ["--grid", "11", "--precision", "fp32"]],
-        "r56big": [GRID + R56 + ["--grid", "51", "--precision", "bf16", "--ref-points", "8", "--err-points", "0"]],
+        "r56big": [GRID + R56 + ["--grid", "51", "--precision", "bf16", "--ref-points", "8", "--err-points", "64"]],
         "p56": [GRID + P56 + ["--grid", "11", "--precision", "fp32"],
                 GRID + P56 + ["--grid", "51", "--precision", "bf16", "--ref-points", "8", "--err-points", "64"]],
         "r50": [GRID + R50 + ["--grid", "11", "--precision", "bf16", "--ref-points", "2"]],

@@ -29,22 +29,73 @@ DIGITS_TRAIN = 1437  # 80 % of 1,797, split by a fixed permutation (seed 0)
 
 @dataclass
 class Data:
-    """Images ``x`` (N, C, H, W) float32, normalized, and labels ``y`` (N,) int64, on one device."""
+    """Inputs ``x`` (N, ...) and targets ``y`` (N, ...) for evaluation, resident on ``device`` or streamed to it.
+
+    Images are (N, C, H, W) float32, normalized; targets are class indices (N,) int64 for classification or
+    float tensors for regression (``num_classes`` is then ``None``).
+
+    Attributes:
+        device: where the batches are evaluated. ``None``: ``x``'s device (the data is resident there).
+        streamed: ``x``/``y`` stay in (pinned, on a GPU machine) host memory and every batch is copied to
+            ``device`` when it is used; for data larger than the device's memory budget.
+    """
 
     x: torch.Tensor
     y: torch.Tensor
     name: str
     split: str
-    num_classes: int
+    num_classes: int | None
     mean: tuple = field(default=())
     std: tuple = field(default=())
+    device: torch.device | None = None
+    streamed: bool = False
+
+    def __post_init__(self) -> None:
+        if len(self.x) != len(self.y):
+            raise LandscapeError(f"inputs and targets differ in length: {len(self.x)} inputs, {len(self.y)} "
+                                 "targets; pass one target per input")
+        self.device = torch.device(self.device) if self.device is not None else self.x.device
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
+    def _replace(self, **kw) -> "Data":
+        d = dict(x=self.x, y=self.y, name=self.name, split=self.split, num_classes=self.num_classes,
+                 mean=self.mean, std=self.std, device=self.device, streamed=self.streamed)
+        d.update(kw)
+        return Data(**d)
+
     def to(self, device: torch.device | str) -> "Data":
-        return Data(self.x.to(device), self.y.to(device), self.name, self.split, self.num_classes,
-                    self.mean, self.std)
+        """The same data resident on ``device``."""
+        return self._replace(x=self.x.to(device), y=self.y.to(device), device=torch.device(device),
+                             streamed=False)
+
+    def head(self, n: int) -> "Data":
+        """The first ``n`` samples."""
+        return self._replace(x=self.x[:n], y=self.y[:n])
+
+    def with_layout(self, memory_format: torch.memory_format) -> "Data":
+        """Images in ``memory_format`` (channels_last for the engine); other inputs unchanged."""
+        if self.x.dim() != 4:
+            return self
+        return self._replace(x=self.x.contiguous(memory_format=memory_format))
+
+    def batches(self, batch_size: int):
+        """``(x, y)`` batches on ``self.device``: slices of resident tensors, or copies of streamed ones.
+
+        Streamed batches are copied with ``non_blocking`` from pinned memory, so on a GPU the copy of the next
+        batch overlaps the work already queued on the current one.
+        """
+        for i in range(0, len(self), batch_size):
+            xb, yb = self.x[i:i + batch_size], self.y[i:i + batch_size]
+            if self.streamed:
+                xb = xb.to(self.device, non_blocking=True)
+                yb = yb.to(self.device, non_blocking=True)
+            yield xb, yb
+
+    @property
+    def nbytes(self) -> int:
+        return self.x.element_size() * self.x.numel() + self.y.element_size() * self.y.numel()
 
     @property
     def normalization(self) -> dict:
@@ -215,5 +266,5 @@ def load_data(spec: str = "digits", split: str = "train", samples: int | None = 
     if samples is not None:
         if samples <= 0:
             raise LandscapeError(f"--samples must be a positive integer; got {samples}")
-        data = Data(data.x[:samples], data.y[:samples], data.name, data.split, data.num_classes, data.mean, data.std)
+        data = data.head(samples)
     return data.to(device)

@@ -8,7 +8,9 @@ perturbed tensor, in ``model.parameters()`` order (``dir_type='weights'``) or ``
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -20,6 +22,65 @@ IGNORES = ("biasbn", "none")
 DIR_TYPES = ("weights", "states")
 
 Direction = list  # list[torch.Tensor]
+
+
+@dataclass
+class Directions:
+    """The plane of a surface: theta* + a*x + b*y, one tensor per perturbed tensor of the model.
+
+    Attributes:
+        names: the perturbed tensors' names, in ``dir_type`` order (``parameters()`` or ``state_dict()``).
+        x, y: CPU float32 tensors, one per name (``y`` is ``None`` for a 1D curve).
+        dir_type: ``weights`` or ``states``.
+        source: how they were made, as the surface file records it: ``random``, ``file:NAME``,
+            ``target:A[/B]``, ``pca:RUN``.
+        trajectory: for PCA directions, ``{"path", "epochs", "explained_variance_ratio"}``.
+    """
+
+    names: list[str]
+    x: list[torch.Tensor]
+    y: list[torch.Tensor] | None = None
+    dir_type: str = "weights"
+    source: str = "random"
+    trajectory: dict | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        self.x = [torch.as_tensor(d).float() for d in self.x]
+        self.y = [torch.as_tensor(d).float() for d in self.y] if self.y is not None else None
+        for label, d in (("x", self.x), ("y", self.y)):
+            if d is not None and len(d) != len(self.names):
+                raise LandscapeError(f"the {label} direction has {len(d)} tensors for {len(self.names)} names")
+
+    @property
+    def two_d(self) -> bool:
+        return self.y is not None
+
+    def arrays(self) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+        """The directions as numpy arrays (for the HDF5 file and for sending between ranks)."""
+        return [d.numpy() for d in self.x], ([d.numpy() for d in self.y] if self.y is not None else None)
+
+    def check(self, model: nn.Module, where: str = "the directions") -> None:
+        """Raise a one-line error unless they match ``model``'s perturbed tensors in count and shape."""
+        names, tensors = perturbed_tensors(model, self.dir_type)
+        for label, d in (("x", self.x), ("y", self.y)):
+            if d is None:
+                continue
+            if len(d) != len(tensors):
+                raise LandscapeError(f"{where}: the {label} direction has {len(d)} tensors but the model has "
+                                     f"{len(tensors)} ({self.dir_type}); wrong architecture or --dir-type?")
+            for i, (a, b) in enumerate(zip(d, tensors)):
+                if tuple(a.shape) != tuple(b.shape):
+                    raise LandscapeError(f"{where}: the {label} direction's tensor {i} has shape {tuple(a.shape)} "
+                                         f"but {names[i]} is {tuple(b.shape)}; made for another architecture")
+
+    @classmethod
+    def of(cls, model: nn.Module, x: Direction, y: Direction | None = None, dir_type: str = "weights",
+           source: str = "random", trajectory: dict | None = None) -> "Directions":
+        """Directions over ``model``'s perturbed tensors (names taken from the model, shapes checked)."""
+        names, _ = perturbed_tensors(model, dir_type)
+        d = cls(names, list(x), list(y) if y is not None else None, dir_type, source, trajectory)
+        d.check(model)
+        return d
 
 
 def perturbed_tensors(model: nn.Module, dir_type: str = "weights") -> tuple[list[str], list[torch.Tensor]]:

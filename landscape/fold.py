@@ -3,8 +3,9 @@
 In eval mode BN is an affine map per channel, y = (conv(x) - mean) * s + beta with s = gamma / sqrt(var + eps), so
 conv + BN equals one convolution with weights W * s and bias beta + (b - mean) * s. The folded network skips one
 full read and write of every activation per BN layer (``landscape.cost`` counts 27% of ResNet-56's eager traffic),
-which matters where the evaluation is memory-bound (small convolutions on a GPU). On 2 CPU cores it measured no
-faster (oneDNN is compute-bound there), so the engine folds only when asked.
+which matters where the evaluation is memory-bound (small convolutions on a GPU: 1.09x on an H100 in bf16,
+BENCHMARKS.md, so the evaluator folds by default there). On 2 CPU cores it measured no faster (oneDNN is
+compute-bound there), so on the CPU it folds only when asked.
 
 Folding is exact in real arithmetic and differs from the unfolded network by float rounding only (~1e-7 relative
 in fp32). It is recomputed for every grid point from that point's weights and BN statistics, so it is valid for
@@ -75,7 +76,7 @@ class FoldedNetwork:
         self._kept = [n for n in names if n not in folded]
 
 
-def fold_batchnorm(model: nn.Module) -> FoldedNetwork:
+def fold_batchnorm(model: nn.Module, memory_format: torch.memory_format = torch.channels_last) -> FoldedNetwork:
     """Trace ``model`` and fold each BatchNorm whose only input is a convolution used by nothing else.
 
     Args:
@@ -83,7 +84,7 @@ def fold_batchnorm(model: nn.Module) -> FoldedNetwork:
 
     Returns:
         A :class:`FoldedNetwork` whose module holds copies of the weights, already folded with ``model``'s
-        current BN statistics, in eval mode, on ``model``'s device, in channels_last (the engine's layout).
+        current BN statistics, in eval mode, on ``model``'s device, in ``memory_format`` (the engine's layout).
 
     Raises:
         LandscapeError: the model cannot be traced, or it has no conv -> BN pair to fold.
@@ -119,7 +120,7 @@ def fold_batchnorm(model: nn.Module) -> FoldedNetwork:
     gm.graph.lint()
     gm.recompile()
     gm.eval()
-    gm = gm.to(memory_format=torch.channels_last)  # type: ignore[assignment]  # the engine's layout
+    gm = gm.to(memory_format=memory_format)  # type: ignore[assignment]  # the engine's layout
     net = FoldedNetwork(gm, pairs)
     net.load_from(model)
     return net

@@ -115,16 +115,17 @@ def test_batched_engine_matches_the_loop(model, digits_small, dir_type, bn_mode)
 def test_out_of_memory_halves_points_then_batch(model, digits_small, monkeypatch):
     xdir, ydir = make_directions(model)
     ev = PlaneEvaluator(model, digits_small, xdir, ydir, batch_size=200, points_per_step=8)
-    real = ev._batched
+    engine = ev.engine()
+    real = engine.run
     seen = []
 
-    def flaky(coords):
+    def flaky(coords, *rest):
         seen.append((len(coords), ev.batch_size))
         if len(coords) * ev.batch_size > 400:  # pretend anything larger does not fit
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real(coords)
+        return real(coords, *rest)
 
-    monkeypatch.setattr(ev, "_batched", flaky)
+    monkeypatch.setattr(engine, "run", flaky)
     coords = [(0.1 * i, -0.05 * i) for i in range(5)]
     losses, _ = ev.evaluate(coords)
     assert seen == [(5, 200), (4, 200), (2, 200), (2, 200), (1, 200)]
@@ -133,14 +134,15 @@ def test_out_of_memory_halves_points_then_batch(model, digits_small, monkeypatch
     np.testing.assert_allclose(losses, ref, rtol=1e-5)
     # at one point per step, the batch is halved next
     one = PlaneEvaluator(model, digits_small, xdir, ydir, batch_size=200)
-    real_loop = one._loop
+    loop = one.engine()
+    real_loop = loop.run
 
     def flaky_loop(c):
         if one.batch_size > 100:
             raise torch.cuda.OutOfMemoryError("simulated")
         return real_loop(c)
 
-    monkeypatch.setattr(one, "_loop", flaky_loop)
+    monkeypatch.setattr(loop, "run", flaky_loop)
     assert one.evaluate(coords)[0] == pytest.approx(ref, rel=1e-6) and one.batch_size == 100
 
 
@@ -202,7 +204,8 @@ def test_evaluate_autotunes_cudnn_only_while_it_runs(model, digits_small, monkey
     xdir, ydir = make_directions(model)
     ev = PlaneEvaluator(model, digits_small, xdir, ydir)
     seen = []
-    real = ev._loop
+    loop = ev.engine()
+    real = loop.run
 
     def spy(coords):
         seen.append(torch.backends.cudnn.benchmark)
@@ -210,7 +213,7 @@ def test_evaluate_autotunes_cudnn_only_while_it_runs(model, digits_small, monkey
             raise RuntimeError("boom")
         return real(coords)
 
-    monkeypatch.setattr(ev, "_loop", spy)
+    monkeypatch.setattr(loop, "run", spy)
     before = torch.backends.cudnn.benchmark
     ev.evaluate([(0.1, 0.1)])
     with pytest.raises(RuntimeError, match="boom"):

@@ -1,0 +1,225 @@
+"""The evaluator: picks an engine, owns the memory policy and the fallbacks, and evaluates blocks of points.
+
+:class:`PlaneEvaluator` evaluates L(theta* + a*dx + b*dy) at many (a, b) on the data's device. It never
+touches the caller's model (it works on a copy, :mod:`landscape.evaluate.perturb`), and never fails where a
+slower way would work:
+
+* out of device memory: halve the points per step, then the batch, and retry;
+* the batched (vmap) engine fails on this model: retry in NCHW layout (cuDNN's batch norm under ``vmap``
+  cannot query channels_last contiguity; seen on an H100 in fp32/tf32), then with the loop engine, with a
+  warning; only an error of the loop engine itself reaches the caller.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+
+from landscape.data import Data
+from landscape.directions import Directions
+from landscape.errors import LandscapeError
+from landscape.evaluate.device import (BN_MODES, PRECISIONS, default_batch_size, gpu_bytes_per_image,
+                                       plan_gpu_step)
+from landscape.evaluate.engines import Engine, LoopEngine, VmapEngine
+from landscape.evaluate.perturb import Perturbation
+from landscape.fold import fold_batchnorm
+from landscape.losses import LossSpec, is_class_labels, resolve_loss
+
+
+class PlaneEvaluator:
+    """Evaluates L(theta* + a*dx + b*dy) at many (a, b), on the data's device.
+
+    Args:
+        model: the trained network (copied; the caller's object is left exactly as it came in).
+        data: evaluation data (:class:`Data`), resident on its device or streamed to it.
+        xdir: a :class:`Directions`, or the x direction as a list of tensors (then ``ydir``, ``dir_type``).
+        ydir: the y direction (``None``: 1D).
+        dir_type: ``weights`` or ``states`` (with lists only).
+        batch_size: samples per forward pass; ``None``: :func:`default_batch_size`, on a GPU capped by free
+            memory and balanced across the data.
+        precision: ``fp32`` (strict), ``tf32`` or ``bf16`` (autocast).
+        bn_mode: ``eval`` (BN running statistics, as the reference) or ``recompute`` (per point).
+        points_per_step: K points per step; K > 1 is the batched (vmap) engine. ``None``: 1, except on a GPU when
+            the data is smaller than one batch (then K fills the step, within free memory).
+        fold_bn: evaluate with each conv -> BN pair folded into one conv, refolded per point (same numbers to
+            float rounding). ``None``: on a GPU when the model has such pairs (measured faster there), off on
+            the CPU (measured no faster).
+        compile_model: run the forward passes through ``torch.compile`` (compiled once, on the first point).
+        loss: ``cross_entropy`` (default), ``mse``, ``nll``, a callable ``fn(output, target)`` or a ``Loss``.
+
+    Attributes:
+        has_accuracy: accuracy is computed (class-label targets and a (B, classes) output).
+    """
+
+    def __init__(self, model: nn.Module, data: Data, xdir: Directions | Sequence[torch.Tensor],
+                 ydir: Sequence[torch.Tensor] | None = None, dir_type: str = "weights",
+                 batch_size: int | None = None, precision: str = "fp32", bn_mode: str = "eval",
+                 points_per_step: int | None = None, fold_bn: bool | None = False, compile_model: bool = False,
+                 loss: LossSpec | None = None):
+        if bn_mode not in BN_MODES:
+            raise LandscapeError(f"unknown BN mode {bn_mode!r}; valid: {', '.join(BN_MODES)}")
+        if precision not in PRECISIONS:
+            raise LandscapeError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+        if points_per_step is not None and points_per_step < 1:
+            raise LandscapeError(f"--points-per-step must be >= 1; got {points_per_step}")
+        if batch_size is not None and batch_size < 1:
+            raise LandscapeError(f"--batch-size must be a positive integer; got {batch_size}")
+        self.directions = xdir if isinstance(xdir, Directions) else Directions.of(model, xdir, ydir, dir_type)
+        self.device = data.device
+        self.precision, self.bn_mode, self.compile_model = precision, bn_mode, compile_model
+        self.loss = resolve_loss(loss)
+        self._source, self._data = model, data
+        self._fold_request = fold_bn
+        self._memory_format = torch.channels_last
+        self._build()
+        self.has_accuracy = self._probe()
+        self.batch_size = batch_size or default_batch_size(self.device, tuple(data.x.shape[1:]))
+        self.points_per_step = points_per_step or 1  # the CPU engine: the loop measured fastest there
+        if self.device.type == "cuda" and (batch_size is None or points_per_step is None):
+            batch, k = plan_gpu_step(len(data), self.batch_size, gpu_bytes_per_image(self.model, self.data.x),
+                                     torch.cuda.mem_get_info(self.device)[0], balance=batch_size is None)
+            self.batch_size, self.points_per_step = batch, points_per_step or k
+
+    # -- construction ------------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        """The model copy, the data and the folded network in the current memory format."""
+        self.pert = Perturbation(self._source, self.directions, self.device, self._memory_format)
+        self.data = self._data.with_layout(self._memory_format)
+        self._folded = None
+        if self._fold_request or (self._fold_request is None and self.device.type == "cuda"):
+            try:
+                self._folded = fold_batchnorm(self.pert.module, self._memory_format)
+            except LandscapeError:
+                if self._fold_request:
+                    raise  # asked for explicitly: say why it cannot be done
+        self._engines: dict[bool, Engine] = {}
+
+    def _probe(self) -> bool:
+        """Run two samples through the model and the loss: a clear error now instead of at the first point, and
+        whether accuracy means anything (class-label targets and a (B, classes) output)."""
+        x, y = next(self.data.batches(2))
+        try:
+            with torch.no_grad():
+                out = self.pert.module(x)
+        except Exception as e:  # noqa: BLE001 - a user's model can raise anything on the wrong input
+            raise LandscapeError(f"the model fails on the data (inputs of shape {tuple(x.shape[1:])}): "
+                                 f"{type(e).__name__}: {_first_line(e)}; pass data the model accepts") from e
+        if not isinstance(out, torch.Tensor):
+            raise LandscapeError(f"the model returns a {type(out).__name__}, not a tensor; wrap it so that "
+                                 "forward returns the output tensor")
+        try:
+            self.loss.batch_sum(out.float(), y)
+        except LandscapeError:
+            raise
+        except Exception as e:  # noqa: BLE001 - same: a user's loss can raise anything
+            raise LandscapeError(f"loss {self.loss.name!r} fails on the model's output (shape {tuple(out.shape)}) "
+                                 f"and targets (shape {tuple(y.shape)}, {str(y.dtype).replace('torch.', '')}): "
+                                 f"{type(e).__name__}: {_first_line(e)}; use loss='mse' or a callable for "
+                                 "regression targets") from e
+        return is_class_labels(y) and out.dim() == 2 and out.shape[1] > 1
+
+    @property
+    def model(self) -> nn.Module:
+        """The evaluator's own copy of the network (theta* between calls)."""
+        return self.pert.module
+
+    @property
+    def fold_bn(self) -> bool:
+        return self._folded is not None
+
+    def engine(self) -> Engine:
+        batched = self.points_per_step > 1
+        if batched not in self._engines:
+            cls = VmapEngine if batched else LoopEngine
+            self._engines[batched] = cls(self.pert, self.data, self.loss, self.has_accuracy, self.batch_size,
+                                         self.precision, self.bn_mode, self._folded, self.compile_model)
+        e = self._engines[batched]
+        e.batch_size = self.batch_size  # the memory policy may have lowered it
+        return e
+
+    def describe(self) -> str:
+        """How points are evaluated, e.g. ``batch 512, 1 point per step, BN folded``."""
+        k = self.points_per_step
+        return (f"batch {self.batch_size}, {k} point{'s' if k > 1 else ''} per step"
+                + (", BN folded" if self.fold_bn else "") + (", compiled" if self.compile_model else "")
+                + (", streamed" if self.data.streamed else ""))
+
+    # -- evaluation --------------------------------------------------------------------------------------------
+    def evaluate(self, coords: Sequence[tuple[float, float]]) -> tuple[list[float], list[float] | None]:
+        """Loss and accuracy (``None`` without class labels) at each (a, b); a diverged point returns its inf/NaN
+        loss as it is."""
+        coords = [(float(a), float(b)) for a, b in coords]
+        losses: list[float] = []
+        accs: list[float] = []
+        # A grid repeats the same few shapes thousands of times: let cuDNN time its algorithms once per shape
+        # instead of trusting its heuristics (no effect on the CPU).
+        benchmark, torch.backends.cudnn.benchmark = torch.backends.cudnn.benchmark, True
+        try:
+            i = 0
+            while i < len(coords):
+                engine = self.engine()
+                # the loop engine takes all the points at once: it reads its results back once, at the end
+                k = min(self.points_per_step, len(coords) - i) if engine.batched else len(coords) - i
+                try:
+                    if engine.batched:
+                        lo, ac = engine.run(coords[i:i + k], self.points_per_step if self.compile_model else None)
+                    else:
+                        lo, ac = engine.run(coords[i:i + k])
+                except torch.cuda.OutOfMemoryError:
+                    self._shrink()
+                    continue
+                except LandscapeError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - see _step_down and the compile note below
+                    if engine.batched and self._step_down(e):
+                        continue
+                    if not self.compile_model:
+                        raise
+                    # Compilation happens on the first call (inductor needs a C++ compiler on the CPU, Triton
+                    # on a GPU); its failures are long tracebacks, so say what failed and how to avoid it.
+                    raise LandscapeError(f"torch.compile failed ({type(e).__name__}: {_first_line(e)}); run "
+                                         "without --compile") from e
+                losses += lo
+                if ac is not None:
+                    accs += ac
+                i += k
+        finally:
+            # The copy leaves every call at theta*, whatever happened, so the next call starts from it.
+            self.pert.restore()
+            torch.backends.cudnn.benchmark = benchmark
+        return losses, (accs if self.has_accuracy else None)
+
+    def _shrink(self) -> None:
+        """After an out-of-memory error: halve the points per step, then the batch; give up below 1 sample."""
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if self.points_per_step > 1:
+            self.points_per_step //= 2
+        elif self.batch_size > 1:
+            self.batch_size //= 2
+        else:
+            raise LandscapeError("out of device memory even with one point and one sample per step; use a smaller "
+                                 "model or input, or --device cpu")
+
+    def _step_down(self, e: Exception) -> bool:
+        """The batched engine failed: try NCHW, then the loop engine. Returns whether there was a step left."""
+        self.pert.restore()
+        if self._memory_format == torch.channels_last and self.data.x.dim() == 4:
+            # vmap cannot answer channels_last contiguity queries (cuDNN's batch norm asks them); NCHW works.
+            self._memory_format = torch.contiguous_format
+            self._build()
+            return True
+        warnings.warn(f"the batched engine (vmap over {self.points_per_step} points) cannot run this model "
+                      f"({type(e).__name__}: {_first_line(e)}); evaluating one point at a time instead",
+                      RuntimeWarning, stacklevel=3)
+        self.points_per_step = 1
+        self._memory_format = torch.channels_last
+        self._build()
+        return True
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [""])[0][:200]

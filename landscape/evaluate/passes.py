@@ -1,0 +1,68 @@
+"""One pass of the data through a model as it is now: the loss/accuracy sums, and BN statistics recomputed.
+
+The sums stay on the device (float64 loss, int64 correct count) until the caller reads them, so a grid point
+costs one host synchronisation for a whole block of points, not one per batch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from landscape.data import Data
+from landscape.evaluate.device import precision_context
+from landscape.losses import Loss, LossSpec, resolve_loss
+
+
+def loss_sums(model: nn.Module, data: Data, batch_size: int, precision: str, loss: Loss,
+              accuracy: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Summed loss (float64) and number correct (or ``None``), left on the device (no host synchronisation)."""
+    device = data.device
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device) if accuracy else None
+    with precision_context(precision, device):
+        for x, y in data.batches(batch_size):
+            out = model(x).float()
+            total += loss.batch_sum(out, y)
+            if correct is not None:
+                correct += (out.argmax(1) == y).sum()
+    return total, correct
+
+
+@torch.no_grad()
+def loss_and_accuracy(model: nn.Module, data: Data, batch_size: int = 512, precision: str = "fp32",
+                      loss: LossSpec | None = None) -> tuple[float, float | None]:
+    """Mean loss and accuracy (percent; ``None`` for non-class targets) of ``model`` as it is now, over ``data``.
+
+    The sum of per-sample losses is accumulated in float64 on the device and read back once.
+    """
+    from landscape.losses import is_class_labels
+
+    acc = is_class_labels(data.y)
+    total, correct = loss_sums(model, data, batch_size, precision, resolve_loss(loss), acc)
+    n = len(data)
+    return float(total.item()) / n, (100.0 * float(correct.item()) / n if correct is not None else None)
+
+
+@torch.no_grad()
+def recompute_bn_statistics(model: nn.Module, data: Data, batch_size: int = 512, precision: str = "fp32") -> None:
+    """Replace every BN layer's running mean/var by statistics of ``data`` under the current weights.
+
+    One pass in training mode with cumulative averaging (``momentum=None``), as ``torch.optim.swa_utils.update_bn``
+    and the mode-connectivity literature do: the running values are the average of the per-batch statistics
+    (exactly the data's statistics when one batch holds all the data), then the model returns to eval mode.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    try:
+        with precision_context(precision, data.device):
+            for x, _ in data.batches(batch_size):
+                model(x)
+    finally:
+        for m, mom in zip(bns, momenta):
+            m.momentum = mom
+        model.eval()

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from landscape.data import Data
 from landscape.directions import make_directions
 from landscape.evaluate import PlaneEvaluator
 
@@ -29,20 +30,23 @@ class ItemInForward(nn.Module):
         return x * 2 if float(x.mean()) > -1e9 else x
 
 
-def _net(extra: nn.Module) -> nn.Module:
+def _net(extra: nn.Module, in_channels: int = 1) -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), extra, nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+    return nn.Sequential(nn.Conv2d(in_channels, 4, 3, padding=1), extra, nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                          nn.Linear(4, 10)).eval()
 
 
 COORDS = [(0.3, -0.2), (0.0, 0.0), (-0.5, 0.5)]
 
 
-def test_vmap_layout_failure_retries_in_nchw_with_the_same_numbers(digits_small):
-    net = _net(ChannelsLastQuery())
+def test_vmap_layout_failure_retries_in_nchw_with_the_same_numbers():
+    g = torch.Generator().manual_seed(0)
+    # three channels: with one, channels_last and NCHW strides coincide and nothing would be queried
+    data = Data(torch.randn(96, 3, 8, 8, generator=g), torch.randint(0, 10, (96,), generator=g), "t", "train", 10)
+    net = _net(ChannelsLastQuery(), in_channels=3)
     xdir, ydir = make_directions(net, seed=2)
-    ref = PlaneEvaluator(net, digits_small, xdir, ydir, batch_size=64).evaluate(COORDS)
-    ev = PlaneEvaluator(net, digits_small, xdir, ydir, batch_size=64, points_per_step=3)
+    ref = PlaneEvaluator(net, data, xdir, ydir, batch_size=64).evaluate(COORDS)
+    ev = PlaneEvaluator(net, data, xdir, ydir, batch_size=64, points_per_step=3)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the layout step is silent: same engine, same speed class
         got = ev.evaluate(COORDS)

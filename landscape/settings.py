@@ -1,0 +1,234 @@
+"""Every setting of a surface, written down once (nanoGPT-style dataclasses, saved with the result).
+
+:class:`Config` holds what a user chooses; the CLI's flags (:func:`add_arguments`), the keywords of
+:func:`landscape.compute` and their validation are all generated from its fields. :class:`Provenance` holds
+what the run finds out (the architecture, the data set, ...). Each field's metadata says where it goes:
+
+* ``attr``: the surface file records it under this attribute name;
+* ``identity``: it defines the surface's values, so resuming with another value is an error;
+* ``shown``: the HTML page's settings line shows it.
+
+The surface file also records which attributes were identity and shown (``identity_attrs``, ``shown_attrs``),
+so the resume check and the renderer read them from the file and a new setting needs no other edit.
+
+Torch-free on purpose: the renderer imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from landscape.errors import LandscapeError
+
+NORMS = ("filter", "layer", "weight", "none")
+IGNORES = ("biasbn", "none")
+DIR_TYPES = ("weights", "states")
+PRECISIONS = ("fp32", "tf32", "bf16")
+BN_MODES = ("eval", "recompute")
+SPLITS = ("train", "test")
+LOSSES = ("cross_entropy", "mse", "nll")
+GPU_GRID = "-1:1:51"  # the authors' 51x51, ~3 min for 10,000 CIFAR images on an H100 in bf16 (BENCHMARKS.md)
+CPU_GRID = "-1:1:15"  # the digits ResNet-56 default in about a minute on 2 cores, start-up and figures included
+
+
+def setting(default: Any, help: str, *, flag: str | None = None, choices: tuple | None = None,
+            attr: str | None = None, identity: bool = False, shown: bool = False, group: str = "evaluation",
+            cli: bool = True, metavar: str | None = None) -> Any:
+    """A :class:`Config` field with what the CLI, the surface file and the HTML page need to know of it.
+
+    Args:
+        default: the default value.
+        help: the CLI's help text (also the field's documentation).
+        flag: the CLI flag (default ``--`` + the name with ``-`` for ``_``).
+        choices: the valid values (checked for the CLI and for Python callers alike).
+        attr: the surface-file attribute that records it (``None``: not recorded).
+        identity: the value defines the surface (resume must match).
+        shown: the HTML settings line shows it.
+        group: the CLI help group.
+        cli: whether the CLI has a flag for it.
+    """
+    meta = dict(help=help, flag=flag, choices=choices, attr=attr, identity=identity, shown=shown, group=group,
+                cli=cli, metavar=metavar)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class Config:
+    """What a user chooses for one surface. Every field is a ``python -m landscape.plot`` flag and a keyword of
+    :func:`landscape.compute`."""
+
+    # the model
+    arch: str | None = setting(None, "architecture for a checkpoint that does not record it, e.g. resnet56, "
+                               "plain56 / resnet56_noshort, resnet50", group="model")
+    trust_checkpoint: bool = setting(False, "allow checkpoints that need code execution to load (only for files "
+                                     "you trust)", group="model")
+    # the data
+    data: str = setting("digits", "digits (default) | cifar10:DIR | imagefolder:DIR | synthetic[:N]; from "
+                        "Python also tensors, a Dataset or a DataLoader", group="data")
+    split: str = setting("train", "data split (default train, as in Li et al.)", choices=SPLITS, attr="split",
+                         identity=True, shown=True, group="data")
+    samples: int | None = setting(None, "evaluate on the first N samples (default: all)", group="data",
+                                  metavar="N")
+    # the grid
+    x: str | None = setting(None, f"alpha grid MIN:MAX:NUM (default {GPU_GRID} on a GPU, {CPU_GRID} on the CPU; "
+                            "with --trajectory: covering the path)", group="grid", metavar="MIN:MAX:NUM")
+    y: str | None = setting(None, "beta grid MIN:MAX:NUM (default: like x; with --trajectory: covering the path)",
+                            group="grid", metavar="MIN:MAX:NUM")
+    one_d: bool = setting(False, "a 1D curve along x instead of the 2D surface", flag="--1d", group="grid")
+    # the directions
+    norm: str = setting("filter", "direction normalization (default filter)", choices=NORMS, attr="norm",
+                        identity=True, shown=True, group="directions")
+    ignore: str = setting("biasbn", "biasbn (default): biases and BN parameters are not perturbed",
+                          choices=IGNORES, attr="ignore", identity=True, shown=True, group="directions")
+    dir_type: str = setting("weights", "weights (parameters) or states (also BN running statistics)",
+                            choices=DIR_TYPES, attr="dir_type", identity=True, shown=True, group="directions")
+    seed: int = setting(123, "seed of the random directions (default 123)", attr="seed", identity=True, shown=True,
+                        group="directions")
+    directions: str | None = setting(None, "read directions from this HDF5 file (ours or the reference's)",
+                                     group="directions", metavar="FILE")
+    ckpt2: str | None = setting(None, "x direction = ckpt2 - ckpt (1D interpolation)", group="directions")
+    ckpt3: str | None = setting(None, "y direction = ckpt3 - ckpt (plane through three models)",
+                                group="directions")
+    trajectory: str | None = setting(None, "PCA directions of the run's epoch_*.pt snapshots; the optimizer's "
+                                     "path is drawn", group="directions", metavar="RUN_DIR")
+    # the evaluation
+    loss: str = setting("cross_entropy", "cross_entropy (default), mse (the reference's: softmax vs one-hot; "
+                        "plain MSE for float targets) or nll; from Python also a callable", choices=LOSSES,
+                        attr="loss", identity=True, shown=True)
+    precision: str = setting("fp32", "fp32 (default, strict), tf32 (GPU) or bf16 (autocast)", choices=PRECISIONS,
+                             attr="precision", identity=True, shown=True)
+    bn: str = setting("eval", "eval: BN running statistics (default, as the reference); recompute: per point",
+                      choices=BN_MODES, attr="bn_mode", identity=True, shown=True)
+    batch_size: int | None = setting(None, "samples per forward pass (default by device and input size: CPU 512 "
+                                     "for 8x8, 128 for 32x32; GPU up to 4,096 32x32 images, capped by memory)")
+    points_per_step: int | None = setting(None, "grid points evaluated together (vmap engine); default 1, on a "
+                                          "GPU more when the data is smaller than one batch")
+    fold_bn: bool | None = setting(None, "fold eval-mode BatchNorm into the convolutions, per point (same numbers "
+                                   "to float rounding; default: on a GPU)")
+    compile: bool = setting(False, "torch.compile the forward pass once (pays from ~1,500 points on a GPU, "
+                            "~1,000 on 2 CPU cores)")
+    device: str = setting("auto", "auto (default) | cpu | cuda | cuda:N")
+    # the output
+    out: str = setting("plots", "output folder (default plots/)", group="output")
+    name: str | None = setting(None, "file stem (default: the checkpoint's or model's, _1d for 1D)",
+                               group="output")
+    formats: str = setting("png,html", "any of png,pdf,svg,html,vtp (default png,html)", group="output")
+    render: bool = setting(True, "draw the figures after computing", flag="--render", group="output")
+    progress: bool = setting(True, "show a progress bar", flag="--progress", group="output")
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            choices = f.metadata.get("choices")
+            value = getattr(self, f.name)
+            if choices and isinstance(value, str) and value not in choices:
+                raise LandscapeError(f"unknown {f.name} {value!r}; valid: {', '.join(choices)}")
+        for f in ("samples", "batch_size", "points_per_step"):
+            v = getattr(self, f)
+            if v is not None and (not isinstance(v, int) or v < 1):
+                raise LandscapeError(f"{f} must be a positive integer; got {v!r}")
+
+    def replace(self, **changes: Any) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> str:
+        """All fields as JSON (a callable loss or a data object by its name): saved in the surface file."""
+        return json.dumps({f.name: _plain(getattr(self, f.name)) for f in fields(self)}, sort_keys=True)
+
+
+@dataclass
+class Provenance:
+    """What a run finds out and records, besides the user's choices."""
+
+    arch: str = setting("", "", attr="arch", identity=True, shown=True, cli=False)
+    ckpt: str = setting("", "", attr="ckpt", cli=False)
+    ckpt_sha256: str = setting("", "", attr="ckpt_sha256", identity=True, cli=False)
+    dataset: str = setting("", "", attr="dataset", identity=True, shown=True, cli=False)
+    n_samples: int = setting(0, "", attr="n_samples", identity=True, shown=True, cli=False)
+    directions: str = setting("random", "", attr="directions", identity=True, shown=True, cli=False)
+    torch_version: str = setting("", "", attr="torch_version", shown=True, cli=False)
+    device: str = setting("", "", attr="device", shown=True, cli=False)
+
+
+def make_config(config: Config | None = None, **options: Any) -> Config:
+    """``config`` (default: the defaults) with ``options`` replaced; an unknown name is a one-line error."""
+    config = config if config is not None else Config()
+    names = {f.name for f in fields(config)}
+    bad = sorted(set(options) - names)
+    if bad:
+        raise LandscapeError(f"unknown setting(s) {', '.join(bad)}; valid: {', '.join(sorted(names))}")
+    return dataclasses.replace(config, **options) if options else config
+
+
+def recorded(*objs: Any) -> dict[str, Any]:
+    """The surface-file attributes of some settings dataclasses, by attribute name."""
+    out = {}
+    for obj in objs:
+        for f in fields(obj):
+            if f.metadata.get("attr"):
+                out[f.metadata["attr"]] = _plain(getattr(obj, f.name))
+    return out
+
+
+def attr_names(*classes: type, flag: str) -> list[str]:
+    """The attribute names whose fields have ``flag`` (``identity`` or ``shown``) set, in field order."""
+    out: list[str] = []
+    for cls in classes:
+        for f in fields(cls):
+            if f.metadata.get(flag) and f.metadata.get("attr") and f.metadata["attr"] not in out:
+                out.append(f.metadata["attr"])
+    return out
+
+
+# What files written before these lists were recorded in them are checked and shown with.
+IDENTITY_ATTRS = tuple(attr_names(Provenance, Config, flag="identity"))
+SHOWN_ATTRS = tuple(attr_names(Provenance, Config, flag="shown")) + ("created",)
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type = Config, skip: tuple[str, ...] = ()) -> None:
+    """One CLI flag per field of ``cls`` (its help, choices and default), in help groups."""
+    groups: dict[str, Any] = {}
+    for f in fields(cls):
+        m = f.metadata
+        if not m.get("cli", True) or f.name in skip:
+            continue
+        g = groups.get(m["group"])
+        if g is None:
+            g = groups[m["group"]] = parser.add_argument_group(m["group"])
+        flag = m.get("flag") or "--" + f.name.replace("_", "-")
+        kind = _kind(f)
+        if kind is bool:
+            g.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=f.default,
+                           help=m["help"])
+        else:
+            g.add_argument(flag, dest=f.name, type=kind, default=f.default, choices=m.get("choices"),
+                           help=m["help"], metavar=m.get("metavar"))
+
+
+def from_namespace(ns: argparse.Namespace, cls: type = Config) -> Any:
+    """The dataclass built from parsed arguments (fields without a flag keep their defaults)."""
+    return cls(**{f.name: getattr(ns, f.name) for f in fields(cls) if hasattr(ns, f.name)})
+
+
+def _kind(f: dataclasses.Field) -> type:
+    t = str(f.type)
+    if t.startswith("bool"):
+        return bool
+    if t.startswith("int"):
+        return int
+    if t.startswith("float"):
+        return float
+    return str
+
+
+def _plain(v: Any) -> Any:
+    """A value an HDF5 attribute or JSON can hold: callables and objects by name."""
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if callable(v):
+        module = getattr(v, "__module__", None) or "?"
+        return f"{module}.{getattr(v, '__qualname__', type(v).__name__)}"
+    return type(v).__name__

@@ -1,0 +1,134 @@
+"""Safe HDF5 access: a forked probe before reading files that may be damaged, opening with one-line errors, and
+the writer's lock file.
+
+Torch-free.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable
+
+import h5py
+import numpy as np
+
+from landscape.errors import LandscapeError
+
+
+def probe_h5(path: str, timeout: float | None = None, touch: Callable[[str], None] | None = None) -> None:
+    """Read ``path`` once in a forked child first: a damaged HDF5 file can crash the HDF5 C library (a
+    segmentation fault, found by fuzzing) or make it loop, which no ``try`` can catch. A crash or hang in the
+    child becomes a one-line :class:`LandscapeError`; anything else is left to the real read, which then
+    behaves exactly as the child did. No-op where ``fork`` does not exist.
+    """
+    if not hasattr(os, "fork") or not os.path.isfile(path):
+        return
+    if timeout is None:  # generous for big direction sets on slow disks; a damaged file loops far longer
+        timeout = 20.0 + os.path.getsize(path) / 50e6
+    pid = os.fork()
+    if pid == 0:  # child: never returns, never runs the parent's atexit handlers or flushes its buffers
+        code = 0
+        try:
+            import faulthandler
+
+            faulthandler.disable()  # a crash here is expected and reported by the parent, not dumped
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)  # and HDF5's own error stack is noise for a file we are only probing
+            if touch is None:
+                from landscape.surface.schema import touch_everything as touch_fn
+            else:
+                touch_fn = touch
+            touch_fn(path)
+        except BaseException:  # noqa: BLE001 - a Python-level error is reproduced by the parent's own read
+            code = 3
+        os._exit(code)
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            raise LandscapeError(f"{path!r} is a damaged HDF5 file (reading it did not finish in {timeout:.0f} s); "
+                                 "delete it to start over, or pass another --name")
+        time.sleep(0.005)
+    if os.WIFSIGNALED(status):
+        raise LandscapeError(f"{path!r} is a damaged HDF5 file (the HDF5 library crashed reading it, signal "
+                             f"{os.WTERMSIG(status)}); delete it to start over, or pass another --name")
+
+
+def open_h5(path: str, mode: str, probe: bool = True) -> h5py.File:
+    """Open ``path`` (probed first unless ``probe=False``); a file that is not HDF5 is a one-line error."""
+    if not os.path.exists(path):
+        raise LandscapeError(f"surface file not found: {path!r}")
+    if probe:  # files this process just checked or wrote itself need no second probe (it re-reads everything)
+        probe_h5(path)
+    try:
+        # Readers skip HDF5's own file lock so a figure can be drawn while a run is still writing; writers are
+        # serialised by our lock file (FileLock), which gives a clear message instead of HDF5's.
+        return h5py.File(path, mode, locking=False) if mode == "r" else h5py.File(path, mode)
+    except (OSError, ValueError) as e:
+        raise LandscapeError(f"{path!r} is not a readable HDF5 file (corrupt or truncated?): "
+                             f"{str(e).splitlines()[0][:160]}; delete it to start over, or pass another --name")
+
+
+def attr_value(v):
+    """An HDF5 attribute as a plain Python value (bytes decoded, numpy scalars unwrapped)."""
+    return v.decode() if isinstance(v, bytes) else (v.item() if isinstance(v, np.generic) else v)
+
+
+class FileLock:
+    """An exclusive, non-blocking ``flock`` on ``<path>.lock``: one writer per surface file.
+
+    The kernel drops the lock when the process dies (even on ``kill -9``), so a crashed run never leaves a
+    stale lock behind. The lock file is removed on release.
+    """
+
+    def __init__(self, path: str):
+        self.path = f"{path}.lock"
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no locking
+            return
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                raise LandscapeError(f"cannot create lock file {self.path!r} ({e.strerror}); is --out writable?")
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                try:
+                    with open(self.path) as f:
+                        holder = f.read().strip()
+                except OSError:
+                    holder = "?"
+                raise LandscapeError(f"{self.path[:-5]!r} is being written by another process (pid {holder}); "
+                                     "wait for it to finish, or use another --name")
+            # The holder before us may have unlinked the file between our open and our flock: then we locked
+            # an orphan inode and must try again on the current file.
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.write(fd, str(os.getpid()).encode())
+                self.fd = fd
+                return
+            os.close(fd)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            try:
+                os.unlink(self.path)  # while still holding the lock (see acquire)
+            except FileNotFoundError:
+                pass
+            os.close(self.fd)
+            self.fd = None

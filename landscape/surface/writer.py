@@ -1,0 +1,168 @@
+"""Writing a surface file: created whole under a temporary name, then filled block by block (values flushed
+before their done flags), one writer at a time (a lock file), resumable with the same settings only.
+
+Torch-free.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import glob
+import os
+from typing import Sequence
+
+import h5py
+import numpy as np
+
+from landscape.errors import LandscapeError
+from landscape.settings import IDENTITY_ATTRS
+from landscape.surface.grid import grid_shape, grid_str
+from landscape.surface.h5io import FileLock, attr_value, open_h5
+from landscape.surface.schema import FORMAT_VERSION, listed_attrs, read_direction, write_direction
+
+
+class SurfaceWriter:
+    """Creates a surface file or re-opens one to resume, and writes blocks of finished points.
+
+    Args:
+        path: the ``.h5`` file.
+        xcoords, ycoords: the grid (``ycoords=None`` for 1D).
+        settings: attribute dict (:func:`landscape.settings.recorded`); its ``identity_attrs`` list (default:
+            :data:`landscape.settings.IDENTITY_ATTRS`) names the attributes that must equal the file's on resume
+            (together with the file's own list).
+        xdir, ydir, names: directions to store when creating (ignored on resume: the file's are used).
+        trajectory: the projected optimizer path of PCA directions, stored with them.
+        accuracy: whether the surface has accuracy values (``{split}_acc``); losses without class labels have
+            none, and none is faked.
+    """
+
+    def __init__(self, path: str, xcoords: np.ndarray, ycoords: np.ndarray | None, settings: dict,
+                 xdir: Sequence | None = None, ydir: Sequence | None = None, names: Sequence[str] | None = None,
+                 trajectory: dict | None = None, accuracy: bool = True):
+        self.path, self.split = path, settings.get("split", "train")
+        self.shape = grid_shape(xcoords, ycoords)
+        self.xcoords, self.ycoords = xcoords, ycoords
+        self.loss_key, self.acc_key, self.done_key = (f"{self.split}_{k}" for k in ("loss", "acc", "done"))
+        self.f = None
+        self.elapsed = 0.0  # seconds spent computing, set by compute_surface
+        self.lock = FileLock(path)
+        self.lock.acquire()
+        try:
+            if os.path.exists(path):
+                self._check_resume(settings)
+            else:
+                if xdir is None:
+                    raise LandscapeError("creating a surface file needs the directions")
+                self._create(settings, xdir, ydir, names, trajectory, accuracy)
+            self.f = open_h5(path, "r+", probe=False)  # probed by _check_resume, or created just now
+        except BaseException:
+            self.lock.release()
+            raise
+        self.loss = np.array(self.f[self.loss_key][()], dtype=np.float64)
+        self.acc = np.array(self.f[self.acc_key][()], dtype=np.float64) if self.acc_key in self.f else None
+        self.done = np.array(self.f[self.done_key][()], dtype=bool)
+
+    def _create(self, settings: dict, xdir, ydir, names, trajectory: dict | None = None,
+                accuracy: bool = True) -> None:
+        # Build the whole file under a temporary name and rename it into place: a crash during creation never
+        # leaves a half-made file that a later run would have to diagnose.
+        for stale in glob.glob(glob.escape(self.path) + ".tmp*"):  # left by a run killed while creating
+            os.remove(stale)
+        tmp = f"{self.path}.tmp{os.getpid()}"
+        try:
+            with h5py.File(tmp, "w") as f:
+                f["xcoordinates"] = self.xcoords
+                if self.ycoords is not None:
+                    f["ycoordinates"] = self.ycoords
+                keys = [(self.loss_key, np.nan, np.float64), (self.done_key, False, bool)]
+                if accuracy:
+                    keys.insert(1, (self.acc_key, np.nan, np.float64))
+                for key, fill, dtype in keys:
+                    f.create_dataset(key, data=np.full(self.shape, fill, dtype=dtype))
+                write_direction(f, "xdirection", xdir, names)
+                if ydir is not None:
+                    write_direction(f, "ydirection", ydir, names)
+                if trajectory is not None:
+                    g = f.create_group("trajectory")
+                    path = np.asarray(trajectory["path"], dtype=np.float64).reshape(-1, 2)
+                    g["x"], g["y"] = path[:, 0], path[:, 1]
+                    g["epochs"] = np.asarray(trajectory.get("epochs", range(len(path))), dtype=np.int64)
+                    g.attrs["explained_variance_ratio"] = np.asarray(trajectory["explained_variance_ratio"])
+                full = {"format_version": FORMAT_VERSION,
+                        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), **settings}
+                full.setdefault("identity_attrs", list(IDENTITY_ATTRS))
+                for k, v in full.items():
+                    if isinstance(v, (list, tuple)):
+                        f.attrs[k] = np.array([str(s) for s in v], dtype=h5py.string_dtype())
+                    else:
+                        f.attrs[k] = "" if v is None else (str(v) if isinstance(v, str) else v)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+        os.replace(tmp, self.path)
+
+    def _check_resume(self, settings: dict) -> None:
+        with open_h5(self.path, "r") as f:
+            if "format_version" not in f.attrs or "xcoordinates" not in f:
+                raise LandscapeError(f"{self.path!r} exists but is not a surface file written by landscape; "
+                                     "pass another --name or --out, or delete the file")
+            diffs = []
+            theirs = listed_attrs({"identity_attrs": f.attrs.get("identity_attrs")}, "identity_attrs", IDENTITY_ATTRS)
+            ours = listed_attrs(settings, "identity_attrs", IDENTITY_ATTRS)
+            for k in dict.fromkeys(theirs + ours):
+                old, new = attr_value(f.attrs.get(k, "")), ("" if settings.get(k) is None else settings.get(k))
+                if str(old) != str(new):
+                    diffs.append(f"{k}: file has {old!r}, this run {new!r}")
+            x_old = f["xcoordinates"][()]
+            y_old = f["ycoordinates"][()] if "ycoordinates" in f else None
+            if x_old.shape != self.xcoords.shape or not np.array_equal(x_old, self.xcoords):
+                diffs.append(f"x grid: file has {grid_str(x_old)}, this run {grid_str(self.xcoords)}")
+            if (y_old is None) != (self.ycoords is None) or (
+                    y_old is not None and (y_old.shape != self.ycoords.shape or not np.array_equal(y_old, self.ycoords))):
+                diffs.append(f"y grid: file has {grid_str(y_old)}, this run {grid_str(self.ycoords)}")
+            missing = [k for k in (self.loss_key, self.done_key) if k not in f]
+            if missing and not diffs:
+                diffs.append(f"datasets {missing} missing")
+        if diffs:
+            raise LandscapeError(f"cannot resume {self.path!r} with different settings ({'; '.join(diffs)}); "
+                                 "use the original settings, another --name, or delete the file")
+
+    def read_directions(self) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+        x, _ = read_direction(self.f, "xdirection")
+        y = read_direction(self.f, "ydirection")[0] if "ydirection" in self.f else None
+        return x, y
+
+    def pending(self) -> np.ndarray:
+        """Flat indices (row-major) of points not yet done."""
+        return np.flatnonzero(~self.done.reshape(-1))
+
+    def write_block(self, flat_idx: Sequence[int], losses: Sequence[float],
+                    accs: Sequence[float] | None = None) -> None:
+        """Record finished points and flush, so a crash loses at most the block in flight."""
+        idx = np.asarray(flat_idx, dtype=np.int64)
+        self.loss.reshape(-1)[idx] = losses
+        if self.acc is not None and accs is not None:
+            self.acc.reshape(-1)[idx] = accs
+        self.done.reshape(-1)[idx] = True
+        # Values before the done flags: a crash between the two leaves points computed but not marked done,
+        # which a resume simply recomputes, never a point marked done without its value.
+        self.f[self.loss_key][...] = self.loss
+        if self.acc is not None:
+            self.f[self.acc_key][...] = self.acc
+        self.f.flush()
+        self.f[self.done_key][...] = self.done
+        self.f.flush()
+
+    def close(self) -> None:
+        if getattr(self, "f", None) is not None:
+            self.f.close()
+            self.f = None
+        if getattr(self, "lock", None) is not None:
+            self.lock.release()
+
+    def __enter__(self) -> "SurfaceWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

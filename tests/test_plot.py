@@ -37,7 +37,7 @@ def test_cli_2d_end_to_end(tmp_path, ckpt, model, capsys):
 
 def test_cli_1d(tmp_path, ckpt):
     out = tmp_path / "o"
-    assert main(["--ckpt", ckpt, "--x", "-0.5:0.5:4", "--samples", "50", "--out", str(out), "--quiet"]) == 0
+    assert main(["--ckpt", ckpt, "--1d", "--x", "-0.5:0.5:4", "--samples", "50", "--out", str(out), "--quiet"]) == 0
     assert sorted(os.listdir(out)) == ["r20_1d.h5", "r20_1d.html", "r20_1d_curve.png"]
     with h5py.File(out / "r20_1d.h5") as f:
         assert f["train_loss"].shape == (4,) and "ycoordinates" not in f and "ydirection" not in f

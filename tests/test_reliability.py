@@ -175,7 +175,7 @@ def test_second_writer_is_refused(env, capsys):
 
 def test_overflowing_points_are_recorded_and_drawn_as_gaps(tmp_path, ckpt):
     out = tmp_path / "o"
-    rc = main(["--ckpt", ckpt, "--x", "-1e30:1e30:5", "--samples", "30", "--quiet", "--out", str(out), "--device",
+    rc = main(["--ckpt", ckpt, "--1d", "--x", "-1e30:1e30:5", "--samples", "30", "--quiet", "--out", str(out), "--device",
                "cpu", "--formats", "png,html,vtp"])
     assert rc == 0
     with h5py.File(out / "r20_1d.h5") as f:

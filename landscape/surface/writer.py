@@ -103,30 +103,7 @@ class SurfaceWriter:
         os.replace(tmp, self.path)
 
     def _check_resume(self, settings: dict) -> None:
-        with open_h5(self.path, "r") as f:
-            if "format_version" not in f.attrs or "xcoordinates" not in f:
-                raise LandscapeError(f"{self.path!r} exists but is not a surface file written by landscape; "
-                                     "pass another --name or --out, or delete the file")
-            diffs = []
-            theirs = listed_attrs({"identity_attrs": f.attrs.get("identity_attrs")}, "identity_attrs", IDENTITY_ATTRS)
-            ours = listed_attrs(settings, "identity_attrs", IDENTITY_ATTRS)
-            for k in dict.fromkeys(theirs + ours):
-                old, new = attr_value(f.attrs.get(k, "")), ("" if settings.get(k) is None else settings.get(k))
-                if str(old) != str(new):
-                    diffs.append(f"{k}: file has {old!r}, this run {new!r}")
-            x_old = f["xcoordinates"][()]
-            y_old = f["ycoordinates"][()] if "ycoordinates" in f else None
-            if x_old.shape != self.xcoords.shape or not np.array_equal(x_old, self.xcoords):
-                diffs.append(f"x grid: file has {grid_str(x_old)}, this run {grid_str(self.xcoords)}")
-            if (y_old is None) != (self.ycoords is None) or (
-                    y_old is not None and (y_old.shape != self.ycoords.shape or not np.array_equal(y_old, self.ycoords))):
-                diffs.append(f"y grid: file has {grid_str(y_old)}, this run {grid_str(self.ycoords)}")
-            missing = [k for k in (self.loss_key, self.done_key) if k not in f]
-            if missing and not diffs:
-                diffs.append(f"datasets {missing} missing")
-        if diffs:
-            raise LandscapeError(f"cannot resume {self.path!r} with different settings ({'; '.join(diffs)}); "
-                                 "use the original settings, another --name, or delete the file")
+        check_resume(self.path, self.xcoords, self.ycoords, settings)
 
     def read_directions(self) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
         x, _ = read_direction(self.f, "xdirection")
@@ -166,3 +143,36 @@ class SurfaceWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def check_resume(path: str, xcoords: np.ndarray, ycoords: np.ndarray | None, settings: dict) -> None:
+    """Raise a one-line error unless ``path`` is our surface file with the same identity settings and grid.
+
+    The identity settings are those the file lists (``identity_attrs``) and those ``settings`` lists.
+    """
+    with open_h5(path, "r") as f:
+        if "format_version" not in f.attrs or "xcoordinates" not in f:
+            raise LandscapeError(f"{path!r} exists but is not a surface file written by landscape; "
+                                 "pass another --name or --out, or delete the file")
+        diffs = []
+        theirs = listed_attrs({"identity_attrs": f.attrs.get("identity_attrs")}, "identity_attrs", IDENTITY_ATTRS)
+        ours = listed_attrs(settings, "identity_attrs", IDENTITY_ATTRS)
+        for k in dict.fromkeys(theirs + ours):
+            old, new = attr_value(f.attrs.get(k, "")), ("" if settings.get(k) is None else settings.get(k))
+            if str(old) != str(new):
+                diffs.append(f"{k}: file has {old!r}, this run {new!r}")
+        x_old = f["xcoordinates"][()]
+        y_old = f["ycoordinates"][()] if "ycoordinates" in f else None
+        if x_old.shape != xcoords.shape or not np.array_equal(x_old, xcoords):
+            diffs.append(f"x grid: file has {grid_str(x_old)}, this run {grid_str(xcoords)}")
+        if (y_old is None) != (ycoords is None) or (
+                y_old is not None and (y_old.shape != ycoords.shape or not np.array_equal(y_old, ycoords))):
+            diffs.append(f"y grid: file has {grid_str(y_old)}, this run {grid_str(ycoords)}")
+        split = settings.get("split", "train")
+        missing = [k for k in (f"{split}_loss", f"{split}_done") if k not in f]
+        if missing and not diffs:
+            diffs.append(f"datasets {missing} missing")
+    if diffs:
+        raise LandscapeError(f"cannot resume {path!r} with different settings ({'; '.join(diffs)}); "
+                             "use the original settings, another --name, or delete the file")
+

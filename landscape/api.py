@@ -1,0 +1,273 @@
+"""The front door: one surface from any model, any data, any loss, from Python or the CLI.
+
+Usable from a notebook::
+
+    import landscape
+    res = landscape.compute(my_net, data=(x, y), loss="cross_entropy", x="-1:1:21", y="-1:1:21")
+    res.path, res.summary, res.figures
+
+``python -m landscape.plot`` is this function behind flags generated from :class:`landscape.settings.Config`.
+Everything the CLI does (resume, lock, HDF5 file, figures, torchrun) works the same from here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from landscape import distributed
+from landscape.checkpoints import load_checkpoint
+from landscape.data import Data
+from landscape.datasource import resolve_data
+from landscape.directions import Directions, load_directions, make_directions
+from landscape.errors import LandscapeError
+from landscape.evaluate import PlaneEvaluator, resolve_device
+from landscape.losses import is_class_labels, resolve_loss
+from landscape.paths import ensure_writable_dir
+from landscape.settings import (CPU_GRID, GPU_GRID, Config, Provenance, attr_names, make_config, recorded)
+from landscape.surface import (SurfaceWriter, check_resume, compute_surface, parse_grid, read_direction,
+                               read_surface, summarize)
+from landscape.surface.h5io import open_h5
+
+ONE_D_GRID = "-1:1:51"  # 51 points of a 1D curve take ~10 s on 2 CPU cores for the digits ResNet-56
+
+
+@dataclass
+class LandscapeResult:
+    """Where the surface went and what it holds."""
+
+    path: str
+    summary: dict
+    computed: int
+    seconds: float
+    device: str
+    settings: dict = field(default_factory=dict)
+    is_main: bool = True  # False on the ranks > 0 of a torchrun job (they neither write nor draw)
+    engine: str = ""  # how it was evaluated, e.g. "batch 512, 1 point per step" (after any out-of-memory halving)
+    figures: list = field(default_factory=list)
+    config: Config | None = None
+
+    def surface(self):
+        """The surface as numpy arrays (:class:`landscape.surface.Surface`)."""
+        return read_surface(self.path, probe=False)
+
+
+def compute(model: nn.Module | str | os.PathLike | None = None, data: Any = None, *, config: Config | None = None,
+            render_options: dict | None = None, **options: Any) -> LandscapeResult:
+    """Compute (or resume) the loss surface of ``model`` on ``data`` and write ``<out>/<name>.h5`` (and figures).
+
+    Args:
+        model: an ``nn.Module`` (left exactly as it came in: the evaluation runs on a copy) or a checkpoint path.
+        data: a spec string (``digits``, ``cifar10:DIR``, ...), a :class:`~landscape.data.Data`, an
+            ``(inputs, targets)`` pair of tensors, a ``Dataset`` or a ``DataLoader`` (read once, then resident on
+            the device or streamed from pinned host memory). Default: ``config.data`` (``digits``).
+        config: a :class:`~landscape.settings.Config`; ``options`` override its fields.
+        render_options: figure scale for :func:`landscape.render.render_surface` (``log``, ``vmin``, ``vmax``,
+            ``levels``).
+        **options: any :class:`~landscape.settings.Config` field, e.g. ``x="-1:1:21"``, ``loss="mse"`` or a
+            callable ``loss=fn(output, target)``, ``precision="bf16"``, ``render=False``, ``one_d=True``.
+            ``directions`` also takes a :class:`~landscape.directions.Directions`, ``ckpt2``/``ckpt3`` modules.
+
+    Returns:
+        A :class:`LandscapeResult`: the file, a summary (centre loss/accuracy, min/max), the figures written.
+
+    Raises:
+        LandscapeError: any bad input, before any long computation starts.
+    """
+    cfg = make_config(config, **options)
+    if data is not None:
+        cfg = cfg.replace(data=data)
+    if model is None:
+        raise LandscapeError("compute() needs a model: an nn.Module or a checkpoint path")
+    dev = resolve_device(cfg.device)
+    net, info = resolve_model(model, cfg)
+    xc, yc, traj = _grid(cfg, dev, net, info)
+    if cfg.ckpt3 and yc is None:
+        raise LandscapeError("--ckpt3 sets the y direction, so it needs a 2D surface (drop --1d)")
+    ensure_writable_dir(cfg.out)
+    path = os.path.join(cfg.out, f"{cfg.name or default_name(info['stem'], yc is not None)}.h5")
+    ctx = distributed.setup(dev)  # a torchrun job: this rank's device; otherwise rank 0 of 1
+    ds = resolve_data(cfg.data, split=cfg.split, samples=cfg.samples, device=ctx.device,
+                      in_channels=info.get("in_channels"))
+    _check_data(ds, info)
+    loss = resolve_loss(cfg.loss)
+    prov = Provenance(arch=info["arch"], ckpt=info["path"], ckpt_sha256=info["sha256"], dataset=ds.name,
+                      n_samples=len(ds), directions=_direction_source(cfg, traj), torch_version=torch.__version__,
+                      device=str(ctx.device) if ctx.world == 1 else f"{ctx.device.type} x{ctx.world} ranks")
+    attrs = recorded(cfg, prov)
+    attrs["loss"] = loss.name
+    attrs["identity_attrs"] = attr_names(Provenance, type(cfg), flag="identity")
+    attrs["shown_attrs"] = attr_names(Provenance, type(cfg), flag="shown") + ["created"]
+    attrs["config"] = cfg.to_json()
+
+    # Rank 0 alone reads or makes the directions and opens (and locks) the file; the other ranks get the
+    # directions and the pending points from it, or its error, so a bad file stops every rank with one message.
+    msg = None
+    if ctx.is_main:
+        try:
+            msg = ("ok", _directions(path, xc, yc, attrs, cfg, net, info, traj))
+        except LandscapeError as e:
+            ctx.broadcast(("error", str(e)))
+            raise
+    msg = ctx.broadcast(msg)
+    if msg[0] == "error":
+        raise LandscapeError(msg[1])
+    dirs: Directions = msg[1]
+    evaluator = PlaneEvaluator(net, ds, dirs, batch_size=cfg.batch_size, precision=cfg.precision, bn_mode=cfg.bn,
+                               points_per_step=cfg.points_per_step, fold_bn=cfg.fold_bn, compile_model=cfg.compile,
+                               loss=loss)
+    writer, todo = None, None
+    try:
+        if ctx.is_main:
+            try:
+                x_np, y_np = dirs.arrays()
+                writer = SurfaceWriter(path, xc, yc, attrs, x_np, y_np, dirs.names, trajectory=dirs.trajectory,
+                                       accuracy=evaluator.has_accuracy)
+                todo = ("ok", writer.pending())
+            except LandscapeError as e:
+                ctx.broadcast(("error", str(e)))
+                raise
+        todo = ctx.broadcast(todo)
+        if todo[0] == "error":
+            raise LandscapeError(todo[1])
+        # Every rank cuts the pending points into the same blocks; each evaluator steps through its block with
+        # its own K (which an out-of-memory error may lower). A block is also the unit of writing (an HDF5 write
+        # and a restore of theta*): noise next to a CPU point (~0.2 s), not next to a GPU point (~60 ms for
+        # 10,000 CIFAR images in bf16), so a GPU block holds at least 16 points (a crash loses about a second).
+        block = evaluator.points_per_step if ctx.device.type != "cuda" else max(16, evaluator.points_per_step)
+        block = ctx.broadcast(block)
+        compute_surface(writer, evaluator.evaluate, block, cfg.progress and ctx.is_main, os.path.basename(path),
+                        grid=(xc, yc), todo=todo[1], rank=ctx.rank, world=ctx.world, gather=ctx.gather)
+    finally:
+        # Always release the file and its lock (a notebook that hit an error can simply call again).
+        if writer is not None:
+            writer.close()
+    seconds = writer.elapsed if writer is not None else 0.0
+    summary = summarize(read_surface(path, probe=False), cfg.split) if ctx.is_main else {}
+    figures: list[str] = []
+    if cfg.render and ctx.is_main:
+        from landscape.render import render_surface
+
+        figures = render_surface(path, cfg.out, cfg.formats, cfg.name, **(render_options or {}))
+    return LandscapeResult(path, summary, len(todo[1]), seconds, str(ctx.device), attrs, ctx.is_main,
+                           evaluator.describe(), figures, cfg)
+
+
+def resolve_model(model: Any, cfg: Config) -> tuple[nn.Module, dict]:
+    """An ``nn.Module`` or a checkpoint path -> ``(module, info)``; info holds ``arch``, ``path``, ``sha256``,
+    ``stem`` (the default file name) and, for checkpoints, ``in_channels``/``num_classes``."""
+    if isinstance(model, nn.Module):
+        return model, {"arch": str(getattr(model, "arch", type(model).__name__)), "path": "",
+                       "sha256": state_sha256(model), "stem": type(model).__name__.lower()}
+    if isinstance(model, (str, os.PathLike)):
+        net, info = load_checkpoint(os.fspath(model), arch=cfg.arch, trust=cfg.trust_checkpoint)
+        info = dict(info, stem=os.path.splitext(os.path.basename(os.fspath(model).rstrip("/")))[0] or "surface")
+        return net, info
+    raise LandscapeError(f"model must be an nn.Module or a checkpoint path; got {type(model).__name__}")
+
+
+def state_sha256(model: nn.Module) -> str:
+    """SHA-256 of a module's state (names, shapes, dtypes and values): what identifies an in-memory model in the
+    surface file, as the checkpoint file's hash does for a checkpoint."""
+    h = hashlib.sha256()
+    for k, v in model.state_dict().items():
+        t = v.detach().cpu().contiguous()
+        h.update(f"{k}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def default_name(stem: str, two_d: bool) -> str:
+    """``resnet56`` -> ``resnet56`` (2D) / ``resnet56_1d`` (1D)."""
+    return stem if two_d else f"{stem}_1d"
+
+
+def _grid(cfg: Config, dev: torch.device, net: nn.Module, info: dict):
+    """The grid: the user's, else 2D on a grid chosen by device (1D with ``one_d``); PCA: covering the path."""
+    traj = None
+    if cfg.trajectory:
+        if cfg.directions or cfg.ckpt2 or cfg.ckpt3:
+            raise LandscapeError("--trajectory sets both directions; drop --directions/--ckpt2/--ckpt3")
+        if not info["path"]:
+            raise LandscapeError("--trajectory needs the final model as a checkpoint path")
+        from landscape.job import covering_grid, trajectory_directions
+
+        traj = trajectory_directions(info["path"], cfg.trajectory, cfg.arch, cfg.ignore, cfg.trust_checkpoint)
+        num = GPU_GRID if dev.type == "cuda" else "-1:1:21"  # 51x51 is ~10 min for the digits demo on 2 cores
+        x = cfg.x or covering_grid([p[0] for p in traj["path"]], num)
+        y = None if cfg.one_d else (cfg.y or covering_grid([p[1] for p in traj["path"]], num))
+        return parse_grid(x, "x"), (parse_grid(y, "y") if y else None), traj
+    default = ONE_D_GRID if cfg.one_d else (GPU_GRID if dev.type == "cuda" else CPU_GRID)
+    x = cfg.x or default
+    if cfg.one_d:
+        if cfg.y:
+            raise LandscapeError("--1d draws a curve along x; drop --y (or --1d)")
+        return parse_grid(x, "x"), None, None
+    return parse_grid(x, "x"), parse_grid(cfg.y or (cfg.x or default), "y"), None
+
+
+def _check_data(ds: Data, info: dict) -> None:
+    in_ch, n_cls = info.get("in_channels"), info.get("num_classes")
+    if in_ch is not None and ds.x.dim() == 4 and ds.x.shape[1] != in_ch:
+        raise LandscapeError(f"the data has {ds.x.shape[1]} channels but the model expects {in_ch}; use matching "
+                             "--data (digits is 1-channel, cifar10/imagefolder are 3-channel)")
+    if n_cls is not None and is_class_labels(ds.y) and ((ds.num_classes or 0) > n_cls or int(ds.y.max()) >= n_cls):
+        raise LandscapeError(f"the data has {ds.num_classes} classes but the model's classifier has {n_cls}; use "
+                             "the data the model was trained on")
+
+
+def _direction_source(cfg: Config, traj: dict | None) -> str:
+    if isinstance(cfg.directions, Directions):
+        return cfg.directions.source
+    if cfg.directions:
+        return f"file:{os.path.basename(cfg.directions)}"
+    if traj:
+        return f"pca:{os.path.basename(os.path.normpath(cfg.trajectory))}"
+    if cfg.ckpt2 or cfg.ckpt3:
+        return "target:" + "/".join(_label(p) for p in (cfg.ckpt2, cfg.ckpt3) if p is not None)
+    return "random"
+
+
+def _label(p: Any) -> str:
+    return type(p).__name__ if isinstance(p, nn.Module) else os.path.basename(os.fspath(p))
+
+
+def _directions(path: str, xc, yc, attrs: dict, cfg: Config, net: nn.Module, info: dict,
+                traj: dict | None) -> Directions:
+    """The file's directions when resuming (after checking its settings), else new ones for these settings."""
+    if os.path.exists(path):
+        check_resume(path, xc, yc, attrs)
+        with open_h5(path, "r", probe=False) as f:
+            x, _ = read_direction(f, "xdirection")
+            y = read_direction(f, "ydirection")[0] if "ydirection" in f else None
+        return Directions.of(net, x, y, cfg.dir_type, attrs["directions"])
+    if traj is not None:
+        if cfg.dir_type != "weights":
+            raise LandscapeError("--trajectory directions are over the parameters; use --dir-type weights")
+        return Directions.of(net, traj["x"], traj["y"] if yc is not None else None, "weights",
+                             attrs["directions"], traj)
+    if isinstance(cfg.directions, Directions):
+        d = cfg.directions
+        d.check(net, "directions=")
+        if yc is not None and d.y is None:
+            raise LandscapeError("the directions hold only an x direction but the surface is 2D; pass one_d=True")
+        return Directions(d.names, d.x, d.y if yc is not None else None, d.dir_type, d.source, d.trajectory)
+    if cfg.directions:
+        xdir, ydir = load_directions(cfg.directions, net, cfg.dir_type)
+        if yc is not None and ydir is None:
+            raise LandscapeError(f"{cfg.directions!r} holds only an x direction but the surface is 2D; add --1d")
+        return Directions.of(net, xdir, ydir if yc is not None else None, cfg.dir_type, attrs["directions"])
+    m2, m3 = (_target(t, info, cfg) for t in (cfg.ckpt2, cfg.ckpt3))
+    xdir, ydir = make_directions(net, yc is not None, cfg.seed, cfg.norm, cfg.ignore, cfg.dir_type, m2, m3)
+    return Directions.of(net, xdir, ydir, cfg.dir_type, attrs["directions"])
+
+
+def _target(t: Any, info: dict, cfg: Config) -> nn.Module | None:
+    if t is None or isinstance(t, nn.Module):
+        return t
+    return load_checkpoint(os.fspath(t), arch=info["arch"], trust=cfg.trust_checkpoint)[0]

@@ -16,10 +16,6 @@ from landscape.errors import LandscapeError
 from landscape.render.scale import Scale
 from landscape.surface import Surface
 
-SHOWN_ATTRS = ("arch", "dataset", "split", "n_samples", "norm", "ignore", "dir_type", "seed", "directions",
-               "precision", "bn_mode", "device", "torch_version", "created")
-
-
 def _plotly():
     try:
         import plotly.graph_objects as go
@@ -35,7 +31,7 @@ def _settings_html(s: Surface) -> str:
     if s.is_2d:
         grid += f", y {s.ycoordinates[0]:g}..{s.ycoordinates[-1]:g} ({len(s.ycoordinates)})"
     items = [("file", os.path.basename(s.path)), ("grid", grid)] + \
-        [(k, s.attrs[k]) for k in SHOWN_ATTRS if k in s.attrs and str(s.attrs[k]) != ""]
+        [(k, s.attrs[k]) for k in s.shown_attrs if k in s.attrs and str(s.attrs[k]) != ""]
     return "<div class='settings'>" + "".join(
         f"<span><b>{html.escape(k)}</b> {html.escape(str(v))}</span>" for k, v in items) + "</div>"
 

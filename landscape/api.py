@@ -107,34 +107,20 @@ def compute(model: nn.Module | str | os.PathLike | None = None, data: Any = None
 
     # Rank 0 alone reads or makes the directions and opens (and locks) the file; the other ranks get the
     # directions and the pending points from it, or its error, so a bad file stops every rank with one message.
-    msg = None
-    if ctx.is_main:
-        try:
-            msg = ("ok", _directions(path, xc, yc, attrs, cfg, net, info, traj))
-        except LandscapeError as e:
-            ctx.broadcast(("error", str(e)))
-            raise
-    msg = ctx.broadcast(msg)
-    if msg[0] == "error":
-        raise LandscapeError(msg[1])
-    dirs: Directions = msg[1]
+    dirs: Directions = ctx.on_main(lambda: _directions(path, xc, yc, attrs, cfg, net, info, traj))
     evaluator = PlaneEvaluator(net, ds, dirs, batch_size=cfg.batch_size, precision=cfg.precision, bn_mode=cfg.bn,
                                points_per_step=cfg.points_per_step, fold_bn=cfg.fold_bn, compile_model=cfg.compile,
                                loss=loss)
+
+    def open_writer() -> SurfaceWriter:
+        x_np, y_np = dirs.arrays()
+        return SurfaceWriter(path, xc, yc, attrs, x_np, y_np, dirs.names, trajectory=dirs.trajectory,
+                             accuracy=evaluator.has_accuracy)
+
     writer, todo = None, None
     try:
-        if ctx.is_main:
-            try:
-                x_np, y_np = dirs.arrays()
-                writer = SurfaceWriter(path, xc, yc, attrs, x_np, y_np, dirs.names, trajectory=dirs.trajectory,
-                                       accuracy=evaluator.has_accuracy)
-                todo = ("ok", writer.pending())
-            except LandscapeError as e:
-                ctx.broadcast(("error", str(e)))
-                raise
-        todo = ctx.broadcast(todo)
-        if todo[0] == "error":
-            raise LandscapeError(todo[1])
+        opened = ctx.on_main(open_writer, share=lambda w: w.pending())
+        writer, todo = (opened, opened.pending()) if ctx.is_main else (None, opened)
         # Every rank cuts the pending points into the same blocks; each evaluator steps through its block with
         # its own K (which an out-of-memory error may lower). A block is also the unit of writing (an HDF5 write
         # and a restore of theta*): noise next to a CPU point (~0.2 s), not next to a GPU point (~60 ms for
@@ -142,7 +128,7 @@ def compute(model: nn.Module | str | os.PathLike | None = None, data: Any = None
         block = evaluator.points_per_step if ctx.device.type != "cuda" else max(16, evaluator.points_per_step)
         block = ctx.broadcast(block)
         compute_surface(writer, evaluator.evaluate, block, cfg.progress and ctx.is_main, os.path.basename(path),
-                        grid=(xc, yc), todo=todo[1], rank=ctx.rank, world=ctx.world, gather=ctx.gather)
+                        grid=(xc, yc), todo=todo, rank=ctx.rank, world=ctx.world, gather=ctx.gather)
     finally:
         # Always release the file and its lock (a notebook that hit an error can simply call again).
         if writer is not None:
@@ -154,7 +140,7 @@ def compute(model: nn.Module | str | os.PathLike | None = None, data: Any = None
         from landscape.render import render_surface
 
         figures = render_surface(path, cfg.out, cfg.formats, cfg.name, **(render_options or {}))
-    return LandscapeResult(path, summary, len(todo[1]), seconds, str(ctx.device), attrs, ctx.is_main,
+    return LandscapeResult(path, summary, len(todo), seconds, str(ctx.device), attrs, ctx.is_main,
                            evaluator.describe(), figures, cfg)
 
 

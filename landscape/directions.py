@@ -47,9 +47,6 @@ class Directions:
     def __post_init__(self) -> None:
         self.x = [torch.as_tensor(d).float() for d in self.x]
         self.y = [torch.as_tensor(d).float() for d in self.y] if self.y is not None else None
-        for label, d in (("x", self.x), ("y", self.y)):
-            if d is not None and len(d) != len(self.names):
-                raise LandscapeError(f"the {label} direction has {len(d)} tensors for {len(self.names)} names")
 
     @property
     def two_d(self) -> bool:
@@ -199,17 +196,7 @@ def load_directions(path: str, model: nn.Module, dir_type: str = "weights") -> t
             raise LandscapeError(f"{path!r} has no 'xdirection' group; it is not a direction or surface file")
         x = [torch.from_numpy(a) for a in read_direction(f, "xdirection")[0]]
         y = [torch.from_numpy(a) for a in read_direction(f, "ydirection")[0]] if "ydirection" in f else None
-    names, tensors = perturbed_tensors(model, dir_type)
-    for label, d in (("xdirection", x), ("ydirection", y)):
-        if d is None:
-            continue
-        if len(d) != len(tensors):
-            raise LandscapeError(f"{path!r}: {label} has {len(d)} tensors but the model has {len(tensors)} "
-                                 f"({dir_type}); wrong architecture or --dir-type?")
-        for i, (a, b) in enumerate(zip(d, tensors)):
-            if tuple(a.shape) != tuple(b.shape):
-                raise LandscapeError(f"{path!r}: {label}/{i} has shape {tuple(a.shape)} but {names[i]} is "
-                                     f"{tuple(b.shape)}; the file was made for another architecture")
+    Directions(perturbed_tensors(model, dir_type)[0], x, y, dir_type).check(model, repr(path))
     return x, y
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
@@ -34,6 +34,23 @@ class Dist:
         box = [obj]
         dist.broadcast_object_list(box, src=0)
         return box[0]
+
+    def on_main(self, fn: Callable[[], Any], share: Callable[[Any], Any] | None = None) -> Any:
+        """Run ``fn`` on rank 0 alone; every other rank gets ``share(result)`` (default: the result), or rank 0's
+        :class:`LandscapeError`, so a bad input stops every rank with the same one-line message, not a hang.
+        """
+        msg = None
+        if self.is_main:
+            try:
+                result = fn()
+            except LandscapeError as e:
+                self.broadcast(("error", str(e)))
+                raise
+            msg = ("ok", share(result) if share else result)
+        msg = self.broadcast(msg)
+        if msg[0] == "error":
+            raise LandscapeError(msg[1])
+        return result if self.is_main else msg[1]
 
     def gather(self, obj: Any) -> list | None:
         """Every rank's ``obj`` as a list on rank 0 (``None`` elsewhere)."""

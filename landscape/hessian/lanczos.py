@@ -50,6 +50,7 @@ class Tridiagonal:
     beta: torch.Tensor
     Q: torch.Tensor
     residual: float
+    block_start: int = 0  # the step where the last restart began (0: none)
 
     def matrix(self) -> torch.Tensor:
         return torch.diag(self.alpha) + torch.diag(self.beta, 1) + torch.diag(self.beta, -1)
@@ -65,7 +66,7 @@ def _operator_meta(op) -> tuple[Callable, int, torch.dtype, torch.device]:
 
 def random_unit(dim: int, generator: torch.Generator, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     v = torch.randn(dim, generator=generator, dtype=torch.float64)
-    return (v / v.norm()).to(device, dtype)
+    return (v / v.norm()).to(device, dtype)  # normalized in float64, before the cast
 
 
 def lanczos(op, steps: int, *, seed: int = 0, v0: Optional[torch.Tensor] = None, restart: bool = True,
@@ -86,33 +87,39 @@ def lanczos(op, steps: int, *, seed: int = 0, v0: Optional[torch.Tensor] = None,
     if steps < 1:
         raise LandscapeError(f"Lanczos needs at least one step; got {steps}")
     g = torch.Generator().manual_seed(int(seed))
-    q = random_unit(dim, g, dtype, device) if v0 is None else (v0 / v0.norm()).to(device, dtype)
+    q = random_unit(dim, g, dtype, device) if v0 is None else (v0.double() / v0.double().norm()).to(device, dtype)
     Q = torch.empty((min(steps, 32), dim), dtype=dtype, device=device)
     alpha: list[float] = []
     beta: list[float] = []
     scale, eps = 0.0, torch.finfo(dtype).eps
-    b = 0.0
+    b, start = 0.0, 0
     for j in range(steps):
         if j == Q.shape[0]:  # grow the basis storage by doubling: a run that stops early never pays for `steps`
             Q = torch.cat([Q, torch.empty((min(steps, 2 * j) - j, dim), dtype=dtype, device=device)])
         Q[j] = q
         w = matvec(q).to(device, dtype)
-        a = float(q @ w)
+        # Scalars in float64: a float32 dot over a million terms would cost the Ritz values digits.
+        a = float(q.double() @ w.double())
         w = w - a * q
         if j > 0 and beta[-1] != 0.0:
             w = w - beta[-1] * Q[j - 1]
         basis = Q[:j + 1]
         for _ in range(2):
             w = w - basis.T @ (basis @ w)
-        b = float(w.norm())
+        b = float(w.double().norm())
         alpha.append(a)
         # ||T|| bound (Gershgorin), the scale for "negligible": the Hessian's own units.
         scale = max(scale, abs(a) + b + (beta[-1] if beta else 0.0), 1e-300)
         tri = Tridiagonal(torch.tensor(alpha, dtype=torch.float64), torch.tensor(beta, dtype=torch.float64),
-                          Q[:j + 1], b)
-        if j + 1 == steps or (stop is not None and stop(tri)):
+                          Q[:j + 1], b, start)
+        breakdown = b <= 10 * eps * scale
+        if j + 1 == steps:
             return tri
-        if b > 10 * eps * scale:
+        # At a breakdown every residual is ~0, so `stop` would always agree; the restart comes first, as it
+        # may find further copies of an eigenvalue.
+        if stop is not None and not (breakdown and restart) and stop(tri):
+            return tri
+        if not breakdown:
             q = w / b
             beta.append(b)
             continue
@@ -124,8 +131,9 @@ def lanczos(op, steps: int, *, seed: int = 0, v0: Optional[torch.Tensor] = None,
             w = w - basis.T @ (basis @ w)
         if float(w.norm()) < 0.5:  # the complement is (numerically) empty: the basis spans everything
             return tri
-        q = w / w.norm()
+        q = w / float(w.double().norm())
         beta.append(0.0)
+        start = j + 1
     return tri  # pragma: no cover - the loop always returns
 
 
@@ -138,7 +146,7 @@ def _ritz(tri: Tridiagonal) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 def _pairs(tri: Tridiagonal, idx: list[int], theta, S, res, converged: bool) -> Eigenpairs:
     coeff = S[:, idx].to(tri.Q.device, tri.Q.dtype)
     vecs = coeff.T @ tri.Q
-    vecs = vecs / vecs.norm(dim=1, keepdim=True)
+    vecs = vecs / vecs.double().norm(dim=1, keepdim=True).to(vecs.dtype)
     return Eigenpairs(theta[idx].clone(), vecs, res[idx].clone(), int(tri.alpha.numel()), converged)
 
 
@@ -190,7 +198,17 @@ def extreme_eigenpairs(op, top: int = 1, bottom: int = 0, *, tol: float = DEFAUL
             return False
         theta, _, res = _ritz(tri)
         scale = float(theta.abs().max())
-        return bool((res[wanted(theta)] <= tol * scale).all())
+        if not bool((res[wanted(theta)] <= tol * scale).all()):
+            return False
+        if tri.block_start == 0:
+            return True
+        # After a restart the earlier blocks' Ritz pairs are exact, so they alone would pass; the new block must
+        # also have converged at the wanted ends, or a second copy of an extreme eigenvalue could be missed.
+        sub = Tridiagonal(tri.alpha[tri.block_start:], tri.beta[tri.block_start:], tri.Q[tri.block_start:],
+                          tri.residual)
+        th, _, r = _ritz(sub)
+        ends = ([th.numel() - 1] if top else []) + ([0] if bottom else [])
+        return bool((r[ends] <= tol * scale).all())
 
     tri = lanczos(op, max_iter, seed=seed, stop=converged)
     theta, S, res = _ritz(tri)

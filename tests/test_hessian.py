@@ -317,6 +317,8 @@ def test_cli_on_shipped_resnet20(tmp_path, capsys):
     (["--top", "300000"], "exceeds the 270608 parameters"),
     (["--trace-samples", "-1"], "--trace-samples must be >= 0"),
     (["--samples", "0"], "--samples must be a positive integer"),
+    (["--batch-size", "0"], "batch size must be a positive integer"),
+    (["--max-iter", "1", "--top", "2"], "max_iter (1) must be at least"),
     (["--params", "biases"], "invalid choice"),
     (["--out", "/nonexistent_dir/x.h5"], "missing or not writable"),
 ])
@@ -336,3 +338,29 @@ def test_cli_module_entry_point_missing_checkpoint(tmp_path):
                         str(tmp_path / "h.h5")], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and p.stderr.startswith("landscape.hessian: error: checkpoint not found")
     assert p.stderr.count("\n") == 1
+
+
+def test_curvature_file_round_trip_and_refusals(tmp_path):
+    from landscape.hessian.compute import curvature_at, write_curvature
+
+    model = tiny_cnn()
+    x, y = data_for("cnn")
+    op = HessianOperator(model, x, y)
+    res = curvature_at(op, top=2, trace_samples=3, density_steps=4, seed=5)
+    assert res.hvps == res.top.iterations + 3 + 4 and res.min_eigenvalue < 0 < res.eigenvalues[1]
+    out = str(tmp_path / "c.h5")
+    write_curvature(out, op, res)
+    f = read_hessian_file(out)
+    np.testing.assert_array_equal(f["eigenvalues"], res.top.eigenvalues.numpy())
+    assert f["min_eigenvalue"] == res.min_eigenvalue and f["trace"] == res.trace.trace
+    assert f["selected"].tolist() == [p.dim() > 1 for p in model.parameters()]
+    u = op.flatten([torch.from_numpy(v) for v, s in zip(f["min_eigenvector"], f["selected"]) if s])
+    assert abs(float(u @ res.smallest.eigenvectors[0])) > 1 - 1e-6  # stored as float32
+    with h5py.File(tmp_path / "other.h5", "w") as h5:
+        h5["eigenvalues"] = [1.0]
+    for bad in (str(tmp_path / "other.h5"), str(tmp_path / "missing.h5")):
+        with pytest.raises(LandscapeError):
+            read_hessian_file(bad)
+    with pytest.raises(LandscapeError, match="does not exist"):
+        write_curvature(str(tmp_path / "no" / "c.h5"), op, res)
+    assert sorted(os.listdir(tmp_path)) == ["c.h5", "other.h5"]

@@ -32,7 +32,8 @@ def build_parser() -> Parser:
     p.add_argument("--tol", type=float, default=DEFAULT_TOL,
                    help=f"Lanczos residual tolerance relative to the largest |eigenvalue| (default {DEFAULT_TOL:g})")
     p.add_argument("--max-iter", type=int, default=None, help="most Lanczos steps, one HVP each (default 100)")
-    p.add_argument("--trace-samples", type=int, default=50, help="Hutchinson probes for the trace (default 50; 0: skip)")
+    p.add_argument("--trace-samples", type=int, default=50,
+                   help="Hutchinson probes for the trace, one HVP each (default 50; 0: skip)")
     p.add_argument("--density", action="store_true", help="also the eigenvalue density (stochastic Lanczos quadrature)")
     p.add_argument("--density-steps", type=int, default=60, help="Lanczos steps per density run (default 60)")
     p.add_argument("--density-runs", type=int, default=1, help="random start vectors for the density (default 1)")

@@ -98,7 +98,7 @@ def compute_curvature(ckpt: str, *, arch: str | None = None, data: str = "digits
     model, info = load_checkpoint(ckpt, arch, trust=trust)
     d = load_data(data, split, samples=samples, device=dev, in_channels=info["in_channels"])
     model = model.to(dev)
-    op = HessianOperator(model, d.x, d.y, params=params, batch_size=batch_size or 512, method=method)
+    op = HessianOperator(model, d.x, d.y, params=params, batch_size=512 if batch_size is None else batch_size, method=method)
     if top > op.dim:
         raise LandscapeError(f"--top {top} exceeds the {op.dim} parameters selected by --params {params}; "
                              f"use at most {op.dim}")

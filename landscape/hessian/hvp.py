@@ -96,7 +96,7 @@ class HessianOperator:
 
     Args:
         model: any module; put in eval mode here (BatchNorm uses running statistics).
-        x: inputs, (N, ...), kept where they are (move them to the model's device first for speed).
+        x: inputs, (N, ...), moved once to the parameters' device and dtype if they are elsewhere.
         y: targets, (N, ...).
         loss: ``'cross_entropy'`` or a callable ``(out, y)`` returning per-sample losses or the batch mean.
         params: ``'weights'`` (``dim() > 1``, default, as the reference), ``'all'``, or a list of names.
@@ -124,9 +124,10 @@ class HessianOperator:
         self.numels = [p.numel() for p in self.params]
         self.dim = sum(self.numels)
         self.dtype, self.device = self.params[0].dtype, self.params[0].device
-        # Inputs follow the parameters' dtype so a float64 model (exactness checks) gets float64 inputs.
-        self.x = x.to(self.dtype) if x.is_floating_point() else x
-        self.y = y
+        # Inputs follow the parameters' device (a no-op when already there: data stay resident, never copied per
+        # call) and dtype, so a float64 model (exactness checks) gets float64 inputs.
+        self.x = x.to(self.device, self.dtype) if x.is_floating_point() else x.to(self.device)
+        self.y = y.to(self.device)
         self.n = int(x.shape[0])
         self.batch_size = int(batch_size or self.n)
         self.method = method
@@ -137,7 +138,8 @@ class HessianOperator:
     def flatten(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
         """Per-parameter tensors (in ``self.params`` order) -> one flat vector in the operator's dtype."""
         if len(tensors) != len(self.params):
-            raise LandscapeError(f"expected {len(self.params)} tensors (one per selected parameter), got {len(tensors)}")
+            raise LandscapeError(f"expected {len(self.params)} tensors (one per selected parameter), "
+                                 f"got {len(tensors)}")
         return torch.cat([t.reshape(-1).to(self.device, self.dtype) for t in tensors])
 
     def unflatten(self, v: torch.Tensor) -> list[torch.Tensor]:
@@ -197,7 +199,8 @@ class HessianOperator:
 
     __matmul__ = matvec
 
-    def _hvp_double_backward(self, xb: torch.Tensor, yb: torch.Tensor, vs: list[torch.Tensor]) -> Sequence[torch.Tensor]:
+    def _hvp_double_backward(self, xb: torch.Tensor, yb: torch.Tensor,
+                             vs: list[torch.Tensor]) -> Sequence[torch.Tensor]:
         with torch.enable_grad():
             g = torch.autograd.grad(self._loss_sum(self.model(xb), yb), self.params, create_graph=True)
             gv = sum((gi * vi).sum() for gi, vi in zip(g, vs))

@@ -138,8 +138,9 @@ def read_hessian_file(path: str) -> dict:
             "eigenvalues": np.asarray(f["eigenvalues"][()]),
             "residuals": np.asarray(f["residuals"][()]),
             "eigenvectors": [group(f"eigenvectors/{k}") for k in vec_groups],
-            "names": [s.decode() if isinstance(s, bytes) else str(s) for s in first.attrs["names"]] if first else [],
-            "selected": np.asarray(first.attrs["selected"]) if first else np.zeros(0, bool),
+            "names": [s.decode() if isinstance(s, bytes) else str(s) for s in first.attrs["names"]]
+                      if first is not None else [],
+            "selected": np.asarray(first.attrs["selected"]) if first is not None else np.zeros(0, bool),
             "min_eigenvector": group("min_eigenvector") if "min_eigenvector" in f else None,
             "density": ({k: np.asarray(f[f"density/{k}"][()]) for k in ("grid", "density", "nodes", "weights")}
                         | {"sigma": float(f["density"].attrs["sigma"])}) if "density" in f else None,

@@ -53,8 +53,11 @@ class Curvature:
 
 def curvature_at(op: HessianOperator, top: int = 1, smallest: bool = True, *, trace_samples: int = 0,
                  density_steps: int = 0, density_runs: int = 1, tol: float = DEFAULT_TOL,
-                 max_iter: int | None = None, seed: int = 0) -> Curvature:
+                 max_iter: int | None = None, seed: int = 0, v0: torch.Tensor | None = None) -> Curvature:
     """Eigenpairs (one Lanczos run), trace and density of ``op`` at the model's current parameters.
+
+    For a curvature map, move the model's parameters (in place, under ``torch.no_grad()``) to each point and call
+    this again with the same ``op``; ``v0`` (e.g. the previous point's top eigenvector) can shorten the Lanczos run.
 
     Seeds: Lanczos uses ``seed``, the trace probes ``seed + 1``, density runs ``seed + 2, ...``, so each part is
     reproducible on its own and no two parts share random vectors.
@@ -62,7 +65,8 @@ def curvature_at(op: HessianOperator, top: int = 1, smallest: bool = True, *, tr
     if trace_samples < 0:
         raise LandscapeError(f"--trace-samples must be >= 0 (0 skips the trace); got {trace_samples}")
     t0, calls0 = time.perf_counter(), op.calls
-    hi, lo = extreme_eigenpairs(op, top=top, bottom=1 if smallest else 0, tol=tol, max_iter=max_iter, seed=seed)
+    hi, lo = extreme_eigenpairs(op, top=top, bottom=1 if smallest else 0, tol=tol, max_iter=max_iter, seed=seed,
+                                v0=v0)
     tr = hutchinson_trace(op, trace_samples, seed=seed + 1) if trace_samples else None
     dens = slq_density(op, density_steps, density_runs, seed=seed + 2) if density_steps else None
     return Curvature(hi, lo, tr, dens, op.calls - calls0, time.perf_counter() - t0)

@@ -151,7 +151,7 @@ def _pairs(tri: Tridiagonal, idx: list[int], theta, S, res, converged: bool) -> 
 
 
 def extreme_eigenpairs(op, top: int = 1, bottom: int = 0, *, tol: float = DEFAULT_TOL, max_iter: int | None = None,
-                       seed: int = 0) -> tuple[Eigenpairs, Optional[Eigenpairs]]:
+                       seed: int = 0, v0: Optional[torch.Tensor] = None) -> tuple[Eigenpairs, Optional[Eigenpairs]]:
     """The ``top`` largest and ``bottom`` smallest eigenpairs (algebraic order) from one Lanczos run.
 
     A pair counts as converged when its residual is at most ``tol`` times the spectral scale (the largest
@@ -166,6 +166,8 @@ def extreme_eigenpairs(op, top: int = 1, bottom: int = 0, *, tol: float = DEFAUL
         tol: residual tolerance relative to the spectral scale.
         max_iter: the most HVPs (default ``max(100, 3 * (top + bottom) + 20)``, capped at ``op.dim``).
         seed: the start vector's seed.
+        v0: a start vector instead (e.g. the top eigenvector at a neighbouring grid point, which saves steps when
+            mapping curvature over a plane).
 
     Returns:
         ``(largest, smallest)``; ``smallest`` is None when ``bottom == 0``. ``converged`` says whether every
@@ -210,7 +212,7 @@ def extreme_eigenpairs(op, top: int = 1, bottom: int = 0, *, tol: float = DEFAUL
         ends = ([th.numel() - 1] if top else []) + ([0] if bottom else [])
         return bool((r[ends] <= tol * scale).all())
 
-    tri = lanczos(op, max_iter, seed=seed, stop=converged)
+    tri = lanczos(op, max_iter, seed=seed, v0=v0, stop=converged)
     theta, S, res = _ritz(tri)
     ok = converged(tri)
     n = theta.numel()

@@ -57,6 +57,8 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--basis", type=int, default=50, help="Lanczos basis size for the reorthogonalization timing")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--channels-last", action="store_true",
+                   help="model and images in channels_last (the surface engine's CPU layout)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -64,6 +66,9 @@ def main() -> None:
     model, info = load_checkpoint(args.ckpt)
     model = model.to(dev).eval()
     data = load_data(args.data, "train", samples=args.samples, device=dev, in_channels=info["in_channels"])
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        data.x = data.x.contiguous(memory_format=torch.channels_last)
     bs = args.batch_size or len(data)
     ops = {m: HessianOperator(model, data.x, data.y, params=args.params, batch_size=bs, method=m)
            for m in ("double_backward", "forward_over_reverse")}
@@ -84,7 +89,7 @@ def main() -> None:
     rows.append((f"Lanczos reorth ({args.basis} vectors)", timed(reorth, dev, args.reps)))
 
     print(f"{info['arch']}: {op.dim} parameters ({args.params}), {len(data)} {data.name} images, batch {bs}, "
-          f"{dev}, {torch.get_num_threads()} threads, torch {torch.__version__}, median of {args.reps}")
+          f"{dev}{', channels_last' if args.channels_last else ''}, {torch.get_num_threads()} threads, torch {torch.__version__}, median of {args.reps}")
     fwd, fb = rows[0][1], rows[1][1]
     print(f"{'':34s} {'ms':>9s} {'x forward':>10s} {'x fwd+bwd':>10s}")
     for name, s in rows:

@@ -223,6 +223,15 @@ def test_repeated_eigenvalues_found_after_restart():
     assert float(lo.eigenvalues[0]) == pytest.approx(-2.0, abs=1e-12)
     assert abs(float(hi.eigenvectors[0] @ hi.eigenvectors[1])) < 1e-12  # two orthogonal vectors for the pair
 
+    class Quadruple(Diag):
+        def matvec(self, v):
+            return torch.tensor([2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0], dtype=torch.float64) * v
+
+    hi, lo = extreme_eigenpairs(Quadruple(), top=4, bottom=3, seed=0)
+    assert hi.converged and hi.eigenvalues.tolist() == pytest.approx([2.0] * 4, abs=1e-12)
+    assert lo.eigenvalues.tolist() == pytest.approx([1.0] * 3, abs=1e-12)
+    torch.testing.assert_close(hi.eigenvectors @ hi.eigenvectors.T, torch.eye(4, dtype=torch.float64))
+
 
 def test_slq_density_moments(case):
     _, model, x, y, exact = case

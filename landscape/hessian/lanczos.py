@@ -129,9 +129,10 @@ def lanczos(op, steps: int, *, seed: int = 0, v0: Optional[torch.Tensor] = None,
         w = random_unit(dim, g, dtype, device)
         for _ in range(2):
             w = w - basis.T @ (basis @ w)
-        if float(w.norm()) < 0.5:  # the complement is (numerically) empty: the basis spans everything
+        norm = float(w.double().norm())
+        if j + 1 >= dim or norm < 1e-6:  # the basis spans everything: nothing is left to explore
             return tri
-        q = w / float(w.double().norm())
+        q = w / norm
         beta.append(0.0)
         start = j + 1
     return tri  # pragma: no cover - the loop always returns
@@ -202,7 +203,7 @@ def extreme_eigenpairs(op, top: int = 1, bottom: int = 0, *, tol: float = DEFAUL
         scale = float(theta.abs().max())
         if not bool((res[wanted(theta)] <= tol * scale).all()):
             return False
-        if tri.block_start == 0:
+        if tri.block_start == 0 or n >= dim:  # n == dim: the whole space is spanned, every Ritz pair is exact
             return True
         # After a restart the earlier blocks' Ritz pairs are exact, so they alone would pass; the new block must
         # also have converged at the wanted ends, or a second copy of an extreme eigenvalue could be missed.
@@ -210,7 +211,13 @@ def extreme_eigenpairs(op, top: int = 1, bottom: int = 0, *, tol: float = DEFAUL
                           tri.residual)
         th, _, r = _ritz(sub)
         ends = ([th.numel() - 1] if top else []) + ([0] if bottom else [])
-        return bool((r[ends] <= tol * scale).all())
+        if not bool((r[ends] <= tol * scale).all()):
+            return False
+        # A block that reached the wanted set found another copy of an eigenvalue there; there may be more, so
+        # go on until its own breakdown and a restart that adds nothing wanted.
+        if top and float(th[-1]) >= float(theta[n - top]) - tol * scale:
+            return False
+        return not (bottom and float(th[0]) <= float(theta[bottom - 1]) + tol * scale)
 
     tri = lanczos(op, max_iter, seed=seed, v0=v0, stop=converged)
     theta, S, res = _ritz(tri)

@@ -118,6 +118,11 @@ def test_hvp_float32_close_to_float64(case):
     assert hv.dtype == torch.float32
     ref = H @ v.double()
     assert float((hv.double() - ref).norm() / ref.norm()) < 1e-5
+    evals = exact["weights"][1][0]
+    hi, lo = extreme_eigenpairs(op, top=2, bottom=1, seed=0)  # float32 Lanczos: float32 accuracy
+    assert hi.eigenvectors.dtype == torch.float32 and hi.converged
+    assert rel(hi.eigenvalues[0], evals[-1]) < 1e-5 and rel(hi.eigenvalues[1], evals[-2]) < 1e-5
+    assert abs(float(lo.eigenvalues[0] - evals[0])) < 1e-5 * float(evals[-1])
 
 
 def test_top_eigenpairs_match_eigh(case):

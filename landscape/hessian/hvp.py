@@ -100,7 +100,7 @@ class HessianOperator:
         y: targets, (N, ...).
         loss: ``'cross_entropy'`` or a callable ``(out, y)`` returning per-sample losses or the batch mean.
         params: ``'weights'`` (``dim() > 1``, default, as the reference), ``'all'``, or a list of names.
-        batch_size: samples per forward pass (default 512); only memory and speed depend on it.
+        batch_size: samples per forward pass (default 512; None: all in one); only memory and speed depend on it.
         method: ``'double_backward'`` (autograd.grad with create_graph; works for any module) or
             ``'forward_over_reverse'`` (``torch.func.jvp`` of ``torch.func.grad``; needs forward-mode AD support).
 

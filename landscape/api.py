@@ -27,13 +27,14 @@ from landscape.datasource import resolve_data
 from landscape.directions import Directions, load_directions, make_directions
 from landscape.errors import LandscapeError
 from landscape.evaluate import PlaneEvaluator, resolve_device
-from landscape.losses import is_class_labels, resolve_loss
+from landscape.losses import Loss, is_class_labels, resolve_loss
 from landscape.paths import ensure_writable_dir
 from landscape.settings import (CPU_GRID, GPU_GRID, Config, Provenance, attr_names, make_config, recorded)
 from landscape.surface import (SurfaceWriter, check_resume, compute_surface, parse_grid, read_direction,
                                read_surface, summarize)
 from landscape.surface.h5io import open_h5
 
+HESSIAN = "hessian"  # --directions hessian: the top Hessian eigenvectors at theta*
 ONE_D_GRID = "-1:1:51"  # 51 points of a 1D curve take ~10 s on 2 CPU cores for the digits ResNet-56
 
 
@@ -107,7 +108,7 @@ def compute(model: nn.Module | str | os.PathLike | None = None, data: Any = None
 
     # Rank 0 alone reads or makes the directions and opens (and locks) the file; the other ranks get the
     # directions and the pending points from it, or its error, so a bad file stops every rank with one message.
-    dirs: Directions = ctx.on_main(lambda: _directions(path, xc, yc, attrs, cfg, net, info, traj))
+    dirs: Directions = ctx.on_main(lambda: _directions(path, xc, yc, attrs, cfg, net, info, traj, ds, loss))
     evaluator = PlaneEvaluator(net, ds, dirs, batch_size=cfg.batch_size, precision=cfg.precision, bn_mode=cfg.bn,
                                points_per_step=cfg.points_per_step, fold_bn=cfg.fold_bn, compile_model=cfg.compile,
                                loss=loss)
@@ -210,6 +211,8 @@ def _check_data(ds: Data, info: dict) -> None:
 def _direction_source(cfg: Config, traj: dict | None) -> str:
     if isinstance(cfg.directions, Directions):
         return cfg.directions.source
+    if cfg.directions == HESSIAN:
+        return HESSIAN
     if cfg.directions:
         return f"file:{os.path.basename(cfg.directions)}"
     if traj:
@@ -223,9 +226,10 @@ def _label(p: Any) -> str:
     return type(p).__name__ if isinstance(p, nn.Module) else os.path.basename(os.fspath(p))
 
 
-def _directions(path: str, xc, yc, attrs: dict, cfg: Config, net: nn.Module, info: dict,
-                traj: dict | None) -> Directions:
-    """The file's directions when resuming (after checking its settings), else new ones for these settings."""
+def _directions(path: str, xc, yc, attrs: dict, cfg: Config, net: nn.Module, info: dict, traj: dict | None,
+                ds: Data, loss: Loss) -> Directions:
+    """The file's directions when resuming (after checking its settings), else new ones for these settings
+    (``attrs`` gains ``direction_eigenvalues`` for Hessian directions)."""
     if os.path.exists(path):
         check_resume(path, xc, yc, attrs)
         with open_h5(path, "r", probe=False) as f:
@@ -237,6 +241,13 @@ def _directions(path: str, xc, yc, attrs: dict, cfg: Config, net: nn.Module, inf
             raise LandscapeError("--trajectory directions are over the parameters; use --dir-type weights")
         return Directions.of(net, traj["x"], traj["y"] if yc is not None else None, "weights",
                              attrs["directions"], traj)
+    if cfg.directions == HESSIAN:
+        from landscape.hessian.directions import hessian_directions
+
+        d, eig = hessian_directions(net, ds, loss, yc is not None, cfg.norm, cfg.seed)
+        attrs["direction_eigenvalues"] = eig
+        attrs["shown_attrs"] = list(attrs["shown_attrs"]) + ["direction_eigenvalues"]
+        return d
     if isinstance(cfg.directions, Directions):
         d = cfg.directions
         d.check(net, "directions=")

@@ -66,7 +66,7 @@ class Loss:
 
     def batch_sum(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Sum of the per-sample losses of one batch, float64 (a scalar-returning callable: mean x batch)."""
-        v = self.fn(out.float(), y)
+        v = self.fn(out if out.dtype == torch.float64 else out.float(), y)
         if not isinstance(v, torch.Tensor):
             raise LandscapeError(f"loss {self.name!r} returned a {type(v).__name__}, not a tensor; return "
                                  "per-sample losses (shape (B,)) or their mean")

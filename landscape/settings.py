@@ -88,8 +88,9 @@ class Config:
                             choices=DIR_TYPES, attr="dir_type", identity=True, shown=True, group="directions")
     seed: int = setting(123, "seed of the random directions (default 123)", attr="seed", identity=True, shown=True,
                         group="directions")
-    directions: str | None = setting(None, "read directions from this HDF5 file (ours or the reference's)",
-                                     group="directions", metavar="FILE")
+    directions: str | None = setting(None, "read directions from this HDF5 file (ours or the reference's), or "
+                                     "'hessian': the top Hessian eigenvectors at theta* (normalized by --norm; "
+                                     "none keeps them unit)", group="directions", metavar="FILE|hessian")
     ckpt2: str | None = setting(None, "x direction = ckpt2 - ckpt (1D interpolation)", group="directions")
     ckpt3: str | None = setting(None, "y direction = ckpt3 - ckpt (plane through three models)",
                                 group="directions")

@@ -217,3 +217,38 @@ def test_a_setting_declared_once_reaches_the_file_the_resume_check_and_the_page(
     with pytest.raises(LandscapeError, match="temperature: file has 2.5, this run 3.0"):
         landscape.compute(net, data=tensors, config=cfg.replace(temperature=3.0))
     assert landscape.compute(net, data=tensors, config=cfg).computed == 0  # same value: resumes (nothing left)
+
+
+def test_hessian_directions_are_the_top_eigenvectors(tmp_path, tensors):
+    """--directions hessian: x and y are the Hessian's top two eigenvectors (unit with --norm none), recorded with
+    their eigenvalues; the curve along x curves the loss by lambda_max at theta*."""
+    torch.manual_seed(2)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 12), nn.Tanh(), nn.Linear(12, 10))
+    x, y = tensors
+    res = landscape.compute(net, data=(x, y), directions="hessian", norm="none", x="-0.02:0.02:3",
+                            y="-0.02:0.02:3", out=str(tmp_path), render=False, progress=False)
+    s = read_surface(res.path)
+    lam = [float(v) for v in s.attrs["direction_eigenvalues"]]
+    assert s.attrs["directions"] == "hessian" and lam[0] >= lam[1] > 0
+    # the exact Hessian of the mean loss over the weight matrices (dim > 1), by autograd
+    ws = [p for p in net.parameters() if p.dim() > 1]
+    flat = torch.cat([w.detach().reshape(-1) for w in ws]).double()
+
+    def loss_of(v):
+        parts, o = [], 0
+        for w in ws:
+            parts.append(v[o:o + w.numel()].view(w.shape))
+            o += w.numel()
+        h = torch.tanh(x.flatten(1).double() @ parts[0].T + net[1].bias.double())
+        return F.cross_entropy(h @ parts[1].T + net[3].bias.double(), y)
+
+    H = torch.autograd.functional.hessian(loss_of, flat)
+    ev = torch.linalg.eigvalsh(H).flip(0)
+    assert lam == pytest.approx(ev[:2].tolist(), rel=1e-4)
+    with h5py.File(res.path, "r") as f:
+        d = torch.cat([torch.from_numpy(a).reshape(-1) for a, p in zip(read_direction(f, "xdirection")[0],
+                                                                       net.parameters()) if p.dim() > 1]).double()
+    assert float(d @ H @ d) == pytest.approx(lam[0], rel=1e-4) and float(d.norm()) == pytest.approx(1, rel=1e-5)
+    # a second call resumes from the file's directions (no second eigen-solve, same settings)
+    assert landscape.compute(net, data=(x, y), directions="hessian", norm="none", x="-0.02:0.02:3",
+                             y="-0.02:0.02:3", out=str(tmp_path), render=False, progress=False).computed == 0

@@ -26,7 +26,8 @@ from landscape.surface.h5io import attr_value, open_h5
 FORMAT_VERSION = 1
 VALUE_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc", "train_err", "test_err")
 # Attributes every reader looks up by name (a lookup stays bounded on a damaged file; iterating may not).
-BASE_ATTRS = ("format_version", "created", "config", "identity_attrs", "shown_attrs", "ckpt", "engine")
+BASE_ATTRS = ("format_version", "created", "config", "identity_attrs", "shown_attrs", "ckpt", "engine",
+              "direction_eigenvalues")
 ATTRS = tuple(dict.fromkeys(BASE_ATTRS + IDENTITY_ATTRS + SHOWN_ATTRS))
 
 

@@ -22,15 +22,17 @@ def loss_range(s: Surface, log: bool = False, vmin: float | None = None, vmax: f
     """The loss axis of a 1D figure, shared by the PNG and the HTML page.
 
     Returns:
-        ``(bottom, top, largest finite loss, clipped)``: the same basin-focused range as the 2D figures with a
-        little head-room; ``clipped`` when some finite loss lies above ``top``. ``bottom`` is None on a log axis
-        (matplotlib picks it).
+        ``(bottom, top, largest finite loss, clipped)``: up to the 2D figures' cap (max(10 min, min + 10)) or
+        the largest loss when lower, with a little head-room; ``clipped`` when some finite loss lies above
+        ``top``. ``bottom`` is None on a log axis (matplotlib picks it).
     """
     losses = [s.values[k] for k in loss_keys(s)]
-    sc = make_scale(losses, vmin, vmax, None, log)
-    top = sc.vmax if vmax is not None else (sc.vmax * 1.5 if log else sc.vmax + 0.05 * (sc.vmax - sc.vmin))
-    bottom = vmin if vmin is not None else (None if log else 0.0)
     big = max(float(np.nanmax(np.where(np.isfinite(v), v, np.nan))) for v in losses)
+    # The 2D figures' cap, but not their 95th percentile: a curve that fits under the cap is shown whole.
+    sc = make_scale(losses, vmin, big if vmax is None else vmax, None, log)
+    cap = sc.vmax if (vmax is not None or log) else min(big, max(10 * sc.vmin, sc.vmin + 10))
+    top = cap if vmax is not None else (cap * 1.5 if log else cap + 0.05 * (cap - min(sc.vmin, 0.0)))
+    bottom = vmin if vmin is not None else (None if log else 0.0)
     return bottom, top, big, big > top
 
 
@@ -67,12 +69,14 @@ def render_1d(s: Surface, base: str, formats: list[str], log: bool = False, vmin
     bottom, top, big, clipped = loss_range(s, log, vmin, vmax)
     ax.set_ylim(bottom=bottom, top=top)
     if clipped:
-        # Why say it: a reader would otherwise take the flat top of the axis for the highest loss.
-        ax.text(0.5, 0.97, f"loss axis cut at {fmt_value(top)} (max {fmt_value(big)}); --log shows all",
-                transform=ax.transAxes, ha="center", va="top", fontsize=8, color="dimgrey",
-                bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=1.5))
+        # Why say it: a reader would otherwise take the top of the axis for the highest loss. Below the legend,
+        # outside the data, where no curve can cross it.
+        ax.text(0.5, -0.2, f"loss axis cut at {fmt_value(top)} (max {fmt_value(big)}); --log shows all",
+                transform=ax.transAxes, ha="center", va="top", fontsize=8, color="dimgrey")
     ax.axvline(0, color="grey", lw=0.6, ls=":")
     ax.set_xlabel(r"$\alpha$")
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=8, steps=[1, 2, 2.5, 5, 10]))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_value(v).replace("-", "\u2212")))
     ax.set_ylabel("loss", color="tab:blue")
     handles, labels = ax.get_legend_handles_labels()
     if ax2 is not None:
@@ -82,7 +86,7 @@ def render_1d(s: Surface, base: str, formats: list[str], log: bool = False, vmin
         h2, l2 = ax2.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
     # Below the axes, outside the data: inside, it would sit on the accuracy plateau or the basin.
-    ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=len(labels), fontsize=8,
+    ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(labels), fontsize=8,
               frameon=False)
     ax.set_title(_title(s, "loss / accuracy" if has_acc else "loss"))
     return save(fig, f"{base}_curve", formats)

@@ -97,7 +97,7 @@ def render_html_2d(s: Surface, key: str, path: str, scale: Scale) -> str:
     traj = T.trajectory(go, s)
     fig.add_traces(traces + ([traj] if traj is not None else []))
     view = camera([s], key, scale)
-    fig.update_layout(scene=T.scene_layout(scale, key, view, dict(x=[0.0, 0.44], y=[0.0, 1.0])),
+    fig.update_layout(scene=T.scene_layout(s, scale, key, view, dict(x=[0.0, 0.44], y=[0.0, 1.0])),
                       annotations=notes, margin=dict(l=10, r=70, t=30, b=40), showlegend=False)
     _xy_axes(fig, 1, [0.0, 1.0], [[0.56, 0.99]])
     fig.layout.annotations = list(fig.layout.annotations) + [
@@ -133,7 +133,8 @@ def render_html_1d(s: Surface, path: str, log: bool = False, vmin: float | None 
                                      name=f"{split} accuracy", line=dict(color="#d62728", dash=dash),
                                      hovertemplate="α %{x:.2f}<br>accuracy %{y:.1f}%<extra></extra>"),
                           secondary_y=True)
-    fig.update_xaxes(title_text="α")
+    fig.update_xaxes(title_text="α", gridcolor="#e8e8e8", zeroline=False)
+    fig.update_yaxes(gridcolor="#e8e8e8", zeroline=False)
     if loss_keys(s):
         bottom, top, big, clipped = loss_range(s, log, vmin, vmax)
         lo = bottom if bottom is not None else float(np.nanmin([np.nanmin(np.where(np.asarray(s.values[k]) > 0,
@@ -196,7 +197,7 @@ def render_html_compare(surfaces: list[Surface], key: str, path: str, scale: Sca
                                     if k == n else None, xaxis=xa, yaxis=ya)
         fig.add_traces(traces)
         notes += ann
-        fig.layout[scene] = T.scene_layout(scale, key, view, dict(x=cols[c], y=[0.5, 1.0]))
+        fig.layout[scene] = T.scene_layout(s, scale, key, view, dict(x=cols[c], y=[0.5, 1.0]))
         notes.append(dict(text=_arch(s), x=(cols[c][0] + cols[c][1]) / 2, y=1.0, xref="paper", yref="paper",
                           yanchor="bottom", showarrow=False, font=dict(size=14)))
     _xy_axes(fig, n, [0.0, 0.44], cols)
@@ -206,15 +207,23 @@ def render_html_compare(surfaces: list[Surface], key: str, path: str, scale: Sca
                  SYNC_CAMERAS)
 
 
-def figure_data(path: str) -> list[dict]:
-    """The trace data embedded in one of our pages (for tests and for scripts that post-process pages)."""
-    import re
-
+def figure_json(path: str) -> tuple[list[dict], dict]:
+    """The traces and the layout embedded in one of our pages (for tests and scripts that post-process pages)."""
     text = open(path, encoding="utf-8").read()
-    m = re.search(r'Plotly\.newPlot\(\s*"landscape-figure",\s*(\[.*?\])\s*,\s*\{', text, re.S)
-    if not m:
+    at = text.find('Plotly.newPlot(')
+    start = text.find('"landscape-figure"', at) if at >= 0 else -1
+    if start < 0:
         raise LandscapeError(f"{path!r} is not a landscape HTML page")
-    return _decode(json.loads(m.group(1)))
+    dec = json.JSONDecoder()
+    i = text.index("[", start)
+    data, end = dec.raw_decode(text, i)
+    layout, _ = dec.raw_decode(text, text.index("{", end))
+    return _decode(data), _decode(layout)
+
+
+def figure_data(path: str) -> list[dict]:
+    """The trace data embedded in one of our pages."""
+    return figure_json(path)[0]
 
 
 def _decode(obj):

@@ -135,12 +135,14 @@ def camera_eye(elev: float, azim: float, distance: float = 2.5) -> dict:
                 center=dict(x=0, y=0, z=-0.1))
 
 
-def scene_layout(scale: Scale, key: str, view: tuple[float, float], domain: dict) -> dict:
-    """One 3D scene: the box aspect of the static figure, round height ticks, the chosen camera."""
+def scene_layout(s: Surface, scale: Scale, key: str, view: tuple[float, float], domain: dict) -> dict:
+    """One 3D scene: the static figure's box aspect and full alpha/beta extent (the box does not shrink to the
+    part under the cap, so panels compare), round height ticks, the chosen camera."""
     pos, labels = height_ticks(scale)
     axis = dict(showbackground=False, gridcolor="#ddd", tickfont=dict(size=10))
     return dict(domain=domain, aspectmode="manual", aspectratio=dict(x=BOX[0], y=BOX[1], z=BOX[2]),
                 camera=camera_eye(*view),
-                xaxis=dict(title="α", nticks=5, **axis), yaxis=dict(title="β", nticks=5, **axis),
+                xaxis=dict(title="α", nticks=5, range=[float(s.xcoordinates[0]), float(s.xcoordinates[-1])], **axis),
+                yaxis=dict(title="β", nticks=5, range=[float(s.ycoordinates[0]), float(s.ycoordinates[-1])], **axis),
                 zaxis=dict(title=key.replace("_", " "), range=[scale.lo, scale.hi], tickvals=list(pos),
                            ticktext=labels, **axis))

@@ -127,7 +127,7 @@ def trajectory(go, s: Surface, xaxis: str = "x", yaxis: str = "y"):
                       hovertemplate="%{text}<br>α %{x:.2f}, β %{y:.2f}<extra></extra>")
 
 
-def camera_eye(elev: float, azim: float, distance: float = 2.5) -> dict:
+def camera_eye(elev: float, azim: float, distance: float = 2.4) -> dict:
     """Plotly's camera for matplotlib's (elev, azim), far enough that no corner of the box leaves the scene."""
     e, a = np.radians(elev), np.radians(azim)
     return dict(eye=dict(x=float(distance * np.cos(e) * np.cos(a)), y=float(distance * np.cos(e) * np.sin(a)),
@@ -144,5 +144,6 @@ def scene_layout(s: Surface, scale: Scale, key: str, view: tuple[float, float], 
                 camera=camera_eye(*view),
                 xaxis=dict(title="α", nticks=5, range=[float(s.xcoordinates[0]), float(s.xcoordinates[-1])], **axis),
                 yaxis=dict(title="β", nticks=5, range=[float(s.ycoordinates[0]), float(s.ycoordinates[-1])], **axis),
-                zaxis=dict(title=key.replace("_", " "), range=[scale.lo, scale.hi], tickvals=list(pos),
-                           ticktext=labels, **axis))
+                # every other tick: seen from above, the height axis is short
+                zaxis=dict(title=key.replace("_", " "), range=[scale.lo, scale.hi], tickvals=list(pos)[::2],
+                           ticktext=labels[::2], **axis))

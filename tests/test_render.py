@@ -119,6 +119,7 @@ def test_render_errors(tmp_path):
 
 def test_render_never_imports_torch():
     code = ("import sys, landscape.render, landscape.render.static, landscape.render.html, landscape.render.vtk;"
+            "import landscape.render.paper, landscape.render.curve, landscape.render.html_traces;"
             "import landscape.render.__main__; print('torch' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=ROOT))

@@ -127,7 +127,7 @@ def trajectory(go, s: Surface, xaxis: str = "x", yaxis: str = "y"):
                       hovertemplate="%{text}<br>α %{x:.2f}, β %{y:.2f}<extra></extra>")
 
 
-def camera_eye(elev: float, azim: float, distance: float = 2.4) -> dict:
+def camera_eye(elev: float, azim: float, distance: float = 2.7) -> dict:
     """Plotly's camera for matplotlib's (elev, azim), far enough that no corner of the box leaves the scene."""
     e, a = np.radians(elev), np.radians(azim)
     return dict(eye=dict(x=float(distance * np.cos(e) * np.cos(a)), y=float(distance * np.cos(e) * np.sin(a)),

@@ -147,8 +147,8 @@ def make_scale(arrays: list[np.ndarray], vmin: float | None = None, vmax: float 
     cross-entropy). With ``log`` the cap is dropped. ``vmin``/``vmax`` override.
 
     Levels: by default round values spaced geometrically (1, 1.5, 2, 3, 5, 7 per decade) when the range spans
-    more than a decade of positive values, so the basin holds as many lines as the walls; otherwise round values
-    at a fixed spacing. Colours follow the same spacing. ``levels=N`` asks for exactly N evenly spaced levels
+    enough decades of positive values for 10 of them, so the basin holds as many lines as the walls; otherwise
+    round values at a fixed spacing. Colours follow the same spacing. ``levels=N`` asks for exactly N evenly spaced levels
     (in log10 when ``log``).
 
     Args:
@@ -187,8 +187,10 @@ def make_scale(arrays: list[np.ndarray], vmin: float | None = None, vmax: float 
         ticks = lv if levels <= _MAX_TICKS else pick_ticks(linear_levels(lo, hi, 6), False)
     else:
         lv = geometric_levels(lo, hi) if geometric else np.array([])
-        if len(lv) < 5:  # less than a decade, or not positive: fixed round spacing
-            geometric = geometric and log
+        # Little more than a decade gives few log-spaced levels: fixed round spacing resolves it better
+        # (Li et al.'s choice). A --log axis keeps log-spaced levels while there are a few.
+        if len(lv) < (3 if log else 10):
+            geometric = geometric and log and len(lv) >= 3
             lv = linear_levels(lo, hi)
         ticks = pick_ticks(lv, geometric)
     return Scale(lo, hi, np.asarray(lv, dtype=float), log, geometric, np.asarray(ticks, dtype=float))

@@ -108,7 +108,7 @@ def contour_map(go, s: Surface, key: str, scale: Scale, colorbar: dict | None, x
     star = go.Scatter(x=[0], y=[0], mode="markers", xaxis=xaxis, yaxis=yaxis, showlegend=False, name="θ*",
                       marker=dict(symbol="star", size=15, color="white", line=dict(color="black", width=1)),
                       hovertemplate="θ* (α 0, β 0)<extra></extra>")
-    spots = label_spots(paths, np.array(ticks), (x[0], x[-1], y[0], y[-1]), avoid=[(0.0, 0.0)])
+    spots = label_spots(paths, scale.labelled, (x[0], x[-1], y[0], y[-1]), avoid=[(0.0, 0.0)])
     notes = [dict(x=px, y=py, xref=xaxis, yref=yaxis, text=fmt_value(lv), showarrow=False,
                   font=dict(size=10, color="black"), bgcolor="rgba(255,255,255,0.75)", borderpad=1)
              for px, py, lv in spots]

@@ -74,6 +74,14 @@ class Scale:
     def chi(self) -> float:
         return float(self.colour(np.array([self.vmax]))[0])
 
+    @property
+    def labelled(self) -> np.ndarray:
+        """The levels that may carry a label on contour lines: the round ticks that are levels, else (``--levels
+        N``, not round) every few levels."""
+        hit = self.levels[np.isclose(self.levels[:, None], self.ticks[None, :]).any(axis=1)] if len(self.ticks) \
+            else self.levels[:0]
+        return hit if len(hit) else self.levels[::max(1, len(self.levels) // 6)]
+
     def norm(self):
         """The matplotlib norm that maps raw values to colours as :meth:`colour` does."""
         from matplotlib.colors import LogNorm, Normalize
@@ -148,8 +156,8 @@ def make_scale(arrays: list[np.ndarray], vmin: float | None = None, vmax: float 
 
     Levels: by default round values spaced geometrically (1, 1.5, 2, 3, 5, 7 per decade) when the range spans
     enough decades of positive values for 10 of them, so the basin holds as many lines as the walls; otherwise
-    round values at a fixed spacing. Colours follow the same spacing. ``levels=N`` asks for exactly N evenly spaced levels
-    (in log10 when ``log``).
+    round values at a fixed spacing. Colours follow the same spacing. ``levels=N`` asks for exactly N evenly
+    spaced levels (in log10 when ``log``).
 
     Args:
         arrays: the surfaces that share this scale.

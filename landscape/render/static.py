@@ -78,7 +78,7 @@ def contour_labels(ax, m, s: Surface, key: str, scale: Scale, Z: np.ndarray) -> 
     """A few round labels on the lines, spread apart and clear of theta* and the frame."""
     x, y = np.asarray(s.xcoordinates, float), np.asarray(s.ycoordinates, float)
     paths = level_paths(x, y, Z, scale.levels)
-    spots = label_spots(paths, scale.ticks, (x[0], x[-1], y[0], y[-1]), avoid=[(0.0, 0.0)])
+    spots = label_spots(paths, scale.labelled, (x[0], x[-1], y[0], y[-1]), avoid=[(0.0, 0.0)])
     if spots:
         ax.clabel(m, [lv for _, _, lv in spots], inline=True, fontsize=7, inline_spacing=3,
                   fmt=lambda v: fmt_value(v), manual=[(px, py) for px, py, _ in spots])

@@ -75,8 +75,11 @@ def draw_surface3d(ax, s: Surface, key: str, scale: Scale, factor: int = 4, rast
     polys = cut_mesh(x, y, h, scale.hi)
     norm = height_norm(scale)
     colours = colormaps[CMAP](norm(np.array([p[:, 2].mean() for p in polys]))) if polys else None
-    surf = Poly3DCollection(polys, facecolors=colours, linewidths=0, antialiased=False, zorder=1)
-    ax.add_collection3d(surf)
+    # Every face as a quad (a triangle repeats its last corner): matplotlib pads mixed lengths with uninitialised
+    # memory, which leaked into the axis limits now and then ("Axis limits cannot be NaN or Inf").
+    quads = [p if len(p) == 4 else np.vstack([p, p[-1:]]) for p in polys]
+    surf = Poly3DCollection(quads, facecolors=colours, linewidths=0, antialiased=False, zorder=1)
+    ax.add_collection3d(surf, autolim=False)  # the limits are set below, from the grid and the scale
     surf.set_rasterized(rasterized)
     # theta*: drawn last and above the mesh (computed_zorder=False), so the walls can never hide it.
     xc, yc, zc = theta_star(s, key, scale)

@@ -51,4 +51,5 @@ def add_scale_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--vmin", type=float, default=None, help="lowest value shown (default: the surface's minimum)")
     g.add_argument("--vmax", type=float, default=None,
                    help="highest value shown (default: the 95th percentile, so the basin is visible)")
-    g.add_argument("--levels", type=int, default=None, help="number of contour levels (default 30)")
+    g.add_argument("--levels", type=int, default=None,
+                   help="number of contour levels (default: round values, log-spaced over a wide loss range)")

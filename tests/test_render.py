@@ -49,11 +49,16 @@ def test_2d_suite_with_gaps(tmp_path):
         assert b"<svg" in (tmp_path / f"s_{kind}.svg").read_bytes()[:500]
     assert len(files) == 14
     data = figure_data(str(tmp_path / "s.html"))
-    surf = next(t for t in data if t["type"] == "surface")
-    z = np.array([[np.nan if v is None else v for v in row] for row in surf["z"]], dtype=float)
+    heat = next(t for t in data if t["type"] == "heatmap")
+    z = np.array([[np.nan if v is None else v for v in row] for row in heat["z"]], dtype=float)
     assert np.isnan(z[0, 0]) and np.isnan(z[-1, -1])  # gaps, never zeros
-    assert surf["customdata"][3][4][0] == pytest.approx(loss[3, 4])
-    np.testing.assert_allclose(surf["x"], x)
+    assert heat["customdata"][3][4][0] == pytest.approx(loss[3, 4])
+    np.testing.assert_allclose(heat["x"], x)
+    mesh = next(t for t in data if t["type"] == "mesh3d")
+    # the two diverged/missing corners are holes in the 3D mesh too: no vertex near them
+    vx, vy = np.array(mesh["x"]), np.array(mesh["y"])
+    assert not np.any((vx < x[0] + 1e-9) & (vy < y[0] + 1e-9))
+    assert not np.any((vx > x[-1] - 1e-9) & (vy > y[-1] - 1e-9))
 
 
 def test_vtp_parses_for_non_square_grid(tmp_path):
@@ -92,10 +97,13 @@ def test_reference_file_and_compare_via_cli(tmp_path):
     r = subprocess.run([sys.executable, "-m", "landscape.render", a, b, "--compare", "--out", str(tmp_path / "o")],
                        cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT))
     assert r.returncode == 0, r.stderr
-    _png_ok(tmp_path / "o" / "comparison_compare_contourf.png", min_w=600)
-    traces = figure_data(str(tmp_path / "o" / "comparison_compare.html"))
-    surfs = [t for t in traces if t["type"] == "surface"]
+    _png_ok(tmp_path / "o" / "comparison_contourf.png", min_w=600)
+    assert sorted(os.listdir(tmp_path / "o")) == ["comparison.html", "comparison_contourf.png"]  # no doubled word
+    traces = figure_data(str(tmp_path / "o" / "comparison.html"))
+    surfs = [t for t in traces if t["type"] == "mesh3d"]
     assert len(surfs) == 2 and surfs[0]["cmin"] == surfs[1]["cmin"] and surfs[0]["cmax"] == surfs[1]["cmax"]
+    heats = [t for t in traces if t["type"] == "heatmap"]
+    assert len(heats) == 2 and heats[0]["zmin"] == heats[1]["zmin"] and heats[0]["zmax"] == heats[1]["zmax"]
 
 
 def test_render_errors(tmp_path):
@@ -111,6 +119,7 @@ def test_render_errors(tmp_path):
 
 def test_render_never_imports_torch():
     code = ("import sys, landscape.render, landscape.render.static, landscape.render.html, landscape.render.vtk;"
+            "import landscape.render.paper, landscape.render.curve, landscape.render.html_traces;"
             "import landscape.render.__main__; print('torch' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=ROOT))

@@ -14,6 +14,7 @@ from PIL import Image
 
 from landscape.render import render_comparison, render_surface
 from test_render import _surface
+from test_render_figures import _bowl, _curve
 
 BROWSER = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
 if BROWSER is None:
@@ -23,6 +24,7 @@ if BROWSER is None:
 
 FLAGS = ["--headless", "--no-sandbox", "--enable-unsafe-swiftshader", "--use-angle=swiftshader",
          "--window-size=1400,1000", "--virtual-time-budget=10000", "--hide-scrollbars"]
+SIZES = [(1280, 800), (1400, 1000), (1920, 1080)]
 
 # Collect errors from the very start; after load, count canvases with a WebGL context and, for comparison pages,
 # rotate the first scene and read the second scene's camera back. The answer goes into document.title.
@@ -42,17 +44,65 @@ setTimeout(function(){
 </script>"""
 
 
-def _probe(page, tmp_path):
+# Where everything landed, in CSS pixels: the window, the page's scroll size, the figure, every piece of text
+# Plotly drew (titles, ticks, colour-bar labels), the buttons, and each 3D scene's box.
+FIT_TAIL = """<script>
+setTimeout(function(){
+ var gd=document.getElementById('landscape-figure');var fl=gd._fullLayout;var r=gd.getBoundingClientRect();
+ var out={iw:innerWidth,ih:innerHeight,sw:document.documentElement.scrollWidth,
+  sh:document.documentElement.scrollHeight,fig:[r.left,r.top,r.right,r.bottom],text:[],scenes:[]};
+ gd.querySelectorAll('text, .updatemenu-button').forEach(function(t){var b=t.getBoundingClientRect();
+  if(b.width>0&&b.height>0&&(t.textContent||'').trim())out.text.push([b.left,b.top,b.right,b.bottom,t.textContent]);});
+ Object.keys(fl).filter(function(k){return /^scene\\d*$/.test(k);}).forEach(function(k){
+  var d=fl[k].domain,s=fl._size;out.scenes.push([r.left+s.l+d.x[0]*s.w,r.top+s.t+(1-d.y[1])*s.h,
+   r.left+s.l+d.x[1]*s.w,r.top+s.t+(1-d.y[0])*s.h]);});
+ document.title='PROBE'+JSON.stringify(out);
+},2500);
+</script>"""
+
+
+def _run(page, tmp_path, tail, size=(1400, 1000), shot=True):
     text = open(page, encoding="utf-8").read()
     probed = tmp_path / ("probe_" + os.path.basename(page))
-    probed.write_text(text.replace("<head>", "<head>" + PROBE_HEAD, 1).replace("</body>", PROBE_TAIL + "</body>"))
-    dom = subprocess.run([BROWSER, *FLAGS, "--dump-dom", probed.as_uri()], capture_output=True, text=True,
+    probed.write_text(text.replace("<head>", "<head>" + PROBE_HEAD, 1).replace("</body>", tail + "</body>"))
+    flags = [f for f in FLAGS if not f.startswith("--window-size")] + [f"--window-size={size[0]},{size[1]}"]
+    dom = subprocess.run([BROWSER, *flags, "--dump-dom", probed.as_uri()], capture_output=True, text=True,
                          timeout=120).stdout
     m = re.search(r"<title>PROBE(.*?)</title>", dom, re.S)
     assert m, "the page never finished drawing (no probe result)"
-    shot = tmp_path / "shot.png"
-    subprocess.run([BROWSER, *FLAGS, f"--screenshot={shot}", probed.as_uri()], capture_output=True, timeout=120)
-    return json.loads(m.group(1).replace("&quot;", '"')), np.asarray(Image.open(shot).convert("RGB"))
+    img = None
+    if shot:
+        png = tmp_path / "shot.png"
+        subprocess.run([BROWSER, *flags, f"--screenshot={png}", probed.as_uri()], capture_output=True, timeout=120)
+        img = np.asarray(Image.open(png).convert("RGB"))
+    return json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&")), img
+
+
+def _probe(page, tmp_path):
+    return _run(page, tmp_path, PROBE_TAIL)
+
+
+def _assert_fits(res, img, what):
+    """Nothing outside the window, nothing to scroll to, and no 3D scene drawn up to its box's edge (a cut corner
+    touches the edge)."""
+    iw, ih = res["iw"], res["ih"]
+    assert res["sw"] <= iw and res["sh"] <= ih, f"{what}: the page scrolls ({res['sw']}x{res['sh']} in {iw}x{ih})"
+    left, top, right, bottom = res["fig"]
+    assert left >= 0 and top >= 0 and right <= iw + 0.5 and bottom <= ih + 0.5, f"{what}: figure {res['fig']}"
+    assert len(res["text"]) > 10
+    for x0, y0, x1, y1, t in res["text"]:
+        assert x0 >= -0.5 and y0 >= -0.5 and x1 <= iw + 0.5 and y1 <= ih + 0.5, f"{what}: {t!r} cut off"
+    if img is None:
+        return
+    for x0, y0, x1, y1 in res["scenes"]:
+        x0, y0, x1, y1 = int(np.ceil(x0)) + 1, int(np.ceil(y0)) + 1, int(x1) - 2, int(y1) - 2
+        assert x1 - x0 > 150 and y1 - y0 > 150, f"{what}: a 3D scene of {x1 - x0}x{y1 - y0} px"
+        frame = np.concatenate([img[y0:y1, x0:x0 + 3].reshape(-1, 3), img[y0:y1, x1 - 3:x1].reshape(-1, 3),
+                                img[y0:y0 + 3, x0:x1].reshape(-1, 3), img[y1 - 3:y1, x0:x1].reshape(-1, 3)])
+        inked = (frame.astype(int).sum(1) < 720).mean()
+        assert inked < 0.005, f"{what}: the 3D view reaches its scene's edge ({inked:.1%} of the frame drawn on)"
+        inside = img[y0:y1, x0:x1].reshape(-1, 3)
+        assert (inside.astype(int).sum(1) < 600).mean() > 0.005  # and the scene is drawn at all
 
 
 def test_surface_page_draws_webgl_without_errors(tmp_path):
@@ -72,6 +122,32 @@ def test_comparison_page_rotates_together(tmp_path):
     _surface(a, holes=False)
     _surface(b, holes=False)
     render_comparison([a, b], str(tmp_path), "html")
-    res, _ = _probe(str(tmp_path / "comparison_compare.html"), tmp_path)
+    res, _ = _probe(str(tmp_path / "comparison.html"), tmp_path)
     assert res["errors"] == [] and res["webgl"] >= 1
     assert res["synced"] == pytest.approx(2.1)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_surface_page_fits_the_window(tmp_path, size):
+    p = str(tmp_path / "s.h5")
+    _bowl(p)
+    render_surface(p, str(tmp_path), "html")
+    res, img = _run(str(tmp_path / "s.html"), tmp_path, FIT_TAIL, size)
+    assert len(res["scenes"]) == 1
+    _assert_fits(res, img, f"surface page at {size}")
+
+
+def test_comparison_and_1d_pages_fit_the_smallest_window(tmp_path):
+    a, b = str(tmp_path / "resnet56.h5"), str(tmp_path / "plain56.h5")
+    _bowl(a)
+    _bowl(b, arch="plain56", floor=1.2)
+    render_comparison([a, b], str(tmp_path), "html")
+    res, img = _run(str(tmp_path / "comparison.html"), tmp_path, FIT_TAIL, SIZES[0])
+    assert len(res["scenes"]) == 2
+    _assert_fits(res, img, "comparison page")
+    c = str(tmp_path / "c.h5")
+    _curve(c)
+    render_surface(c, str(tmp_path), "html")
+    res, _ = _run(str(tmp_path / "c.html"), tmp_path, FIT_TAIL, SIZES[0], shot=False)
+    _assert_fits(res, None, "1D page")
+    assert any("full range" in t[4] for t in res["text"])  # the button is on screen

@@ -1,7 +1,8 @@
 """Figures from surface files only (ours or the reference's). Never imports torch.
 
 ``render_surface(path)`` draws one surface in every requested format; ``render_comparison(paths)`` puts
-several side by side on one scale. ``python -m landscape.render`` is the CLI over both.
+several side by side on one scale; ``render_paper(paths)`` draws Li et al.'s layout (contours over 3D, one column
+per surface) in one PDF/PNG. ``python -m landscape.render`` is the CLI over all three.
 """
 
 from __future__ import annotations
@@ -68,13 +69,13 @@ def render_surface(path: str, out: str | None = None, formats: str | list[str] =
     else:
         scale = None
         if static:
-            from landscape.render.static import render_1d
+            from landscape.render.curve import render_1d
 
             written += render_1d(s, base, static, log, vmin, vmax)
         if "html" in fmts:
             from landscape.render.html import render_html_1d
 
-            written.append(render_html_1d(s, f"{base}.html", log))
+            written.append(render_html_1d(s, f"{base}.html", log, vmin, vmax))
     if "vtp" in fmts:
         from landscape.render.vtk import write_vtp
 
@@ -82,14 +83,13 @@ def render_surface(path: str, out: str | None = None, formats: str | list[str] =
     return written
 
 
-def render_comparison(paths: list[str], out: str, formats: str | list[str] = ("png", "html"),
-                      name: str = "comparison", surface: str | None = None, log: bool = False,
-                      vmin: float | None = None, vmax: float | None = None, levels: int | None = None) -> list[str]:
-    """Several 2D surfaces side by side on one shared colour scale and z range."""
-    fmts = parse_formats(formats)
+def _shared(paths: list[str], surface: str | None, what: str) -> tuple[list[Surface], str]:
+    """Read 2D surfaces that are drawn on one scale, and the one dataset they all have."""
+    if not paths:
+        raise LandscapeError(f"{what} needs at least one surface file")
     surfaces = [read_surface(p) for p in paths]
     if any(not s.is_2d for s in surfaces):
-        raise LandscapeError("--compare needs 2D surfaces; " +
+        raise LandscapeError(f"{what} needs 2D surfaces; " +
                              ", ".join(s.path for s in surfaces if not s.is_2d) + " are 1D")
     keys = [_pick_key(s, surface) for s in surfaces]
     if len(set(keys)) > 1 and surface is None:
@@ -97,7 +97,18 @@ def render_comparison(paths: list[str], out: str, formats: str | list[str] = ("p
         missing = [s.path for s in surfaces if keys[0] not in s.values]
         if missing:
             raise LandscapeError(f"{', '.join(missing)} have no {keys[0]!r}; choose one with --surface")
-    key = keys[0]
+    return surfaces, keys[0]
+
+
+def render_comparison(paths: list[str], out: str, formats: str | list[str] = ("png", "html"),
+                      name: str = "comparison", surface: str | None = None, log: bool = False,
+                      vmin: float | None = None, vmax: float | None = None, levels: int | None = None) -> list[str]:
+    """Several 2D surfaces side by side on one shared colour scale and z range.
+
+    Writes ``<out>/<name>_contourf.<ext>`` per static format and ``<out>/<name>.html``.
+    """
+    fmts = parse_formats(formats)
+    surfaces, key = _shared(paths, surface, "--compare")
     scale = make_scale([s.values[key] for s in surfaces], vmin, vmax, levels, log)
     ensure_writable_dir(out)
     base = os.path.join(out, name)
@@ -110,8 +121,27 @@ def render_comparison(paths: list[str], out: str, formats: str | list[str] = ("p
     if "html" in fmts:
         from landscape.render.html import render_html_compare
 
-        written.append(render_html_compare(surfaces, key, f"{base}_compare.html", scale))
+        written.append(render_html_compare(surfaces, key, f"{base}.html", scale))
     return written
 
 
-__all__ = ["render_surface", "render_comparison", "parse_formats", "FORMATS"]
+def render_paper(paths: list[str], out: str, formats: str | list[str] = ("pdf", "png"), name: str = "paper",
+                 surface: str | None = None, log: bool = False, vmin: float | None = None,
+                 vmax: float | None = None, levels: int | None = None) -> list[str]:
+    """Li et al.'s figure layout: one column per surface, contours above 3D, one scale, panels (a), (b), ...
+
+    Writes ``<out>/<name>.<ext>`` for each static format (default ``paper.pdf`` and ``paper.png``); the 3D meshes
+    are rasterized inside the PDF so it stays small.
+    """
+    fmts = [f for f in parse_formats(formats) if f in STATIC]
+    if not fmts:
+        raise LandscapeError(f"--figure paper writes {', '.join(STATIC)}; got --formats {formats!r}")
+    surfaces, key = _shared(paths, surface, "--figure paper")
+    scale = make_scale([s.values[key] for s in surfaces], vmin, vmax, levels, log)
+    ensure_writable_dir(out)
+    from landscape.render.paper import render_paper as draw
+
+    return draw(surfaces, key, os.path.join(out, name), scale, fmts)
+
+
+__all__ = ["render_surface", "render_comparison", "render_paper", "parse_formats", "FORMATS"]

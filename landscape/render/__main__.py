@@ -13,27 +13,36 @@ def build_parser() -> Parser:
                "reference implementation's), without computing anything.")
     p.add_argument("files", nargs="+", help="surface .h5 files")
     p.add_argument("--out", default=None, help="output folder (default: beside each file)")
-    p.add_argument("--formats", default="png,html", help="any of png,pdf,svg,html,vtp (default png,html)")
+    p.add_argument("--formats", default=None,
+                   help="any of png,pdf,svg,html,vtp (default png,html; pdf,png with --figure paper)")
     p.add_argument("--compare", action="store_true", help="all files side by side on one scale")
+    p.add_argument("--figure", choices=("paper",), default=None,
+                   help="paper: Li et al.'s layout in one PDF/PNG, a column per file (contours above 3D, one scale)")
     p.add_argument("--surface", default=None, help="which dataset to draw, e.g. test_loss (default: the split's loss)")
-    p.add_argument("--name", default=None, help="file stem (default: the surface file's; 'comparison' with --compare)")
+    p.add_argument("--name", default=None, help="file stem (default: the surface file's; 'comparison' with "
+                   "--compare, 'paper' with --figure paper)")
     add_scale_args(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from landscape.render import render_comparison, render_surface
+    from landscape.errors import LandscapeError
+    from landscape.render import render_comparison, render_paper, render_surface
 
     written = []
-    if args.compare:
-        out = args.out or os.path.dirname(os.path.abspath(args.files[0]))
-        written += render_comparison(args.files, out, args.formats, args.name or "comparison", args.surface,
-                                     args.log, args.vmin, args.vmax, args.levels)
+    out = args.out or os.path.dirname(os.path.abspath(args.files[0]))
+    scale = (args.surface, args.log, args.vmin, args.vmax, args.levels)
+    if args.figure == "paper":
+        if args.compare:
+            raise LandscapeError("--figure paper already puts the files side by side; drop --compare")
+        written += render_paper(args.files, out, args.formats or "pdf,png", args.name or "paper", *scale)
+    elif args.compare:
+        written += render_comparison(args.files, out, args.formats or "png,html", args.name or "comparison", *scale)
     else:
         for f in args.files:
-            written += render_surface(f, args.out, args.formats, args.name if len(args.files) == 1 else None,
-                                      args.surface, args.log, args.vmin, args.vmax, args.levels)
+            written += render_surface(f, args.out, args.formats or "png,html",
+                                      args.name if len(args.files) == 1 else None, *scale)
     print("figures: " + ", ".join(os.path.relpath(w) for w in written))
     return 0
 

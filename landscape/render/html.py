@@ -36,118 +36,125 @@ def _settings_html(s: Surface) -> str:
         f"<span><b>{html.escape(k)}</b> {html.escape(str(v))}</span>" for k, v in items) + "</div>"
 
 
-def _nan_to_none(z: np.ndarray) -> list:
-    """Plotly draws ``None`` as a gap; NaN would break the JSON."""
-    return [[None if not np.isfinite(v) else float(v) for v in row] for row in np.atleast_2d(z)]
-
-
-def _surface_traces(go, s: Surface, key: str, scale: Scale, showscale: bool = True):
-    z = scale.transform(s.values[key])
-    shown = np.where(np.isnan(z), np.nan, np.clip(z, scale.lo, scale.hi))
-    raw = s.values[key]
-    split = key.rsplit("_", 1)[0]
-    acc = s.values.get(f"{split}_acc", np.full_like(raw, np.nan))
-    custom = np.dstack([np.where(np.isfinite(raw), raw, np.nan), acc])
-    custom = [[[None if not np.isfinite(v) else float(v) for v in cell] for cell in row] for row in custom]
-    hover = ("α=%{x:.3f}<br>β=%{y:.3f}<br>loss=%{customdata[0]:.5g}<br>accuracy=%{customdata[1]:.2f}%"
-             "<extra></extra>")
-    surf = go.Surface(x=s.xcoordinates, y=s.ycoordinates, z=_nan_to_none(shown), customdata=custom,
-                      colorscale="Viridis", cmin=scale.lo, cmax=scale.hi, showscale=showscale,
-                      colorbar=dict(title=("log10 " if scale.log else "") + key.replace("_", " "), x=0.46),
-                      contours=dict(z=dict(show=True, usecolormap=True, project=dict(z=True),
-                                           start=scale.lo, end=scale.hi,
-                                           size=(scale.hi - scale.lo) / max(len(scale.levels) - 1, 1))),
-                      hovertemplate=hover, name=os.path.basename(s.path))
-    contour = go.Contour(x=s.xcoordinates, y=s.ycoordinates, z=_nan_to_none(shown), customdata=custom,
-                         colorscale="Viridis", zmin=scale.lo, zmax=scale.hi, showscale=False,
-                         contours=dict(start=scale.lo, end=scale.hi,
-                                       size=(scale.hi - scale.lo) / max(len(scale.levels) - 1, 1),
-                                       showlabels=True), hovertemplate=hover, connectgaps=False)
-    centre = go.Scatter(x=[0], y=[0], mode="markers", marker=dict(symbol="star", size=14, color="white",
-                                                                  line=dict(color="black", width=1)),
-                        name="θ*", hovertemplate="θ* (α=0, β=0)<extra></extra>", showlegend=False)
-    return surf, contour, centre
-
-
-def _centre3d(go, s: Surface, key: str, scale: Scale):
-    """theta* marked on the 3D surface too (alpha = beta = 0, or the nearest grid point)."""
-    j = int(np.argmin(np.abs(s.xcoordinates)))
-    i = int(np.argmin(np.abs(s.ycoordinates)))
-    z = scale.transform(np.array([s.values[key][i, j]]))[0]
-    if not np.isfinite(z):
-        return None
-    return go.Scatter3d(x=[float(s.xcoordinates[j])], y=[float(s.ycoordinates[i])], z=[float(z)], mode="markers",
-                        marker=dict(size=5, color="white", line=dict(color="black", width=2)), name="θ*",
-                        showlegend=False, hovertemplate="θ*<extra></extra>")
-
-
 PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:1.2em;color:#222}}h1{{font-size:1.3em}}
-.settings{{display:flex;flex-wrap:wrap;gap:.3em .6em;font-size:.8em;margin:.3em 0 .8em;color:#444}}
-.settings span{{background:#f3f3f3;border-radius:3px;padding:1px 6px}}</style></head>
-<body><h1>{title}</h1>{settings}{figure}
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>{title}</title>
+<style>html,body{{height:100%;margin:0}}
+body{{font-family:system-ui,sans-serif;color:#222;display:flex;flex-direction:column;box-sizing:border-box;
+padding:.6em 1em;overflow:hidden}}
+h1{{font-size:1.15em;margin:0 0 .2em}}
+.settings{{display:flex;flex-wrap:wrap;gap:.2em .5em;font-size:.75em;margin:.1em 0 .3em;color:#444}}
+.settings span{{background:#f3f3f3;border-radius:3px;padding:0 5px}}
+.figure{{flex:1 1 auto;min-height:0;position:relative}}
+.figure>div{{position:absolute;inset:0}}</style></head>
+<body><h1>{title}</h1>{settings}<div class="figure">{figure}</div>
 <script>{script}</script>
 </body></html>"""
 
 
 def _page(fig, title: str, settings: str, path: str, script: str = "") -> str:
-    body = fig.to_html(full_html=False, include_plotlyjs=True, div_id="landscape-figure",
-                       config={"displaylogo": False, "responsive": True})
+    """Write a self-contained page whose figure fills the window below the title and settings, whatever the
+    window's size (nothing cut off, no scrolling): the figure's size comes from CSS, not a fixed height."""
+    fig.update_layout(autosize=True, height=None, width=None, paper_bgcolor="white", plot_bgcolor="white")
+    body = fig.to_html(full_html=False, include_plotlyjs=True, div_id="landscape-figure", default_width="100%",
+                       default_height="100%", config={"displaylogo": False, "responsive": True})
     with open(path, "w", encoding="utf-8") as f:
         f.write(PAGE.format(title=html.escape(title), settings=settings, figure=body, script=script))
     return path
 
 
+def _arch(s: Surface) -> str:
+    return str(s.attrs.get("arch") or os.path.splitext(os.path.basename(s.path))[0])
+
+
+def _xy_axes(fig, n: int, row_domain: list[float], col_domains: list[list[float]], first: int = 1) -> None:
+    """Square (1:1) alpha/beta axes with titles on every panel, numbered from ``first``."""
+    for c in range(n):
+        k = first + c
+        sx, sy = ("" if k == 1 else str(k)), ("" if k == 1 else str(k))
+        fig.layout[f"xaxis{sx}"] = dict(domain=col_domains[c], anchor=f"y{sy}", title=dict(text="α", standoff=4),
+                                        nticks=5, zeroline=False, showgrid=False, constrain="domain")
+        fig.layout[f"yaxis{sy}"] = dict(domain=row_domain, anchor=f"x{sx}", title=dict(text="β", standoff=4),
+                                        nticks=5, zeroline=False, showgrid=False, scaleanchor=f"x{sx}",
+                                        scaleratio=1, constrain="domain")
+
+
 def render_html_2d(s: Surface, key: str, path: str, scale: Scale) -> str:
-    """3D surface (contours projected on the floor) beside a 2D contour view, hover with alpha/beta/loss/acc."""
-    go, make_subplots = _plotly()
-    fig = make_subplots(rows=1, cols=2, specs=[[{"type": "scene"}, {"type": "xy"}]], column_widths=[0.55, 0.45],
-                        subplot_titles=("3D surface", "contours"))
-    surf, contour, centre = _surface_traces(go, s, key, scale)
-    fig.add_trace(surf, 1, 1)
-    c3 = _centre3d(go, s, key, scale)
-    if c3 is not None:
-        fig.add_trace(c3, 1, 1)
-    fig.add_trace(contour, 1, 2)
-    fig.add_trace(centre, 1, 2)
-    if s.trajectory:
-        t = s.trajectory
-        epochs = t.get("epochs")
-        fig.add_trace(go.Scatter(x=t["x"], y=t["y"], mode="lines+markers", line=dict(color="red"),
-                                 marker=dict(size=5), name="trajectory", showlegend=False,
-                                 text=[f"epoch {int(e)}" for e in epochs] if epochs is not None else None,
-                                 hovertemplate="%{text}<br>α=%{x:.3f}<br>β=%{y:.3f}<extra></extra>"), 1, 2)
-    fig.update_scenes(xaxis_title="α", yaxis_title="β", zaxis_title=key.replace("_", " "),
-                      zaxis_range=[scale.lo, scale.hi])
-    fig.update_xaxes(title_text="α", row=1, col=2)
-    fig.update_yaxes(title_text="β", row=1, col=2, scaleanchor="x", scaleratio=1)
-    fig.update_layout(height=620, margin=dict(l=10, r=10, t=40, b=10))
-    title = f"{s.attrs.get('arch', os.path.basename(s.path))} — {key.replace('_', ' ')}"
+    """The 3D surface (cut at the cap, theta* marked) beside the contour map on the static figures' levels;
+    hover gives alpha, beta, the value and accuracy (when the file has it)."""
+    from landscape.render import html_traces as T
+    from landscape.render.surface3d import camera
+
+    go, _ = _plotly()
+    fig = go.Figure()
+    fig.add_trace(T.mesh3d(go, s, key, scale, colorbar=dict(x=0.455, xanchor="left")))
+    fig.add_trace(T.star3d(go, s, key, scale))
+    traces, notes = T.contour_map(go, s, key, scale, colorbar=dict(x=1.0, xanchor="left"))
+    traj = T.trajectory(go, s)
+    fig.add_traces(traces + ([traj] if traj is not None else []))
+    view = camera([s], key, scale)
+    fig.update_layout(scene=T.scene_layout(s, scale, key, view, dict(x=[0.0, 0.44], y=[0.0, 1.0])),
+                      annotations=notes, margin=dict(l=10, r=70, t=30, b=40), showlegend=False)
+    _xy_axes(fig, 1, [0.0, 1.0], [[0.56, 0.99]])
+    fig.layout.annotations = list(fig.layout.annotations) + [
+        dict(text="3D surface (cut at the cap)", x=0.22, y=1.0, xref="paper", yref="paper", yanchor="bottom",
+             showarrow=False, font=dict(size=13)),
+        dict(text="contours", x=0.775, y=1.0, xref="paper", yref="paper", yanchor="bottom", showarrow=False,
+             font=dict(size=13))]
+    title = f"{_arch(s)} — {key.replace('_', ' ')}"
     return _page(fig, title, _settings_html(s), path)
 
 
-def render_html_1d(s: Surface, path: str, log: bool = False) -> str:
-    """Loss and accuracy against alpha on twin axes, train and test when both exist."""
+def render_html_1d(s: Surface, path: str, log: bool = False, vmin: float | None = None,
+                   vmax: float | None = None) -> str:
+    """Loss, and accuracy on a twin axis when the file has it, against alpha; train and test when both exist.
+
+    The loss axis starts on the PNG's range (the basin); a button switches to the full range.
+    """
+    from landscape.render.curve import ACC_TICKS, loss_keys, loss_range
+    from landscape.render.scale import fmt_value
+
     go, make_subplots = _plotly()
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    has_acc = any(f"{sp}_acc" in s.values for sp in ("train", "test"))
+    fig = make_subplots(specs=[[{"secondary_y": has_acc}]])
     for split, dash in (("train", "solid"), ("test", "dash")):
         if f"{split}_loss" in s.values:
             loss = s.values[f"{split}_loss"]
             fig.add_trace(go.Scatter(x=s.xcoordinates, y=[float(v) if np.isfinite(v) else None for v in loss],
                                      name=f"{split} loss", line=dict(color="#1f77b4", dash=dash),
-                                     hovertemplate="α=%{x:.3f}<br>loss=%{y:.5g}<extra></extra>"), secondary_y=False)
-        if f"{split}_acc" in s.values:
+                                     hovertemplate="α %{x:.2f}<br>loss %{y:.3g}<extra></extra>"), secondary_y=False)
+        if has_acc and f"{split}_acc" in s.values:
             acc = s.values[f"{split}_acc"]
             fig.add_trace(go.Scatter(x=s.xcoordinates, y=[float(v) if np.isfinite(v) else None for v in acc],
                                      name=f"{split} accuracy", line=dict(color="#d62728", dash=dash),
-                                     hovertemplate="α=%{x:.3f}<br>accuracy=%{y:.2f}%<extra></extra>"),
+                                     hovertemplate="α %{x:.2f}<br>accuracy %{y:.1f}%<extra></extra>"),
                           secondary_y=True)
-    fig.update_xaxes(title_text="α")
-    fig.update_yaxes(title_text="loss", type="log" if log else "linear", secondary_y=False)
-    fig.update_yaxes(title_text="accuracy (%)", range=[0, 100], secondary_y=True)
-    fig.update_layout(height=520, margin=dict(l=10, r=10, t=40, b=10))
-    title = f"{s.attrs.get('arch', os.path.basename(s.path))} — 1D loss and accuracy"
+    fig.update_xaxes(title_text="α", gridcolor="#e8e8e8", zeroline=False)
+    fig.update_yaxes(gridcolor="#e8e8e8", zeroline=False)
+    if loss_keys(s):
+        bottom, top, big, clipped = loss_range(s, log, vmin, vmax)
+        lo = bottom if bottom is not None else float(np.nanmin([np.nanmin(np.where(np.asarray(s.values[k]) > 0,
+                                                                                    s.values[k], np.nan))
+                                                                for k in loss_keys(s)]))
+        full_lo = 0.0 if not log else lo
+        basin = [np.log10(lo), np.log10(top)] if log else [lo, top]
+        full = [np.log10(max(full_lo, 1e-300)), np.log10(big * 1.05)] if log else [full_lo, big * 1.05]
+        fig.update_yaxes(title_text="loss", type="log" if log else "linear", range=basin, secondary_y=False)
+        if clipped:
+            fig.update_layout(updatemenus=[dict(
+                type="buttons", direction="left", x=0.0, y=1.02, xanchor="left", yanchor="bottom",
+                showactive=True, active=0, pad=dict(t=0, b=0),
+                buttons=[dict(label=f"basin (loss ≤ {fmt_value(top)})", method="relayout",
+                              args=[{"yaxis.range": basin}]),
+                         dict(label=f"full range (max {fmt_value(big)})", method="relayout",
+                              args=[{"yaxis.range": full}])])])
+    if has_acc:
+        fig.update_yaxes(title_text="accuracy (%)", range=[0, 100], tickvals=list(ACC_TICKS), secondary_y=True,
+                         showgrid=False)
+    fig.update_layout(margin=dict(l=10, r=10, t=40, b=10),
+                      legend=dict(orientation="h", x=1.0, xanchor="right", y=1.02, yanchor="bottom"))
+    what = "loss and accuracy" if has_acc else "loss"
+    title = f"{_arch(s)} — 1D {what}"
     return _page(fig, title, _settings_html(s), path)
 
 
@@ -162,37 +169,57 @@ gd.on('plotly_relayout',function(ev){if(busy)return;var cam=null;for(var k in ev
 
 
 def render_html_compare(surfaces: list[Surface], key: str, path: str, scale: Scale) -> str:
-    """Several surfaces' 3D views side by side on one colour scale and z range, rotating together."""
-    go, make_subplots = _plotly()
+    """Several surfaces side by side on one scale: 3D views on top (rotating together), square contour maps
+    below with alpha/beta on every panel."""
+    from landscape.render import html_traces as T
+    from landscape.render.surface3d import camera
+
+    go, _ = _plotly()
     n = len(surfaces)
-    titles = [str(s.attrs.get("arch", os.path.basename(s.path))) for s in surfaces]
-    fig = make_subplots(rows=2, cols=n, specs=[[{"type": "scene"}] * n, [{"type": "xy"}] * n],
-                        row_heights=[0.62, 0.38], subplot_titles=titles + [""] * n, vertical_spacing=0.06)
-    for i, s in enumerate(surfaces, start=1):
-        surf, contour, centre = _surface_traces(go, s, key, scale, showscale=(i == n))
-        surf.colorbar.x = 1.02
-        fig.add_trace(surf, 1, i)
-        c3 = _centre3d(go, s, key, scale)
-        if c3 is not None:
-            fig.add_trace(c3, 1, i)
-        fig.add_trace(contour, 2, i)
-        fig.add_trace(centre, 2, i)
-    fig.update_scenes(xaxis_title="α", yaxis_title="β", zaxis_title=key.replace("_", " "),
-                      zaxis_range=[scale.lo, scale.hi])
-    fig.update_layout(height=900, margin=dict(l=10, r=10, t=40, b=10))
+    fig = go.Figure()
+    gap = 0.06
+    width = (0.94 - gap * (n - 1)) / n
+    cols = [[c * (width + gap), c * (width + gap) + width] for c in range(n)]
+    view = camera(surfaces, key, scale)
+    notes = []
+    for c, s in enumerate(surfaces):
+        k = c + 1
+        scene = "scene" if k == 1 else f"scene{k}"
+        xa, ya = ("x", "y") if k == 1 else (f"x{k}", f"y{k}")
+        fig.add_trace(T.mesh3d(go, s, key, scale, colorbar=dict(x=0.955, xanchor="left", y=0.78, len=0.42)
+                               if k == n else None, scene=scene))
+        fig.add_trace(T.star3d(go, s, key, scale, scene=scene))
+        traces, ann = T.contour_map(go, s, key, scale, colorbar=dict(x=0.955, xanchor="left", y=0.22, len=0.42)
+                                    if k == n else None, xaxis=xa, yaxis=ya)
+        fig.add_traces(traces)
+        notes += ann
+        fig.layout[scene] = T.scene_layout(s, scale, key, view, dict(x=cols[c], y=[0.5, 1.0]))
+        notes.append(dict(text=_arch(s), x=(cols[c][0] + cols[c][1]) / 2, y=1.0, xref="paper", yref="paper",
+                          yanchor="bottom", showarrow=False, font=dict(size=14)))
+    _xy_axes(fig, n, [0.0, 0.44], cols)
+    fig.update_layout(annotations=notes, margin=dict(l=10, r=60, t=30, b=40), showlegend=False)
     settings = "".join(_settings_html(s) for s in surfaces)
-    return _page(fig, f"comparison — {key.replace('_', ' ')}", settings, path, SYNC_CAMERAS)
+    return _page(fig, f"{' vs '.join(_arch(s) for s in surfaces)} — {key.replace('_', ' ')}", settings, path,
+                 SYNC_CAMERAS)
+
+
+def figure_json(path: str) -> tuple[list[dict], dict]:
+    """The traces and the layout embedded in one of our pages (for tests and scripts that post-process pages)."""
+    text = open(path, encoding="utf-8").read()
+    at = text.find('Plotly.newPlot(')
+    start = text.find('"landscape-figure"', at) if at >= 0 else -1
+    if start < 0:
+        raise LandscapeError(f"{path!r} is not a landscape HTML page")
+    dec = json.JSONDecoder()
+    i = text.index("[", start)
+    data, end = dec.raw_decode(text, i)
+    layout, _ = dec.raw_decode(text, text.index("{", end))
+    return _decode(data), _decode(layout)
 
 
 def figure_data(path: str) -> list[dict]:
-    """The trace data embedded in one of our pages (for tests and for scripts that post-process pages)."""
-    import re
-
-    text = open(path, encoding="utf-8").read()
-    m = re.search(r'Plotly\.newPlot\(\s*"landscape-figure",\s*(\[.*?\])\s*,\s*\{', text, re.S)
-    if not m:
-        raise LandscapeError(f"{path!r} is not a landscape HTML page")
-    return _decode(json.loads(m.group(1)))
+    """The trace data embedded in one of our pages."""
+    return figure_json(path)[0]
 
 
 def _decode(obj):

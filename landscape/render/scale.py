@@ -1,23 +1,47 @@
-"""Colour/contour scale shared by every renderer, so static figures and HTML pages agree."""
+"""Colour/contour scale shared by every renderer, so static figures, the paper figure and HTML pages agree.
+
+One :class:`Scale` fixes the value range, the contour levels (round numbers), the colour-bar ticks and how
+values map to colours; each renderer only translates it into its library's terms.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from landscape.errors import LandscapeError
 
+# Mantissas per decade for log-spaced levels, densest first; the densest set that stays under the target count
+# wins. All are round, so the levels double as legible labels and colour-bar ticks.
+_MANTISSAS = ((1, 1.5, 2, 3, 5, 7), (1, 2, 3, 5), (1, 2, 5), (1, 3), (1,))
+_TARGET_LEVELS = 24
+_MAX_TICKS = 8
+
 
 @dataclass
 class Scale:
+    """Value range, contour levels and colour mapping of one figure (or of several sharing one scale).
+
+    Attributes:
+        vmin: lowest value shown (raw loss units).
+        vmax: highest value shown, the cap; the 3D surface ends here.
+        levels: contour levels in raw units, increasing.
+        log: heights (3D z axis, 1D loss axis) are drawn as log10 values.
+        geometric: colours follow log10 of the value, so the basin gets as many colours as the walls.
+        ticks: round values for colour bars and labels, a subset of the levels where possible.
+    """
+
     vmin: float
     vmax: float
     levels: np.ndarray
     log: bool
+    geometric: bool = False
+    ticks: np.ndarray = field(default_factory=lambda: np.array([]))
 
     def transform(self, z: np.ndarray) -> np.ndarray:
-        """Values as drawn: log10 when ``log``; non-finite values stay NaN (gaps, never zeros)."""
+        """Heights as drawn: log10 when ``log``; non-finite values stay NaN (gaps, never zeros)."""
         z = np.array(z, dtype=np.float64)
         z[~np.isfinite(z)] = np.nan
         if self.log:
@@ -27,21 +51,122 @@ class Scale:
 
     @property
     def lo(self) -> float:
+        """``vmin`` as a height."""
         return float(np.log10(self.vmin)) if self.log else self.vmin
 
     @property
     def hi(self) -> float:
+        """``vmax`` (the cap) as a height."""
         return float(np.log10(self.vmax)) if self.log else self.vmax
+
+    def colour(self, z: np.ndarray) -> np.ndarray:
+        """Colour coordinate of raw values (log10 when ``geometric``), clipped to the range; NaN stays NaN."""
+        z = np.array(z, dtype=np.float64)
+        z[~np.isfinite(z)] = np.nan
+        z = np.clip(z, self.vmin, self.vmax)
+        return np.log10(z) if self.geometric else z
+
+    @property
+    def clo(self) -> float:
+        return float(self.colour(np.array([self.vmin]))[0])
+
+    @property
+    def chi(self) -> float:
+        return float(self.colour(np.array([self.vmax]))[0])
+
+    @property
+    def labelled(self) -> np.ndarray:
+        """The levels that may carry a label on contour lines: the round ticks that are levels, else (``--levels
+        N``, not round) every few levels."""
+        hit = self.levels[np.isclose(self.levels[:, None], self.ticks[None, :]).any(axis=1)] if len(self.ticks) \
+            else self.levels[:0]
+        return hit if len(hit) else self.levels[::max(1, len(self.levels) // 6)]
+
+    def norm(self):
+        """The matplotlib norm that maps raw values to colours as :meth:`colour` does."""
+        from matplotlib.colors import LogNorm, Normalize
+
+        return LogNorm(self.vmin, self.vmax) if self.geometric else Normalize(self.vmin, self.vmax)
+
+
+def fmt_value(v: float) -> str:
+    """A level or tick as people write it: ``0.01``, ``1.5``, ``300``, ``2e+04``; at most 3 significant digits."""
+    if v == 0:
+        return "0"
+    a = abs(v)
+    if a >= 1e4 or a < 1e-3:
+        return f"{v:.2g}"
+    digits = max(0, 2 - int(math.floor(math.log10(a))))
+    s = f"{v:.{digits}f}"
+    return s.rstrip("0").rstrip(".") if "." in s else s
+
+
+def _nice_step(span: float, target: int) -> float:
+    raw = span / max(target, 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    return next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw * (1 - 1e-9))
+
+
+def linear_levels(lo: float, hi: float, target: int = 12) -> np.ndarray:
+    """Round, evenly spaced values inside ``[lo, hi]`` (Li et al.'s fixed spacing, e.g. every 0.5)."""
+    step = _nice_step(hi - lo, target)
+    start = math.ceil(lo / step - 1e-9) * step
+    vals = np.arange(start, hi + step * 1e-9, step)
+    return np.round(vals / step) * step  # no 0.30000000000000004
+
+
+def geometric_levels(lo: float, hi: float, target: int = _TARGET_LEVELS) -> np.ndarray:
+    """Round, log-spaced values inside ``[lo, hi]`` (``lo > 0``): 1, 1.5, 2, 3, 5, 7 per decade, thinned out
+    when the range spans many decades."""
+    k0, k1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    vals = np.array([])
+    for mantissas in _MANTISSAS:
+        vals = np.array([float(f"{m}e{k}") for k in range(k0, k1 + 1) for m in mantissas])
+        vals = vals[(vals >= lo * (1 - 1e-9)) & (vals <= hi * (1 + 1e-9))]
+        if len(vals) <= target:
+            break
+    return vals
+
+
+def pick_ticks(levels: np.ndarray, geometric: bool, most: int = _MAX_TICKS) -> np.ndarray:
+    """At most ``most`` round values out of ``levels`` for a colour bar: the densest of the 1-2-5, 1-3 and
+    powers-of-ten subsets that fits when geometric, every n-th level otherwise."""
+    levels = np.asarray(levels, dtype=float)
+    if len(levels) <= most:
+        return levels
+    if geometric:
+        mant = np.round(levels / 10 ** np.floor(np.log10(levels)), 6)
+        for keep in ((1, 2, 5), (1, 3), (1,)):
+            sub = levels[np.isin(mant, keep)]
+            if 3 <= len(sub) <= most:
+                return sub
+        if np.isin(mant, (1,)).sum() > most:  # many decades: every n-th power of ten
+            levels = levels[np.isin(mant, (1,))]
+    step = int(math.ceil(len(levels) / most))
+    return levels[::step]
 
 
 def make_scale(arrays: list[np.ndarray], vmin: float | None = None, vmax: float | None = None,
                levels: int | None = None, log: bool = False) -> Scale:
-    """A scale that shows the basin without tuning.
+    """A scale that shows the basin as well as the walls, without tuning.
 
-    Default range: from the smallest finite value to the 95th percentile, capped at ``max(10 * min, min + 10)``:
-    the far edges of a surface reach 1e3..1e7 and would flatten the basin into one colour (Li et al. draw
-    0.1..10 for cross-entropy). With ``log`` the cap is dropped. ``--vmin/--vmax`` override. ``levels`` contour
-    lines (default 30) are spaced evenly, in log10 when ``log``.
+    Range: from the smallest finite value to the 95th percentile, capped at ``max(10 * min, min + 10)``: the far
+    edges of a surface reach 1e3..1e7 and would flatten the basin into one colour (Li et al. draw 0.1..10 for
+    cross-entropy). With ``log`` the cap is dropped. ``vmin``/``vmax`` override.
+
+    Levels: by default round values spaced geometrically (1, 1.5, 2, 3, 5, 7 per decade) when the range spans
+    enough decades of positive values for 10 of them, so the basin holds as many lines as the walls; otherwise
+    round values at a fixed spacing. Colours follow the same spacing. ``levels=N`` asks for exactly N evenly
+    spaced levels (in log10 when ``log``).
+
+    Args:
+        arrays: the surfaces that share this scale.
+        vmin, vmax: range overrides (raw units).
+        levels: number of contour levels, or None for round defaults.
+        log: log10 heights and log-spaced levels.
+
+    Raises:
+        LandscapeError: nothing finite to draw, ``--log`` with non-positive values, fewer than 2 levels.
     """
     finite = np.concatenate([a[np.isfinite(a)].ravel() for a in arrays]) if arrays else np.array([])
     if log:
@@ -63,6 +188,17 @@ def make_scale(arrays: list[np.ndarray], vmin: float | None = None, vmax: float 
         raise LandscapeError(f"--log needs positive values; --vmin is {lo}")
     if levels is not None and levels < 2:
         raise LandscapeError(f"--levels must be at least 2; got {levels}")
-    n = levels or 30
-    lv = np.linspace(np.log10(lo), np.log10(hi), n) if log else np.linspace(lo, hi, n)
-    return Scale(lo, hi, lv, log)
+    geometric = lo > 0 and (log or hi / lo >= 10)
+    if levels is not None:
+        lv = np.logspace(np.log10(lo), np.log10(hi), levels) if log else np.linspace(lo, hi, levels)
+        geometric = log
+        ticks = lv if levels <= _MAX_TICKS else pick_ticks(linear_levels(lo, hi, 6), False)
+    else:
+        lv = geometric_levels(lo, hi) if geometric else np.array([])
+        # Little more than a decade gives few log-spaced levels: fixed round spacing resolves it better
+        # (Li et al.'s choice). A --log axis keeps log-spaced levels while there are a few.
+        if len(lv) < (3 if log else 10):
+            geometric = geometric and log and len(lv) >= 3
+            lv = linear_levels(lo, hi)
+        ticks = pick_ticks(lv, geometric)
+    return Scale(lo, hi, np.asarray(lv, dtype=float), log, geometric, np.asarray(ticks, dtype=float))

@@ -1,4 +1,4 @@
-"""Static figures with matplotlib (PNG, PDF, SVG): contour lines, filled contours, heatmap, 3D, 1D curves."""
+"""Static 2D figures with matplotlib (PNG, PDF, SVG): contour lines, filled contours, heatmap, 3D, comparisons."""
 
 from __future__ import annotations
 
@@ -9,28 +9,41 @@ import matplotlib
 matplotlib.use("Agg")  # headless: never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator  # noqa: E402
 
-from landscape.render.scale import Scale, make_scale  # noqa: E402
+from landscape.render.geometry import finite, label_spots, level_paths  # noqa: E402
+from landscape.render.scale import Scale, fmt_value, make_scale  # noqa: E402
+from landscape.render.surface3d import CMAP, draw_surface3d, height_colourbar  # noqa: E402
 from landscape.surface import Surface  # noqa: E402
 
 KINDS_2D = ("contour", "contourf", "heatmap", "surface3d")
 DPI = 150
 
 
-def _label(scale: Scale, key: str) -> str:
-    what = key.replace("_", " ")
-    return f"log10 {what}" if scale.log else what
+def value_label(key: str) -> str:
+    """Colour-bar / axis label of a dataset: ``train_loss`` -> ``train loss``."""
+    return key.replace("_", " ")
 
 
-def _centre(ax, s: Surface) -> None:
+def centre(ax) -> None:
+    """theta* (alpha = beta = 0) as a white star."""
     ax.plot([0], [0], marker="*", color="white", markeredgecolor="black", markersize=12, zorder=5,
-            label=r"$\theta^*$")
+            label=r"$\theta^*$", linestyle="none")
+
+
+def round_ticks(ax) -> None:
+    """Few, round alpha/beta ticks: -1, -0.5, 0, 0.5, 1, never '-1.00-0.75-0.50' running together."""
+    fmt = FuncFormatter(lambda v, _: fmt_value(v).replace("-", "\u2212"))
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]))
+        axis.set_major_formatter(fmt)
 
 
 def _axes(ax, s: Surface) -> None:
-    ax.set_xlabel(r"$\alpha$ (x direction)")
-    ax.set_ylabel(r"$\beta$ (y direction)")
+    ax.set_xlabel(r"$\alpha$")
+    ax.set_ylabel(r"$\beta$")
     ax.set_aspect("equal" if _square_extent(s) else "auto")
+    round_ticks(ax)
 
 
 def _square_extent(s: Surface) -> bool:
@@ -39,33 +52,58 @@ def _square_extent(s: Surface) -> bool:
     return yr > 0 and 0.5 <= xr / yr <= 2
 
 
+def arch_name(s: Surface) -> str:
+    """The file's ``arch`` attribute, else its name."""
+    return str(s.attrs.get("arch") or os.path.splitext(os.path.basename(s.path))[0])
+
+
 def _title(s: Surface, key: str) -> str:
-    a = s.attrs
-    arch = a.get("arch") or os.path.splitext(os.path.basename(s.path))[0]
-    bits = [str(arch), key.replace("_", " ")]
-    if a.get("dataset"):
-        bits.append(str(a["dataset"]).split(":")[0])
+    bits = [arch_name(s), value_label(key)]
+    if s.attrs.get("dataset"):
+        bits.append(str(s.attrs["dataset"]).split(":")[0])
     return " · ".join(bits)
 
 
-def draw_2d(ax, s: Surface, key: str, kind: str, scale: Scale):
+def colourbar(fig, mappable, scale: Scale, key: str, **kw):
+    """A colour bar with the scale's round ticks (never 0.008, 1.043, 2.077)."""
+    cb = fig.colorbar(mappable, label=value_label(key), **kw)
+    ticks = [t for t in scale.ticks if scale.vmin <= t <= scale.vmax]
+    cb.ax.yaxis.set_major_locator(FixedLocator(ticks))
+    cb.ax.yaxis.set_minor_locator(FixedLocator([]))
+    cb.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_value(v)))
+    return cb
+
+
+def contour_labels(ax, m, s: Surface, key: str, scale: Scale, Z: np.ndarray) -> None:
+    """A few round labels on the lines, spread apart and clear of theta* and the frame."""
+    x, y = np.asarray(s.xcoordinates, float), np.asarray(s.ycoordinates, float)
+    paths = level_paths(x, y, Z, scale.levels)
+    spots = label_spots(paths, scale.labelled, (x[0], x[-1], y[0], y[-1]), avoid=[(0.0, 0.0)])
+    if spots:
+        ax.clabel(m, [lv for _, _, lv in spots], inline=True, fontsize=7, inline_spacing=3,
+                  fmt=lambda v: fmt_value(v), manual=[(px, py) for px, py, _ in spots])
+
+
+def draw_2d(ax, s: Surface, key: str, kind: str, scale: Scale, labels: bool = True):
     """Draw one 2D view on ``ax``; returns the mappable for a colour bar."""
     X, Y = np.meshgrid(s.xcoordinates, s.ycoordinates)
-    Z = scale.transform(s.values[key])
-    Zc = np.clip(Z, scale.lo, scale.hi)
-    Zc[np.isnan(Z)] = np.nan
+    Z = finite(s.values[key])
+    # Above the cap the walls are one colour: clip there, but keep gaps (NaN) as gaps.
+    Zc = np.where(np.isnan(Z), np.nan, np.clip(Z, scale.vmin, scale.vmax))
+    norm = scale.norm()
     if kind == "contour":
-        m = ax.contour(X, Y, Zc, levels=scale.levels, cmap="viridis", linewidths=0.9)
-        ax.clabel(m, m.levels[::4], inline=True, fontsize=7, fmt="%.3g")
+        m = ax.contour(X, Y, Zc, levels=scale.levels, cmap=CMAP, norm=norm, linewidths=0.9)
+        if labels:
+            contour_labels(ax, m, s, key, scale, Zc)
     elif kind == "contourf":
-        m = ax.contourf(X, Y, Zc, levels=scale.levels, cmap="viridis", extend="both")
-        ax.contour(X, Y, Zc, levels=scale.levels[::3], colors="k", linewidths=0.3, alpha=0.5)
+        bounds = np.unique(np.concatenate([[scale.vmin], scale.levels, [scale.vmax]]))
+        m = ax.contourf(X, Y, Zc, levels=bounds, cmap=CMAP, norm=norm)
+        ax.contour(X, Y, Zc, levels=scale.levels, colors="k", linewidths=0.3, alpha=0.5)
     elif kind == "heatmap":
-        m = ax.pcolormesh(X, Y, np.ma.masked_invalid(Z), cmap="viridis", vmin=scale.lo, vmax=scale.hi,
-                          shading="nearest")
+        m = ax.pcolormesh(X, Y, np.ma.masked_invalid(Zc), cmap=CMAP, norm=norm, shading="nearest")
     else:
         raise ValueError(kind)
-    _centre(ax, s)
+    centre(ax)
     _axes(ax, s)
     _trajectory(ax, s)
     return m
@@ -88,14 +126,34 @@ def _trajectory(ax, s: Surface) -> None:
         ax.set_ylabel(f"2nd PCA component: {100 * r[1]:.1f} %")
 
 
-def _save(fig, base: str, formats: list[str]) -> list[str]:
+def save(fig, base: str, formats: list[str], dpi: int = DPI) -> list[str]:
+    """Write ``<base>.<ext>`` for each format and close the figure."""
     paths = []
     for ext in formats:
         p = f"{base}.{ext}"
-        fig.savefig(p, dpi=DPI, bbox_inches="tight")
+        fig.savefig(p, dpi=dpi, bbox_inches="tight")
         paths.append(p)
     plt.close(fig)
     return paths
+
+
+_save = save  # the old private name, used by analysis.py
+
+
+def figure_2d(s: Surface, key: str, kind: str, scale: Scale):
+    """One 2D figure (contour, contourf, heatmap or surface3d), not yet saved."""
+    if kind == "surface3d":
+        fig = plt.figure(figsize=(6.4, 5.4))
+        ax = fig.add_subplot(projection="3d", computed_zorder=False)
+        m = draw_surface3d(ax, s, key, scale, zlabel=value_label(key))
+        ax.set_title(_title(s, key))
+        height_colourbar(fig, m, scale, value_label(key), ax=ax, shrink=0.6, pad=0.12)
+        return fig
+    fig, ax = plt.subplots(figsize=(5.6, 4.8))
+    m = draw_2d(ax, s, key, kind, scale)
+    colourbar(fig, m, scale, key, ax=ax)
+    ax.set_title(_title(s, key))
+    return fig
 
 
 def render_2d(s: Surface, key: str, base: str, formats: list[str], scale: Scale,
@@ -103,89 +161,23 @@ def render_2d(s: Surface, key: str, base: str, formats: list[str], scale: Scale,
     """One file per kind and format: ``<base>_<kind>.<ext>``."""
     paths = []
     for kind in kinds:
-        if kind == "surface3d":
-            paths += _save(_surface3d(s, key, scale), f"{base}_{kind}", formats)
-            continue
-        fig, ax = plt.subplots(figsize=(5.6, 4.8))
-        m = draw_2d(ax, s, key, kind, scale)
-        fig.colorbar(m, ax=ax, label=_label(scale, key))
-        ax.set_title(_title(s, key))
-        paths += _save(fig, f"{base}_{kind}", formats)
+        paths += save(figure_2d(s, key, kind, scale), f"{base}_{kind}", formats)
     return paths
-
-
-def _surface3d(s: Surface, key: str, scale: Scale):
-    X, Y = np.meshgrid(s.xcoordinates, s.ycoordinates)
-    Z = scale.transform(s.values[key])
-    Z = np.where(np.isnan(Z), np.nan, np.clip(Z, scale.lo, scale.hi))
-    fig = plt.figure(figsize=(6.4, 5.2))
-    ax = fig.add_subplot(projection="3d")
-    surf = ax.plot_surface(X, Y, np.ma.masked_invalid(Z), cmap="viridis", vmin=scale.lo, vmax=scale.hi,
-                           rstride=1, cstride=1, linewidth=0, antialiased=True)
-    j, i = int(np.argmin(np.abs(s.xcoordinates))), int(np.argmin(np.abs(s.ycoordinates)))
-    if np.isfinite(Z[i, j]):
-        ax.scatter([s.xcoordinates[j]], [s.ycoordinates[i]], [Z[i, j]], marker="*", s=120, color="white",
-                   edgecolors="black", depthshade=False, zorder=10)
-    ax.set_xlabel(r"$\alpha$")
-    ax.set_ylabel(r"$\beta$")
-    ax.set_zlabel(_label(scale, key))
-    ax.set_zlim(scale.lo, scale.hi)
-    ax.view_init(elev=35, azim=-60)
-    ax.set_title(_title(s, key))
-    fig.colorbar(surf, ax=ax, shrink=0.6, pad=0.1)
-    return fig
-
-
-def render_1d(s: Surface, base: str, formats: list[str], log: bool = False, vmin: float | None = None,
-              vmax: float | None = None) -> list[str]:
-    """Loss (left axis) and accuracy (right axis) against alpha; train and test when both exist."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    ax2 = ax.twinx()
-    x = s.xcoordinates
-    styles = {"train": "-", "test": "--"}
-    drew = False
-    for split, ls in styles.items():
-        loss = s.values.get(f"{split}_loss")
-        acc = s.values.get(f"{split}_acc")
-        if loss is not None:
-            ax.plot(x, np.where(np.isfinite(loss), loss, np.nan), ls, color="tab:blue", lw=1.6,
-                    label=f"{split} loss")
-            drew = True
-        if acc is not None:
-            ax2.plot(x, acc, ls, color="tab:red", lw=1.2, label=f"{split} accuracy")
-    if not drew:
-        plt.close(fig)
-        return []
-    if log:
-        ax.set_yscale("log")
-    # The same basin-focused default range as the 2D figures, with a little head-room above it.
-    losses = [s.values[k] for k in ("train_loss", "test_loss") if k in s.values]
-    sc = make_scale(losses, vmin, vmax, None, log)
-    top = sc.vmax if vmax is not None else (sc.vmax * 1.5 if log else sc.vmax + 0.05 * (sc.vmax - sc.vmin))
-    ax.set_ylim(bottom=vmin if vmin is not None else (None if log else 0), top=top)
-    ax2.set_ylim(0, 100)
-    ax.axvline(0, color="grey", lw=0.6, ls=":")
-    ax.set_xlabel(r"$\alpha$ (x direction)")
-    ax.set_ylabel("loss", color="tab:blue")
-    ax2.set_ylabel("accuracy (%)", color="tab:red")
-    h1, l1 = ax.get_legend_handles_labels()
-    h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, loc="upper center", fontsize=8)
-    ax.set_title(_title(s, "loss / accuracy"))
-    return _save(fig, f"{base}_curve", formats)
 
 
 def render_compare(surfaces: list[Surface], key: str, base: str, formats: list[str], scale: Scale,
                    kind: str = "contourf") -> list[str]:
-    """Several 2D surfaces side by side on one colour scale (e.g. ResNet-56 next to plain-56)."""
+    """Several 2D surfaces side by side on one colour scale (e.g. ResNet-56 next to plain-56):
+    ``<base>_<kind>.<ext>``."""
     n = len(surfaces)
-    fig, axes = plt.subplots(1, n, figsize=(4.8 * n + 0.8, 4.6), squeeze=False, constrained_layout=True)
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n + 0.9, 4.6), squeeze=False, constrained_layout=True)
     m = None
     for ax, s in zip(axes[0], surfaces):
         m = draw_2d(ax, s, key, kind, scale)
         ax.set_title(_title(s, key))
-    fig.colorbar(m, ax=list(axes[0]), label=_label(scale, key), shrink=0.9)
-    return _save(fig, f"{base}_compare_{kind}", formats)
+    colourbar(fig, m, scale, key, ax=list(axes[0]), shrink=0.9)
+    return save(fig, f"{base}_{kind}", formats)
 
 
-__all__ = ["render_2d", "render_1d", "render_compare", "make_scale", "KINDS_2D"]
+__all__ = ["render_2d", "render_compare", "figure_2d", "draw_2d", "make_scale", "KINDS_2D", "save",
+           "colourbar", "round_ticks", "arch_name", "value_label"]

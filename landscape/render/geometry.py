@@ -1,0 +1,202 @@
+"""Grid geometry shared by the matplotlib and Plotly renderers: the capped 3D surface, contour paths, and where
+contour labels go. Pure numpy (plus contourpy, which matplotlib ships), so both renderers draw the same thing."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from landscape.render.scale import Scale
+from landscape.surface import Surface
+
+
+def upsample(x: np.ndarray, y: np.ndarray, z: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bilinear refinement of a grid by ``factor`` per cell; a cell with a NaN corner stays NaN inside.
+
+    Why: cutting the surface at the cap on the coarse grid leaves whole-cell saw teeth; on the refined grid the
+    cut follows the cap's contour line to within 1/factor of a cell.
+    """
+    if factor <= 1 or len(x) < 2 or len(y) < 2:
+        return x, y, z
+    xf = np.interp(np.linspace(0, len(x) - 1, (len(x) - 1) * factor + 1), np.arange(len(x)), x)
+    yf = np.interp(np.linspace(0, len(y) - 1, (len(y) - 1) * factor + 1), np.arange(len(y)), y)
+    # Fractional cell index of each fine coordinate, then the four corners' weights.
+    fx, fy = np.interp(xf, x, np.arange(len(x))), np.interp(yf, y, np.arange(len(y)))
+    jx, iy = np.minimum(fx.astype(int), len(x) - 2), np.minimum(fy.astype(int), len(y) - 2)
+    tx, ty = fx - jx, fy - iy
+    z00, z01 = z[np.ix_(iy, jx)], z[np.ix_(iy, jx + 1)]
+    z10, z11 = z[np.ix_(iy + 1, jx)], z[np.ix_(iy + 1, jx + 1)]
+    tx, ty = tx[None, :], ty[:, None]
+    with np.errstate(invalid="ignore"):
+        zf = (z00 * (1 - tx) + z01 * tx) * (1 - ty) + (z10 * (1 - tx) + z11 * tx) * ty
+    return xf, yf, zf
+
+
+def finite(z: np.ndarray) -> np.ndarray:
+    """A float copy with inf (diverged) as NaN."""
+    z = np.array(z, dtype=np.float64)
+    z[~np.isfinite(z)] = np.nan
+    return z
+
+
+def surface_heights(s: Surface, key: str, scale: Scale, factor: int = 4
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Refined grid and heights as drawn (log10 under ``--log``), not capped; raised to ``vmin`` from below.
+
+    Refined in value space before the log so the refined surface passes through the computed points.
+
+    Returns:
+        ``(x, y, height)``; ``height`` has shape (len(y), len(x)), NaN at gaps.
+    """
+    x, y, raw = upsample(np.asarray(s.xcoordinates, float), np.asarray(s.ycoordinates, float),
+                         finite(s.values[key]), factor)
+    with np.errstate(invalid="ignore"):
+        return x, y, scale.transform(np.maximum(raw, scale.vmin))
+
+
+def centre_index(s: Surface) -> tuple[int, int]:
+    """``(i, j)`` of the grid point nearest theta* (alpha = beta = 0)."""
+    return int(np.argmin(np.abs(s.ycoordinates))), int(np.argmin(np.abs(s.xcoordinates)))
+
+
+def level_paths(x: np.ndarray, y: np.ndarray, z: np.ndarray, levels: np.ndarray) -> list[tuple[float, list]]:
+    """Contour lines: ``[(level, [N x 2 arrays]), ...]``; NaN cells are holes."""
+    import contourpy
+
+    gen = contourpy.contour_generator(x, y, np.ma.masked_invalid(finite(z)), line_type="Separate")
+    return [(float(lv), [np.asarray(p) for p in gen.lines(lv) if len(p) >= 2]) for lv in levels]
+
+
+def label_spots(paths: list[tuple[float, list]], labelled: np.ndarray, extent: tuple[float, float, float, float],
+                avoid: list[tuple[float, float]] = (), spacing: float = 0.14, margin: float = 0.08
+                ) -> list[tuple[float, float, float]]:
+    """Where to write contour labels: at most one per labelled level, far from each other, from ``avoid``
+    (theta*) and from the frame, so they never collide or get cut.
+
+    Args:
+        paths: from :func:`level_paths`.
+        labelled: the levels that may get a label (round values).
+        extent: ``(x0, x1, y0, y1)`` of the plot.
+        avoid: points labels must keep clear of.
+        spacing: least distance between labels, as a fraction of the plot's size.
+        margin: least distance from the frame, same units.
+
+    Returns:
+        ``[(x, y, level), ...]``.
+    """
+    x0, x1, y0, y1 = extent
+    w, h = (x1 - x0) or 1.0, (y1 - y0) or 1.0
+    taken = [((ax - x0) / w, (ay - y0) / h) for ax, ay in avoid]
+    spots = []
+    wanted = {round(float(v), 12) for v in labelled}
+    for lv, ps in sorted(paths, key=lambda t: -t[0]):  # outer (higher) levels first: they have the most room
+        if round(lv, 12) not in wanted or not ps:
+            continue
+        pts = np.concatenate(ps)
+        u = np.stack([(pts[:, 0] - x0) / w, (pts[:, 1] - y0) / h], axis=1)
+        ok = (u[:, 0] > margin) & (u[:, 0] < 1 - margin) & (u[:, 1] > margin) & (u[:, 1] < 1 - margin)
+        if not ok.any():
+            continue
+        u, pts = u[ok], pts[ok]
+        if taken:
+            d = np.min(np.linalg.norm(u[:, None, :] - np.array(taken)[None, :, :], axis=2), axis=1)
+            best = int(np.argmax(d))
+            if d[best] < spacing:
+                continue
+        else:
+            best = len(u) // 2
+        taken.append(tuple(u[best]))
+        spots.append((float(pts[best, 0]), float(pts[best, 1]), lv))
+    return spots
+
+
+def _clip_triangle(tri: np.ndarray, cap: float) -> np.ndarray | None:
+    """The part of a 3D triangle with z <= cap (Sutherland-Hodgman against one plane): 3 or 4 vertices, or None."""
+    out = []
+    for k in range(3):
+        a, b = tri[k], tri[(k + 1) % 3]
+        ina, inb = a[2] <= cap, b[2] <= cap
+        if ina:
+            out.append(a)
+        if ina != inb:
+            t = (cap - a[2]) / (b[2] - a[2])
+            out.append(a + t * (b - a))
+    return np.array(out) if len(out) >= 3 else None
+
+
+def cut_mesh(x: np.ndarray, y: np.ndarray, h: np.ndarray, cap: float) -> list[np.ndarray]:
+    """The surface as triangles, each cut exactly at height ``cap``: the mesh ends in a clean rim at the cap
+    instead of a flat table top (clipping) or whole-cell saw teeth (masking). Cells with a NaN corner are holes.
+
+    Returns:
+        A list of (3 or 4) x 3 vertex arrays.
+    """
+    X, Y = np.meshgrid(x, y)
+    P = np.stack([X, Y, h], axis=-1)
+    a, b, c, d = P[:-1, :-1], P[:-1, 1:], P[1:, 1:], P[1:, :-1]
+    polys = []
+    for t in (np.stack([a, b, c], axis=2), np.stack([a, c, d], axis=2)):
+        t = t.reshape(-1, 3, 3)
+        t = t[np.isfinite(t[:, :, 2]).all(axis=1)]
+        below = (t[:, :, 2] <= cap).all(axis=1)
+        polys += list(t[below])
+        for tri in t[~below & (t[:, :, 2] <= cap).any(axis=1)]:
+            cut = _clip_triangle(tri, cap)
+            if cut is not None:
+                polys.append(cut)
+    return polys
+
+
+AZIMUTHS = (-60, -30, -120, 30, 60, 120, 150, -150)
+ELEVATIONS = (30, 35, 40, 45, 50, 55, 60)  # steeper, and the depth no longer reads
+
+
+def _visible(x, y, h, cap, lo, box, elev, azim, p) -> bool:
+    """Whether the point ``p`` (data units) can be seen from the camera at (elev, azim): the ray from it to the
+    camera clears the surface, and rises above the cap before it passes over the rim."""
+    span = [x[-1] - x[0], y[-1] - y[0], (cap - lo) or 1.0]
+    e, a = np.radians(elev), np.radians(azim)
+    # Direction towards the camera in box units (mplot3d's convention), then back to data units.
+    d = np.array([np.cos(e) * np.cos(a), np.cos(e) * np.sin(a), np.sin(e)])
+    d = d / np.array(box) * np.array(span)
+    for t in np.linspace(0.01, 2.0, 200):
+        q = p + t * d
+        if not (x[0] <= q[0] <= x[-1] and y[0] <= q[1] <= y[-1]) or q[2] > cap:
+            return True
+        j = min(np.searchsorted(x, q[0]), len(x) - 1)
+        i = min(np.searchsorted(y, q[1]), len(y) - 1)
+        # Above the cap nothing is drawn, but the wall reaches the cap at the rim, somewhere between samples.
+        z = min(h[i, j], cap)
+        if np.isfinite(z) and z > q[2] + 1e-9:
+            return False
+    return True
+
+
+def pick_camera(grids: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], cap: float, lo: float,
+                box: tuple[float, float, float]) -> tuple[float, float] | None:
+    """The lowest (most telling) camera elevation, over a few azimuths, from which theta* is seen on every grid.
+
+    Why: a narrow basin hides its floor, and theta* with it, behind the near wall when seen from the usual 30
+    degrees; looking steeper only as far as needed keeps the depth readable.
+
+    Args:
+        grids: ``(x, y, height, theta* as (x, y, height))`` per surface, heights as drawn.
+        cap, lo: the height range.
+        box: the axes' box aspect.
+
+    Returns:
+        ``(elev, azim)`` in degrees, or None when no camera up to 60 degrees shows theta* on every grid.
+    """
+    best = None
+    for azim in AZIMUTHS:
+        for elev in ELEVATIONS:
+            if best is not None and elev >= best[0]:
+                break
+            ok = True
+            for x, y, h, p in grids:
+                if not _visible(x, y, h, cap, lo, box, elev, azim, p):
+                    ok = False
+                    break
+            if ok:
+                best = (elev, azim)
+                break
+    return (float(best[0]), float(best[1])) if best else None

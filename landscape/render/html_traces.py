@@ -1,0 +1,149 @@
+"""Plotly traces of one 2D surface (3D mesh, contour map, theta*), drawn from the same geometry and levels as
+the static figures. plotly is passed in (``go``), never imported here: the module stays importable without it."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from landscape.render.geometry import cut_mesh, finite, label_spots, level_paths, surface_heights
+from landscape.render.scale import Scale, fmt_value
+from landscape.render.surface3d import BOX, height_ticks, theta_star
+from landscape.surface import Surface
+
+COLORSCALE = "Viridis"
+# Refinement of the 3D mesh in the page: half the static figure's, so a 51x51 page stays a few MB.
+HTML_FACTOR = 2
+
+
+def acc_key(s: Surface, key: str) -> str | None:
+    """The accuracy dataset that goes with ``key`` (``train_loss`` -> ``train_acc``), if the file has it;
+    regression losses have none."""
+    k = key.rsplit("_", 1)[0] + "_acc"
+    return k if k in s.values and k != key else None
+
+
+def _none(a: np.ndarray) -> list:
+    """Plotly draws ``None`` as a gap; NaN would break the JSON."""
+    return [None if not np.isfinite(v) else float(v) for v in np.ravel(a)]
+
+
+def _grid_none(z: np.ndarray) -> list:
+    return [_none(row) for row in np.atleast_2d(z)]
+
+
+def hover(s: Surface, key: str) -> str:
+    """Hover text: alpha, beta, the value and, when the file has it, accuracy; rounded (no 0.123456 noise)."""
+    what = key.replace("_", " ")
+    acc = "<br>accuracy %{customdata[1]:.1f}%" if acc_key(s, key) else ""
+    return f"α %{{x:.2f}}, β %{{y:.2f}}<br>{what} %{{customdata[0]:.3g}}{acc}<extra></extra>"
+
+
+def mesh3d(go, s: Surface, key: str, scale: Scale, colorbar: dict | None, scene: str = "scene"):
+    """The 3D surface as a triangle mesh cut exactly at the cap (no table top), coloured by height."""
+    x, y, h = surface_heights(s, key, scale, HTML_FACTOR)
+    polys = cut_mesh(x, y, h, scale.hi)
+    verts, tris = [], []
+    for p in polys:  # fan-triangulate the cut quads
+        base = len(verts)
+        verts.extend(p)
+        tris.extend((base, base + k, base + k + 1) for k in range(1, len(p) - 1))
+    v = np.array(verts) if verts else np.zeros((0, 3))
+    t = np.array(tris, dtype=int) if tris else np.zeros((0, 3), dtype=int)
+    raw = 10 ** v[:, 2] if scale.log else v[:, 2]
+    pos, labels = height_ticks(scale)
+    cb = None
+    if colorbar is not None:
+        cb = {**dict(title=dict(text=key.replace("_", " "), side="right"), tickvals=list(pos), ticktext=labels,
+                     len=0.8, thickness=14), **colorbar}
+    return go.Mesh3d(x=v[:, 0], y=v[:, 1], z=v[:, 2], i=t[:, 0], j=t[:, 1], k=t[:, 2], intensity=v[:, 2],
+                     colorscale=COLORSCALE, cmin=scale.lo, cmax=scale.hi, showscale=cb is not None,
+                     colorbar=cb, customdata=np.round(raw, 6),
+                     hovertemplate=f"α %{{x:.2f}}, β %{{y:.2f}}<br>{key.replace('_', ' ')} "
+                                   "%{customdata:.3g}<extra></extra>",
+                     flatshading=True, lighting=dict(ambient=0.75, diffuse=0.4, specular=0.05),
+                     name=os.path.basename(s.path), scene=scene)
+
+
+def star3d(go, s: Surface, key: str, scale: Scale, scene: str = "scene"):
+    """theta* on the 3D surface."""
+    x, y, z = theta_star(s, key, scale)
+    return go.Scatter3d(x=[x], y=[y], z=[z], mode="markers", scene=scene,
+                        marker=dict(size=7, color="white", symbol="diamond", line=dict(color="black", width=2)),
+                        name="θ*", showlegend=False, hovertemplate="θ* (α 0, β 0)<extra></extra>")
+
+
+def contour_map(go, s: Surface, key: str, scale: Scale, colorbar: dict | None, xaxis: str = "x",
+                yaxis: str = "y") -> tuple[list, list[dict]]:
+    """The 2D view: colours as in the static figures, the same round contour levels as lines, a few labels.
+
+    Returns:
+        ``(traces, annotations)``; the labels are layout annotations (they have a background, text traces
+        do not).
+    """
+    x, y = np.asarray(s.xcoordinates, float), np.asarray(s.ycoordinates, float)
+    raw = finite(s.values[key])
+    ak = acc_key(s, key)
+    acc = s.values[ak] if ak else np.full_like(raw, np.nan)
+    custom = [[[None if not np.isfinite(v) else round(float(v), 6) for v in cell] for cell in row]
+              for row in np.dstack([raw, acc])]
+    ticks = [t for t in scale.ticks if scale.vmin <= t <= scale.vmax]
+    cb = None
+    if colorbar is not None:
+        cb = {**dict(title=dict(text=key.replace("_", " "), side="right"), tickvals=list(scale.colour(ticks)),
+                     ticktext=[fmt_value(t) for t in ticks], len=0.8, thickness=14), **colorbar}
+    heat = go.Heatmap(x=x, y=y, z=_grid_none(scale.colour(raw)), customdata=custom, colorscale=COLORSCALE,
+                      zmin=scale.clo, zmax=scale.chi, zsmooth="best", showscale=cb is not None, colorbar=cb,
+                      hovertemplate=hover(s, key), xaxis=xaxis, yaxis=yaxis, name="")
+    clipped = np.where(np.isnan(raw), np.nan, np.clip(raw, scale.vmin, scale.vmax))
+    paths = level_paths(x, y, clipped, scale.levels)
+    lx, ly = [], []
+    for _, ps in paths:
+        for p in ps:
+            lx += list(p[:, 0]) + [None]
+            ly += list(p[:, 1]) + [None]
+    lines = go.Scatter(x=lx, y=ly, mode="lines", line=dict(color="rgba(0,0,0,0.55)", width=1), hoverinfo="skip",
+                       showlegend=False, xaxis=xaxis, yaxis=yaxis, name="levels")
+    star = go.Scatter(x=[0], y=[0], mode="markers", xaxis=xaxis, yaxis=yaxis, showlegend=False, name="θ*",
+                      marker=dict(symbol="star", size=15, color="white", line=dict(color="black", width=1)),
+                      hovertemplate="θ* (α 0, β 0)<extra></extra>")
+    spots = label_spots(paths, scale.labelled, (x[0], x[-1], y[0], y[-1]), avoid=[(0.0, 0.0)])
+    notes = [dict(x=px, y=py, xref=xaxis, yref=yaxis, text=fmt_value(lv), showarrow=False,
+                  font=dict(size=10, color="black"), bgcolor="rgba(255,255,255,0.75)", borderpad=1)
+             for px, py, lv in spots]
+    return [heat, lines, star], notes
+
+
+def trajectory(go, s: Surface, xaxis: str = "x", yaxis: str = "y"):
+    """The optimizer's path on the PCA plane, when the file has one."""
+    t = s.trajectory
+    if not t:
+        return None
+    epochs = t.get("epochs")
+    return go.Scatter(x=t["x"], y=t["y"], mode="lines+markers", line=dict(color="red"), marker=dict(size=5),
+                      name="trajectory", showlegend=False, xaxis=xaxis, yaxis=yaxis,
+                      text=[f"epoch {int(e)}" for e in epochs] if epochs is not None else None,
+                      hovertemplate="%{text}<br>α %{x:.2f}, β %{y:.2f}<extra></extra>")
+
+
+def camera_eye(elev: float, azim: float, distance: float = 2.7) -> dict:
+    """Plotly's camera for matplotlib's (elev, azim), far enough that no corner of the box leaves the scene."""
+    e, a = np.radians(elev), np.radians(azim)
+    return dict(eye=dict(x=float(distance * np.cos(e) * np.cos(a)), y=float(distance * np.cos(e) * np.sin(a)),
+                         z=float(distance * np.sin(e))), up=dict(x=0, y=0, z=1),
+                center=dict(x=0, y=0, z=-0.1))
+
+
+def scene_layout(s: Surface, scale: Scale, key: str, view: tuple[float, float], domain: dict) -> dict:
+    """One 3D scene: the static figure's box aspect and full alpha/beta extent (the box does not shrink to the
+    part under the cap, so panels compare), round height ticks, the chosen camera."""
+    pos, labels = height_ticks(scale)
+    axis = dict(showbackground=False, gridcolor="#ddd", tickfont=dict(size=10))
+    return dict(domain=domain, aspectmode="manual", aspectratio=dict(x=BOX[0], y=BOX[1], z=BOX[2]),
+                camera=camera_eye(*view),
+                xaxis=dict(title="α", nticks=5, range=[float(s.xcoordinates[0]), float(s.xcoordinates[-1])], **axis),
+                yaxis=dict(title="β", nticks=5, range=[float(s.ycoordinates[0]), float(s.ycoordinates[-1])], **axis),
+                # every other tick: seen from above, the height axis is short
+                zaxis=dict(title=key.replace("_", " "), range=[scale.lo, scale.hi], tickvals=list(pos)[::2],
+                           ticktext=labels[::2], **axis))

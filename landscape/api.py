@@ -113,10 +113,16 @@ def compute(model: nn.Module | str | os.PathLike | None = None, data: Any = None
                                points_per_step=cfg.points_per_step, fold_bn=cfg.fold_bn, compile_model=cfg.compile,
                                loss=loss)
 
+    evaluate = evaluator.evaluate
+    if cfg.eigen:
+        from landscape.hessian.maps import EIGEN_KEYS, CurvatureMap
+
+        evaluate = CurvatureMap(evaluator, seed=cfg.seed).evaluate
+
     def open_writer() -> SurfaceWriter:
         x_np, y_np = dirs.arrays()
         return SurfaceWriter(path, xc, yc, attrs, x_np, y_np, dirs.names, trajectory=dirs.trajectory,
-                             accuracy=evaluator.has_accuracy)
+                             accuracy=evaluator.has_accuracy, extras=EIGEN_KEYS if cfg.eigen else ())
 
     writer, todo = None, None
     try:
@@ -128,7 +134,7 @@ def compute(model: nn.Module | str | os.PathLike | None = None, data: Any = None
         # 10,000 CIFAR images in bf16), so a GPU block holds at least 16 points (a crash loses about a second).
         block = evaluator.points_per_step if ctx.device.type != "cuda" else max(16, evaluator.points_per_step)
         block = ctx.broadcast(block)
-        compute_surface(writer, evaluator.evaluate, block, cfg.progress and ctx.is_main, os.path.basename(path),
+        compute_surface(writer, evaluate, block, cfg.progress and ctx.is_main, os.path.basename(path),
                         grid=(xc, yc), todo=todo, rank=ctx.rank, world=ctx.world, gather=ctx.gather)
     finally:
         # Always release the file and its lock (a notebook that hit an error can simply call again).

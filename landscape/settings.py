@@ -113,6 +113,9 @@ class Config:
     compile: bool = setting(False, "torch.compile the forward pass once (pays from ~1,500 points on a GPU, "
                             "~1,000 on 2 CPU cores)")
     device: str = setting("auto", "auto (default) | cpu | cuda | cuda:N")
+    eigen: bool = setting(False, "also the Hessian's largest and smallest eigenvalues at every point (max_eig, "
+                          "min_eig; drawn as Li et al.'s |min/max| convexity map)", attr="eigen", identity=True,
+                          shown=True)
     # the output
     out: str = setting("plots", "output folder (default plots/)", group="output")
     name: str | None = setting(None, "file stem (default: the checkpoint's or model's, _1d for 1D)",

@@ -66,6 +66,10 @@ def render_surface(path: str, out: str | None = None, formats: str | list[str] =
             from landscape.render.html import render_html_2d
 
             written.append(render_html_2d(s, key, f"{base}.html", scale))
+        if static and "max_eig" in s.values and "min_eig" in s.values:
+            from landscape.render.eigen import render_eigen
+
+            written += render_eigen(s, base, static)
     else:
         scale = None
         if static:

@@ -79,13 +79,16 @@ def compute_points(coords: np.ndarray, todo: np.ndarray,
     for r in range(rounds):
         b = r * world + rank
         block = blocks[b] if b < len(blocks) else np.zeros(0, dtype=np.int64)
-        losses, accs = evaluate(coords[block]) if len(block) else ([], [])
-        results = gather((block, list(losses), None if accs is None else list(accs))) if world > 1 \
-            else [(block, losses, accs)]
+        res = evaluate(coords[block]) if len(block) else ([], [], {})
+        losses, accs = res[0], res[1]
+        extras = {k: list(v) for k, v in res[2].items()} if len(res) > 2 else {}
+        results = gather((block, list(losses), None if accs is None else list(accs), extras)) if world > 1 \
+            else [(block, losses, accs, extras)]
         if record is not None:
-            for blk, lo, ac in results:
+            for blk, lo, ac, ex in results:
                 if len(blk):
-                    record(np.asarray(blk, dtype=np.int64), lo, ac)
+                    # extra per-point values (e.g. Hessian eigenvalues) only for writers that take them
+                    record(np.asarray(blk, dtype=np.int64), lo, ac, **({"extras": ex} if ex else {}))
                     if bar is not None:
                         bar.update(len(blk))
 
@@ -98,9 +101,10 @@ def compute_surface(writer,
     """Fill the missing points block by block, with a progress bar; returns the number of points computed.
 
     Args:
-        writer: an open :class:`~landscape.surface.writer.SurfaceWriter`, or ``None`` on the ranks > 0 of a distributed job (only rank 0
-            writes); its ``elapsed`` is set to the computing time.
-        evaluate: ``coords (K, 2) -> (losses[K], accs[K])``.
+        writer: an open :class:`~landscape.surface.writer.SurfaceWriter`, or ``None`` on the ranks > 0 of a
+            distributed job (only rank 0 writes); its ``elapsed`` is set to the computing time.
+        evaluate: ``coords (K, 2) -> (losses[K], accs[K] or None[, {name: values[K]}])``: the optional dict holds
+            extra per-point values stored beside the loss (``max_eig``/``min_eig``).
         block_size: points per call of ``evaluate`` (and per write).
         progress: show a tqdm bar (points/s, ETA) on stderr.
         desc: the bar's label.

@@ -24,7 +24,7 @@ from landscape.surface.grid import grid_shape
 from landscape.surface.h5io import attr_value, open_h5
 
 FORMAT_VERSION = 1
-VALUE_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc", "train_err", "test_err")
+VALUE_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc", "train_err", "test_err", "max_eig", "min_eig")
 # Attributes every reader looks up by name (a lookup stays bounded on a damaged file; iterating may not).
 BASE_ATTRS = ("format_version", "created", "config", "identity_attrs", "shown_attrs", "ckpt", "engine",
               "direction_eigenvalues")

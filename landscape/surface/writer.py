@@ -34,11 +34,12 @@ class SurfaceWriter:
         trajectory: the projected optimizer path of PCA directions, stored with them.
         accuracy: whether the surface has accuracy values (``{split}_acc``); losses without class labels have
             none, and none is faked.
+        extras: names of extra per-point datasets (``max_eig``, ``min_eig``), NaN until written.
     """
 
     def __init__(self, path: str, xcoords: np.ndarray, ycoords: np.ndarray | None, settings: dict,
                  xdir: Sequence | None = None, ydir: Sequence | None = None, names: Sequence[str] | None = None,
-                 trajectory: dict | None = None, accuracy: bool = True):
+                 trajectory: dict | None = None, accuracy: bool = True, extras: Sequence[str] = ()):
         self.path, self.split = path, settings.get("split", "train")
         self.shape = grid_shape(xcoords, ycoords)
         self.xcoords, self.ycoords = xcoords, ycoords
@@ -53,7 +54,7 @@ class SurfaceWriter:
             else:
                 if xdir is None:
                     raise LandscapeError("creating a surface file needs the directions")
-                self._create(settings, xdir, ydir, names, trajectory, accuracy)
+                self._create(settings, xdir, ydir, names, trajectory, accuracy, extras)
             self.f = open_h5(path, "r+", probe=False)  # probed by _check_resume, or created just now
         except BaseException:
             self.lock.release()
@@ -61,9 +62,10 @@ class SurfaceWriter:
         self.loss = np.array(self.f[self.loss_key][()], dtype=np.float64)
         self.acc = np.array(self.f[self.acc_key][()], dtype=np.float64) if self.acc_key in self.f else None
         self.done = np.array(self.f[self.done_key][()], dtype=bool)
+        self.extras = {k: np.array(self.f[k][()], dtype=np.float64) for k in extras if k in self.f}
 
     def _create(self, settings: dict, xdir, ydir, names, trajectory: dict | None = None,
-                accuracy: bool = True) -> None:
+                accuracy: bool = True, extras: Sequence[str] = ()) -> None:
         # Build the whole file under a temporary name and rename it into place: a crash during creation never
         # leaves a half-made file that a later run would have to diagnose.
         for stale in glob.glob(glob.escape(self.path) + ".tmp*"):  # left by a run killed while creating
@@ -77,6 +79,7 @@ class SurfaceWriter:
                 keys = [(self.loss_key, np.nan, np.float64), (self.done_key, False, bool)]
                 if accuracy:
                     keys.insert(1, (self.acc_key, np.nan, np.float64))
+                keys += [(k, np.nan, np.float64) for k in extras]
                 for key, fill, dtype in keys:
                     f.create_dataset(key, data=np.full(self.shape, fill, dtype=dtype))
                 write_direction(f, "xdirection", xdir, names)
@@ -115,7 +118,7 @@ class SurfaceWriter:
         return np.flatnonzero(~self.done.reshape(-1))
 
     def write_block(self, flat_idx: Sequence[int], losses: Sequence[float],
-                    accs: Sequence[float] | None = None) -> None:
+                    accs: Sequence[float] | None = None, extras: dict | None = None) -> None:
         """Record finished points and flush, so a crash loses at most the block in flight."""
         idx = np.asarray(flat_idx, dtype=np.int64)
         self.loss.reshape(-1)[idx] = losses
@@ -127,6 +130,10 @@ class SurfaceWriter:
         self.f[self.loss_key][...] = self.loss
         if self.acc is not None:
             self.f[self.acc_key][...] = self.acc
+        for k, v in (extras or {}).items():
+            if k in self.extras:
+                self.extras[k].reshape(-1)[idx] = v
+                self.f[k][...] = self.extras[k]
         self.f.flush()
         self.f[self.done_key][...] = self.done
         self.f.flush()
@@ -159,6 +166,8 @@ def check_resume(path: str, xcoords: np.ndarray, ycoords: np.ndarray | None, set
         ours = listed_attrs(settings, "identity_attrs", IDENTITY_ATTRS)
         for k in dict.fromkeys(theirs + ours):
             old, new = attr_value(f.attrs.get(k, "")), ("" if settings.get(k) is None else settings.get(k))
+            if k not in f.attrs and new in ("", False):
+                continue  # a setting newer than the file, at its default: the file was made with it off
             if str(old) != str(new):
                 diffs.append(f"{k}: file has {old!r}, this run {new!r}")
         x_old = f["xcoordinates"][()]

@@ -102,11 +102,6 @@ def compute_curvature(ckpt: str, *, arch: str | None = None, data: str = "digits
     model, info = load_checkpoint(ckpt, arch, trust=trust)
     d = load_data(data, split, samples=samples, device=dev, in_channels=info["in_channels"])
     model = model.to(dev)
-    if dev.type == "cpu" and d.x.dim() == 4:
-        # The surface engine's CPU layout: on 2 cores it makes an HVP of the digits ResNet-56 ~1.3x faster
-        # (bench/hessian.py --channels-last). The Hessian is the same function; only the conv kernels differ.
-        model = model.to(memory_format=torch.channels_last)
-        d.x = d.x.contiguous(memory_format=torch.channels_last)
     op = HessianOperator(model, d.x, d.y, params=params, batch_size=512 if batch_size is None else batch_size, method=method)
     if top > op.dim:
         raise LandscapeError(f"--top {top} exceeds the {op.dim} parameters selected by --params {params}; "

@@ -270,6 +270,31 @@ def test_custom_loss_callables_agree_with_cross_entropy():
     assert HessianOperator(model, x, y).loss() == pytest.approx(float(F.cross_entropy(model(x), y).detach()), rel=1e-12)
 
 
+def test_surface_losses_by_name_match_their_exact_hessians():
+    """``loss='mse'`` (the reference's softmax vs one-hot) and ``'nll'`` are the surface's losses, by name."""
+    model = mlp()
+    x, y = data_for("mlp")
+    names = [n for n, p in model.named_parameters() if p.dim() > 1]
+    params = dict(model.named_parameters())
+    flat0 = torch.cat([params[n].detach().reshape(-1) for n in names])
+    v = torch.randn(flat0.numel(), dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    losses = {"mse": lambda o: (F.softmax(o, 1) - F.one_hot(y, o.shape[1]).double()).pow(2).mean(),
+              "nll": lambda o: F.nll_loss(F.log_softmax(o, 1), y)}
+    for name, ref in losses.items():
+        def f(flat, ref=ref):
+            d, i = {}, 0
+            for n in names:
+                d[n] = flat[i:i + params[n].numel()].view_as(params[n])
+                i += params[n].numel()
+            out = functional_call(model, d, (x,))
+            return ref(out)
+
+        H = torch.autograd.functional.hessian(f, flat0)
+        net = nn.Sequential(model, nn.LogSoftmax(dim=1)) if name == "nll" else model
+        torch.testing.assert_close(HessianOperator(net, x, y, loss=name, batch_size=10).matvec(v), H @ v,
+                                   rtol=1e-9, atol=1e-12)
+
+
 def test_bad_inputs_are_one_line_errors():
     model = mlp()
     x, y = data_for("mlp")
@@ -283,6 +308,7 @@ def test_bad_inputs_are_one_line_errors():
         lambda: HessianOperator(model, x, y[:5]),
         lambda: HessianOperator(model, x, y, batch_size=0),
         lambda: HessianOperator(model, x, y, method="finite_differences"),
+        lambda: HessianOperator(model, x, y, loss="hinge"),
         lambda: HessianOperator(model, x, y, loss=lambda o, t: o).matvec(torch.zeros(op.dim)),
         lambda: op.matvec(torch.zeros(op.dim + 1)),
         lambda: hutchinson_trace(op, samples=0),

@@ -26,6 +26,8 @@ def build_parser() -> Parser:
     p.add_argument("--split", default="train", choices=["train", "test"], help="data split (default train)")
     p.add_argument("--samples", type=int, default=None, help="use the first N samples (default: all)")
     p.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default 512)")
+    p.add_argument("--loss", default="cross_entropy", choices=["cross_entropy", "mse", "nll"],
+                   help="the loss whose Hessian is taken (default cross_entropy; as landscape.plot's --loss)")
     p.add_argument("--params", default="weights", choices=["weights", "all"],
                    help="weights (default, as the reference: tensors with dim > 1) or all trainable tensors")
     p.add_argument("--top", type=int, default=1, help="number of largest eigenvalues (default 1)")
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size, params=args.params, top=args.top, trace_samples=args.trace_samples,
         density=args.density, density_steps=args.density_steps, density_runs=args.density_runs, tol=args.tol,
         max_iter=args.max_iter, seed=args.seed, device=args.device, method=args.method, out=args.out,
-        trust=args.trust_checkpoint)
+        trust=args.trust_checkpoint, loss=args.loss)
     s = res.settings
     print(f"{s['arch']} on {s['n_samples']} {s['dataset']} {s['split']} images, {s['n_params']} parameters "
           f"({s['params']}); {res.hvps} HVPs in {res.seconds:.1f} s on {s['device']}")

@@ -77,7 +77,7 @@ def compute_curvature(ckpt: str, *, arch: str | None = None, data: str = "digits
                       top: int = 1, trace_samples: int = 50, density: bool = False, density_steps: int = 60,
                       density_runs: int = 1, tol: float = DEFAULT_TOL, max_iter: int | None = None, seed: int = 0,
                       device: str = "auto", method: str = "double_backward", out: str | None = None,
-                      trust: bool = False) -> Curvature:
+                      trust: bool = False, loss: str = "cross_entropy") -> Curvature:
     """Load a checkpoint and data, compute the curvature at the checkpoint, and write ``out`` (if given).
 
     Arguments mirror the CLI flags. Bad input fails with a one-line :class:`LandscapeError` before the first HVP.
@@ -102,13 +102,14 @@ def compute_curvature(ckpt: str, *, arch: str | None = None, data: str = "digits
     model, info = load_checkpoint(ckpt, arch, trust=trust)
     d = load_data(data, split, samples=samples, device=dev, in_channels=info["in_channels"])
     model = model.to(dev)
-    op = HessianOperator(model, d.x, d.y, params=params, batch_size=512 if batch_size is None else batch_size, method=method)
+    op = HessianOperator(model, d.x, d.y, loss=loss, params=params, batch_size=512 if batch_size is None else batch_size,
+                         method=method)
     if top > op.dim:
         raise LandscapeError(f"--top {top} exceeds the {op.dim} parameters selected by --params {params}; "
                              f"use at most {op.dim}")
     res = curvature_at(op, top, True, trace_samples=trace_samples, density_steps=density_steps if density else 0,
                        density_runs=density_runs, tol=tol, max_iter=max_iter, seed=seed)
-    res.settings = dict(ckpt=os.path.abspath(ckpt), sha256=info["sha256"], arch=info["arch"], dataset=d.name,
+    res.settings = dict(loss=str(loss), ckpt=os.path.abspath(ckpt), sha256=info["sha256"], arch=info["arch"], dataset=d.name,
                         split=split, n_samples=len(d), params=params, n_params=op.dim, seed=seed,
                         batch_size=op.batch_size, method=method, tol=tol, iterations=res.top.iterations,
                         converged=bool(res.top.converged), hvps=res.hvps, seconds=res.seconds,

@@ -16,9 +16,10 @@ from typing import Callable, Sequence, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from landscape.errors import LandscapeError
+from landscape.losses import Loss
+from landscape.losses import resolve_loss as resolve_surface_loss
 
 PARAMS = ("weights", "all")
 METHODS = ("double_backward", "forward_over_reverse")
@@ -60,21 +61,17 @@ def select_parameters(model: nn.Module, params: Union[str, Sequence[str]] = "wei
     return [n for n, _ in chosen], [p for _, p in chosen]
 
 
-def resolve_loss(loss: Union[str, LossFn]) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """A function ``(out, y) -> loss summed over the batch`` from a name or a user callable.
+def resolve_loss(loss: Union[str, LossFn, Loss]) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """A function ``(out, y) -> loss summed over the batch``, in the model's dtype, for any loss a surface takes.
 
-    A callable may return per-sample losses (shape ``(B,)``, summed here) or the batch mean (a scalar, multiplied
-    by ``B`` here), so ``torch.nn.functional.mse_loss``-style means and ``reduction='none'`` losses both work.
+    ``loss`` is a name of :mod:`landscape.losses` (``cross_entropy``, ``mse``, ``nll``), a :class:`Loss`, or a
+    callable returning per-sample losses (shape ``(B,)``, summed here) or the batch mean (a scalar, multiplied by
+    ``B`` here), so ``torch.nn.functional.mse_loss``-style means and ``reduction='none'`` losses both work.
     """
-    if isinstance(loss, str):
-        if loss != "cross_entropy":
-            raise LandscapeError(f"unknown loss {loss!r}; valid: cross_entropy (or a callable (out, y) -> loss)")
-        return lambda out, y: F.cross_entropy(out, y, reduction="sum")
-    if not callable(loss):
-        raise LandscapeError(f"loss must be 'cross_entropy' or a callable (out, y) -> loss, got {type(loss).__name__}")
+    fn = resolve_surface_loss(loss).fn
 
     def summed(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        v = loss(out, y)
+        v = fn(out, y)
         if v.dim() == 0:
             return v * out.shape[0]
         if v.shape != (out.shape[0],):

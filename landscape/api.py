@@ -29,13 +29,13 @@ from landscape.errors import LandscapeError
 from landscape.evaluate import PlaneEvaluator, resolve_device
 from landscape.losses import Loss, is_class_labels, resolve_loss
 from landscape.paths import ensure_writable_dir
-from landscape.settings import (CPU_GRID, GPU_GRID, Config, Provenance, attr_names, make_config, recorded)
+from landscape.settings import (CPU_GRID, GPU_GRID, ONE_D_GRID, Config, Provenance, attr_names, make_config,
+                                recorded)
 from landscape.surface import (SurfaceWriter, check_resume, compute_surface, parse_grid, read_direction,
                                read_surface, summarize)
 from landscape.surface.h5io import open_h5
 
 HESSIAN = "hessian"  # --directions hessian: the top Hessian eigenvectors at theta*
-ONE_D_GRID = "-1:1:51"  # 51 points of a 1D curve take ~10 s on 2 CPU cores for the digits ResNet-56
 
 
 @dataclass
@@ -201,7 +201,7 @@ def _grid(cfg: Config, dev: torch.device, net: nn.Module, info: dict):
         if cfg.y:
             raise LandscapeError("--1d draws a curve along x; drop --y (or --1d)")
         return parse_grid(x, "x"), None, None
-    return parse_grid(x, "x"), parse_grid(cfg.y or (cfg.x or default), "y"), None
+    return parse_grid(x, "x"), parse_grid(cfg.y or x, "y"), None
 
 
 def _check_data(ds: Data, info: dict) -> None:

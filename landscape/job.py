@@ -15,7 +15,6 @@ from landscape.directions import pca_directions
 from landscape.errors import LandscapeError
 from landscape.paths import list_snapshots
 
-DEFAULT_X = "-1:1:51"
 _RENAMED = {"trust": "trust_checkpoint", "compile_model": "compile"}
 
 
@@ -28,8 +27,7 @@ def compute_landscape(ckpt: str, **options: Any) -> LandscapeResult:
     """
     opts = {_RENAMED.get(k, k): v for k, v in options.items()}
     if opts.get("y") is None and not opts.get("trajectory"):
-        opts.setdefault("one_d", True)
-        opts.setdefault("x", DEFAULT_X)
+        opts.setdefault("one_d", True)  # compute's 1D default grid is the old default x, -1:1:51
     opts.setdefault("render", False)
     return compute(ckpt, **opts)
 

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from landscape.errors import LandscapeError
+from landscape.settings import qualified_name
 
 LOSSES = ("cross_entropy", "mse", "nll")
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -97,12 +98,6 @@ def resolve_loss(spec: LossSpec | None = None) -> Loss:
                                  "fn(output, target) returning per-sample losses")
         return Loss(key, _BUILTIN[key])
     if callable(spec):
-        return Loss(callable_name(spec), spec)
+        return Loss(qualified_name(spec), spec)
     raise LandscapeError(f"loss must be a name ({', '.join(LOSSES)}) or a callable; got {type(spec).__name__}")
 
-
-def callable_name(fn: Callable) -> str:
-    """``module.qualname`` of a function or callable object (what a surface file records for it)."""
-    target = fn if hasattr(fn, "__qualname__") else type(fn)
-    module = getattr(target, "__module__", None) or "?"
-    return f"{module}.{getattr(target, '__qualname__', type(fn).__name__)}"

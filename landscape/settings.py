@@ -33,6 +33,7 @@ SPLITS = ("train", "test")
 LOSSES = ("cross_entropy", "mse", "nll")
 GPU_GRID = "-1:1:51"  # the authors' 51x51, ~3 min for 10,000 CIFAR images on an H100 in bf16 (BENCHMARKS.md)
 CPU_GRID = "-1:1:15"  # the digits ResNet-56 default in about a minute on 2 cores, start-up and figures included
+ONE_D_GRID = "-1:1:51"  # 51 points of a 1D curve take ~10 s on 2 CPU cores for the digits ResNet-56
 
 
 def setting(default: Any, help: str, *, flag: str | None = None, choices: tuple | None = None,
@@ -228,11 +229,17 @@ def _kind(f: dataclasses.Field) -> type:
     return str
 
 
+def qualified_name(fn: Any) -> str:
+    """``module.qualname`` of a function or callable object: what a surface file records for it."""
+    target = fn if hasattr(fn, "__qualname__") else type(fn)
+    module = getattr(target, "__module__", None) or "?"
+    return f"{module}.{getattr(target, '__qualname__', type(fn).__name__)}"
+
+
 def _plain(v: Any) -> Any:
     """A value an HDF5 attribute or JSON can hold: callables and objects by name."""
     if v is None or isinstance(v, (bool, int, float, str)):
         return v
     if callable(v):
-        module = getattr(v, "__module__", None) or "?"
-        return f"{module}.{getattr(v, '__qualname__', type(v).__name__)}"
+        return qualified_name(v)
     return type(v).__name__

@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from landscape.data import Data
 from landscape.evaluate.device import precision_context
-from landscape.losses import Loss, LossSpec, resolve_loss
+from landscape.losses import Loss, LossSpec, is_class_labels, resolve_loss
 
 
 def loss_sums(model: nn.Module, data: Data, batch_size: int, precision: str, loss: Loss,
@@ -36,8 +36,6 @@ def loss_and_accuracy(model: nn.Module, data: Data, batch_size: int = 512, preci
 
     The sum of per-sample losses is accumulated in float64 on the device and read back once.
     """
-    from landscape.losses import is_class_labels
-
     acc = is_class_labels(data.y)
     total, correct = loss_sums(model, data, batch_size, precision, resolve_loss(loss), acc)
     n = len(data)

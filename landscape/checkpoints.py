@@ -20,7 +20,9 @@ import torch
 import torch.nn as nn
 
 from landscape.errors import LandscapeError
-from landscape.models import canonical_name, create_model
+from landscape.keymatch import load_into
+from landscape.models import canonical_name, create_model, detect_arch, shape_hints
+from landscape.tensorfile import is_safetensors, read_safetensors
 
 STATE_KEYS = ("state_dict", "model", "model_state_dict", "net")
 PREFIXES = ("module.", "_orig_mod.")
@@ -49,10 +51,20 @@ def read_checkpoint_file(path: str, trust: bool = False) -> Any:
         raise LandscapeError(f"checkpoint {path!r} is empty (0 bytes); re-copy or re-save it")
     try:
         if trust:
-            return torch.load(path, map_location="cpu", weights_only=False)
+            try:
+                return torch.load(path, map_location="cpu", weights_only=False)
+            except (AttributeError, ModuleNotFoundError, ImportError) as e:
+                # A whole pickled model (or object) whose class lives in code this process cannot import.
+                raise LandscapeError(
+                    f"checkpoint {path!r} holds a pickled object whose class cannot be imported here "
+                    f"({type(e).__name__}: {_first_line(e).split(': ', 1)[-1]}); import or define that class "
+                    "first (from Python: before calling), or re-save model.state_dict() and load it with "
+                    "--model MODULE:FACTORY")
         # numpy scalars (e.g. an ``acc`` saved as np.float64 by old training scripts) are data, not code.
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
+    except LandscapeError:
+        raise
     except pickle.UnpicklingError as e:
         found = re.search(r"GLOBAL ([\w.]+)", str(e))
         if trust or not found:
@@ -61,6 +73,11 @@ def read_checkpoint_file(path: str, trust: bool = False) -> Any:
             )
         # The weights-only unpickler refuses globals it does not know (a whole pickled nn.Module, or a payload
         # that would run code) and raises before executing anything, so nothing ran.
+        if found.group(1).startswith("__main__."):
+            raise LandscapeError(
+                f"checkpoint {path!r} is a whole model pickled from a script or notebook (class "
+                f"{found.group(1)}), which cannot be imported anywhere else; in that session re-save "
+                "model.state_dict() and load it with --model MODULE:FACTORY (or --arch)")
         raise LandscapeError(
             f"checkpoint {path!r} needs code execution to load (it references {found.group(1)}); refused "
             "without running anything. If you trust its author, re-run with --trust-checkpoint "
@@ -128,87 +145,86 @@ def extract_state_dict(obj: Any) -> tuple[OrderedDict, dict]:
     return tensors, meta
 
 
-def _guess_shape(sd: dict) -> tuple[int, int]:
-    """(num_classes, in_channels) from the classifier and the stem's weights."""
-    head = sd.get("linear.weight", sd.get("fc.weight"))
-    stem = sd.get("conv1.weight")
-    num_classes = int(head.shape[0]) if head is not None else 10
-    in_channels = int(stem.shape[1]) if stem is not None and stem.dim() == 4 else 3
-    return num_classes, in_channels
+def check_finite(sd: dict, path: str) -> None:
+    """Refuse weights holding NaN or inf: no landscape around them means anything (a diverged run)."""
+    for k, v in sd.items():
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            bad = int((~torch.isfinite(v)).sum())
+            raise LandscapeError(f"checkpoint {path!r} holds non-finite values (NaN/inf) in {k!r} ({bad} of "
+                                 f"{v.numel()} entries): the run diverged; use an earlier checkpoint")
 
 
-def load_into(model: nn.Module, sd: dict, source: str = "checkpoint") -> None:
-    """Load ``sd`` into ``model`` strictly, tolerating only missing ``num_batches_tracked`` (old PyTorch).
+def build_for(sd: dict, meta: dict, path: str, arch: str | None, model: str | None) -> tuple[nn.Module, str]:
+    """The untrained module the weights ``sd`` belong to, and its name: ``--model`` if given, else ``--arch``,
+    else the recorded ``arch``, else the built-in architecture detected from the keys and shapes."""
+    hints = shape_hints(sd)
+    hints["num_classes"] = int(meta.get("num_classes", hints["num_classes"]))
+    hints["in_channels"] = int(meta.get("in_channels", hints["in_channels"]))
+    if model:
+        from landscape.models.external import build_model
 
-    Raises:
-        LandscapeError: listing missing / unexpected keys and shape mismatches.
-    """
-    own = model.state_dict()
-    missing = [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in sd if k not in own]
-    shapes = [f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in own if k in sd and sd[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing keys ({len(missing)}): {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}")
-        if unexpected:
-            parts.append(f"unexpected keys ({len(unexpected)}): {', '.join(unexpected[:8])}"
-                         f"{' ...' if len(unexpected) > 8 else ''}")
-        if shapes:
-            parts.append(f"shape mismatches ({len(shapes)}): {'; '.join(shapes[:4])}")
-        arch = getattr(model, "arch", type(model).__name__)
-        raise LandscapeError(f"{source} does not match architecture {arch!r}: {' | '.join(parts)}; "
-                             "check --arch (e.g. resnet56 vs plain56 / resnet56_noshort)")
-    full = {k: (sd[k] if k in sd else own[k]) for k in own}
-    model.load_state_dict(full, strict=True)
+        return build_model(model, hints["num_classes"], hints["in_channels"]), model
+    stored = meta.get("arch") if isinstance(meta.get("arch"), str) else None
+    name = arch or stored
+    if name is None:
+        name, closest = detect_arch(sd)
+        if name is None:
+            near = f" (closest built-in: {', '.join(closest)})" if closest else ""
+            raise LandscapeError(f"checkpoint {path!r} does not record its architecture and its keys match no "
+                                 f"built-in one{near}; pass --arch NAME, or --model torchvision:NAME / "
+                                 "MODULE:FACTORY for any other network")
+    return create_model(name, **hints), canonical_name(name)
 
 
 def load_checkpoint(path: str, arch: str | None = None, trust: bool = False,
-                    num_classes: int | None = None) -> tuple[nn.Module, dict]:
+                    num_classes: int | None = None, model: str | None = None) -> tuple[nn.Module, dict]:
     """Load a checkpoint file into a freshly built model.
 
     Args:
-        path: checkpoint file (any format of DESIGN section 3).
-        arch: registry name; optional when the checkpoint records ``arch`` (ours do).
+        path: checkpoint file (any format of DESIGN section 3, Lightning ``.ckpt``, ``.safetensors``).
+        arch: registry name; optional when the checkpoint records ``arch`` (ours do) or its keys and shapes are
+            those of a built-in architecture (detected).
         trust: allow full unpickling (code execution). Only for files from trusted authors.
         num_classes: expected classifier size; default: read from the checkpoint.
+        model: ``--model`` spec (``torchvision:NAME``, ``timm:NAME``, ``MODULE:FACTORY``) building the network
+            the weights are loaded into, instead of the registry.
 
     Returns:
         ``(model, info)``: the model in eval mode on the CPU; ``info`` holds ``arch``, ``num_classes``,
-        ``in_channels``, ``sha256``, ``path`` and any stored metadata (``epoch``, ``acc``, ``dataset``,
-        ``normalization``, ``history``).
+        ``in_channels``, ``sha256``, ``path``, the ``prefix`` removed from the keys, and any stored metadata
+        (``epoch``, ``acc``, ``dataset``, ``normalization``, ``history``).
 
     Raises:
-        LandscapeError: unreadable/unsafe files, unknown or mismatched architecture.
+        LandscapeError: unreadable/unsafe files, non-finite weights, unknown or mismatched architecture.
     """
-    obj = read_checkpoint_file(path, trust)
-    whole_module = obj if isinstance(obj, nn.Module) else None
-    sd, meta = extract_state_dict(obj)
-    stored_arch = meta.get("arch") if isinstance(meta.get("arch"), str) else None
-    name = arch or stored_arch or getattr(whole_module, "arch", None)
-    guessed_classes, guessed_channels = _guess_shape(sd)
-    if num_classes is not None and num_classes != guessed_classes:
-        raise LandscapeError(f"checkpoint {path!r} has a {guessed_classes}-class classifier but "
-                             f"{num_classes} classes were requested; drop --num-classes or use the matching data")
-    n_cls = int(meta.get("num_classes", guessed_classes))
-    in_ch = int(meta.get("in_channels", guessed_channels))
-    if name is None:
-        if whole_module is None:
-            raise LandscapeError(f"checkpoint {path!r} does not record its architecture; pass --arch "
-                                 "(e.g. --arch resnet56, or --arch resnet56_noshort for the plain net)")
-        model = whole_module
-        name = type(model).__name__
+    if is_safetensors(path):
+        sd, meta = read_safetensors(path)
+        whole_module = None
     else:
-        model = create_model(name, num_classes=n_cls, in_channels=in_ch)
-        name = canonical_name(name)
-        load_into(model, sd, source=f"checkpoint {path!r}")
-    model.eval()
+        obj = read_checkpoint_file(path, trust)
+        whole_module = obj if isinstance(obj, nn.Module) else None
+        sd, meta = extract_state_dict(obj)
+    check_finite(sd, path)
+    hints = shape_hints(sd)
+    if num_classes is not None and num_classes != hints["num_classes"]:
+        raise LandscapeError(f"checkpoint {path!r} has a {hints['num_classes']}-class classifier but "
+                             f"{num_classes} classes were requested; drop --num-classes or use the matching data")
+    prefix = ""
+    if whole_module is not None and not (arch or model):
+        net, name = whole_module, str(getattr(whole_module, "arch", type(whole_module).__name__))
+    else:
+        net, name = build_for(sd, meta, path, arch, model)
+        hint = ("check --model" if model else
+                "check --arch (e.g. resnet56 vs plain56 / resnet56_noshort), or name any other network with "
+                "--model torchvision:NAME / MODULE:FACTORY")
+        prefix = load_into(net, sd, source=f"checkpoint {path!r}", hint=hint)
+    net.eval()
     info = {k: v for k, v in meta.items() if k in ("epoch", "acc", "dataset", "normalization", "history",
                                                     "args", "train_acc", "test_acc")}
-    info.update(arch=name, num_classes=n_cls, in_channels=in_ch, sha256=file_sha256(path),
-                path=os.path.abspath(path))
-    return model, info
+    info.update(arch=name, num_classes=int(meta.get("num_classes", hints["num_classes"])),
+                in_channels=int(meta.get("in_channels", hints["in_channels"])), sha256=file_sha256(path),
+                path=os.path.abspath(path), prefix=prefix)
+    return net, info
 
 
 def save_checkpoint(path: str, model: nn.Module, arch: str, **meta: Any) -> None:
@@ -219,9 +235,9 @@ def save_checkpoint(path: str, model: nn.Module, arch: str, **meta: Any) -> None
     ``weights_only=True``.
     """
     sd = OrderedDict((k, v.detach().cpu().clone()) for k, v in model.state_dict().items())
-    num_classes, in_channels = _guess_shape(sd)
-    payload = {"state_dict": sd, "arch": canonical_name(arch), "num_classes": num_classes,
-               "in_channels": in_channels, **meta}
+    hints = shape_hints(sd)
+    payload = {"state_dict": sd, "arch": canonical_name(arch), "num_classes": hints["num_classes"],
+               "in_channels": hints["in_channels"], **meta}
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
     torch.save(payload, tmp)

@@ -1,8 +1,10 @@
 import os
+import re
 from collections import OrderedDict
 
 import pytest
 import torch
+import torchvision
 
 from conftest import make_model
 from landscape.checkpoints import load_checkpoint, save_checkpoint
@@ -118,8 +120,146 @@ def test_numpy_scalar_metadata_loads_safely(tmp_path):
     assert load_checkpoint(str(p), arch="resnet20")[1]["acc"] == 91.5
 
 
-def test_no_arch_anywhere_is_a_clear_error(tmp_path):
+def test_bare_state_dict_architecture_is_detected(tmp_path):
+    m = make_model("plain20")
     p = tmp_path / "bare.pt"
-    torch.save(make_model().state_dict(), p)
-    with pytest.raises(LandscapeError, match="--arch"):
+    torch.save(m.state_dict(), p)
+    loaded, info = load_checkpoint(str(p))
+    assert info["arch"] == "plain20" and _same(loaded, m)
+
+
+def test_unknown_network_without_arch_names_the_closest_and_the_ways_out(tmp_path):
+    sd = make_model("resnet20").state_dict()
+    sd["extra.weight"] = torch.zeros(3)
+    p = tmp_path / "other.pt"
+    torch.save(sd, p)
+    with pytest.raises(LandscapeError) as e:
         load_checkpoint(str(p))
+    msg = str(e.value)
+    assert "closest built-in: resnet20" in msg and "--arch" in msg and "--model" in msg
+    assert "\n" not in msg
+
+
+def test_torchvision_state_dict_loads_without_arch(tmp_path):
+    tv = torchvision.models.resnet18(num_classes=7).eval()
+    p = tmp_path / "tv.pth"
+    torch.save(tv.state_dict(), p)
+    loaded, info = load_checkpoint(str(p))
+    assert info["arch"] == "resnet18" and info["num_classes"] == 7
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), tv(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("prefix", ["model.", "net.", "model._orig_mod.", "module.model.", "model.module."])
+def test_common_prefix_is_stripped(tmp_path, prefix):
+    m = make_model()
+    p = tmp_path / "pref.pt"
+    torch.save({"state_dict": OrderedDict((prefix + k, v) for k, v in m.state_dict().items())}, p)
+    loaded, info = load_checkpoint(str(p), arch="resnet20")
+    assert _same(loaded, m)
+    assert info["prefix"] == prefix.removeprefix("module.")  # a leading module. goes first, as always
+
+
+def test_lightning_checkpoint(tmp_path):
+    """A PyTorch Lightning .ckpt: the LightningModule's state_dict ('model.' in front of the network's keys) and
+    the trainer's bookkeeping beside it."""
+    m = make_model("resnet20")
+    sd = OrderedDict(("model." + k, v) for k, v in m.state_dict().items())
+    ckpt = {"epoch": 3, "global_step": 120, "pytorch-lightning_version": "2.4.0", "state_dict": sd,
+            "loops": {"fit_loop": {"state_dict": {}, "epoch_progress": {"total": {"ready": 4}}}},
+            "callbacks": {"ModelCheckpoint{'monitor': None}": {"best_model_score": None,
+                                                               "best_model_path": "/x/epoch=3.ckpt"}},
+            "optimizer_states": [{"state": {}, "param_groups": [{"lr": 0.1, "momentum": 0.9, "params": [0, 1]}]}],
+            "lr_schedulers": [], "hparams_name": "kwargs", "hyper_parameters": {"lr": 0.1, "arch": "resnet20"}}
+    p = tmp_path / "epoch=3-step=120.ckpt"
+    torch.save(ckpt, p)
+    loaded, info = load_checkpoint(str(p))  # detected: the keys are resnet20's after the prefix
+    assert _same(loaded, m) and info["arch"] == "resnet20" and info["epoch"] == 3 and info["prefix"] == "model."
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_safetensors(tmp_path, dtype):
+    st = pytest.importorskip("safetensors.torch")
+    m = make_model()
+    sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in m.state_dict().items()}
+    p = tmp_path / "w.safetensors"
+    st.save_file(sd, str(p), metadata={"arch": "resnet20"})
+    loaded, info = load_checkpoint(str(p))
+    assert info["arch"] == "resnet20"
+    for k, v in loaded.state_dict().items():
+        assert torch.equal(v, sd[k].to(v.dtype)), k
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) - 100])
+    with pytest.raises(LandscapeError, match="truncated"):
+        load_checkpoint(str(p))
+
+
+def test_non_finite_weights_are_refused_by_name(tmp_path):
+    sd = make_model().state_dict()
+    sd["layer2.1.conv1.weight"][0, 0, 0, 0] = float("nan")
+    sd["layer2.1.conv1.weight"][1, 0, 0, 0] = float("inf")
+    p = tmp_path / "nan.pt"
+    torch.save(sd, p)
+    with pytest.raises(LandscapeError) as e:
+        load_checkpoint(str(p), arch="resnet20")
+    assert "'layer2.1.conv1.weight' (2 of 9216 entries)" in str(e.value)
+
+
+def test_model_pickled_in_a_script_says_so(tmp_path):
+    """torch.save(model) from a script: its class is __main__.Net, importable nowhere else."""
+    import subprocess
+    import sys
+
+    p = tmp_path / "whole.pt"
+    code = ("import torch\nclass Net(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        self.fc = torch.nn.Linear(2, 2)\n"
+            f"torch.save(Net(), {str(p)!r})\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    with pytest.raises(LandscapeError) as e:
+        load_checkpoint(str(p))
+    assert "pickled from a script or notebook (class __main__.Net)" in str(e.value)
+    assert "state_dict()" in str(e.value)
+    with pytest.raises(LandscapeError) as e:
+        load_checkpoint(str(p), trust=True)
+    assert "class cannot be imported here" in str(e.value) and "Net" in str(e.value)
+
+
+def test_model_spec_torchvision_and_user_factory(tmp_path):
+    tv = torchvision.models.vgg11_bn(num_classes=4).eval()
+    p = tmp_path / "vgg.pt"
+    torch.save({"model": tv.state_dict()}, p)
+    loaded, info = load_checkpoint(str(p), model="torchvision:vgg11_bn")
+    assert info["arch"] == "torchvision:vgg11_bn" and info["num_classes"] == 4
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), tv.state_dict().values()))
+    f = tmp_path / "my_nets.py"
+    f.write_text("import torch\n\ndef build(num_classes=10):\n"
+                 "    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, num_classes))\n")
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+    q = tmp_path / "mlp.pt"
+    torch.save(net.state_dict(), q)
+    loaded, info = load_checkpoint(str(q), model=f"{f}:build")
+    assert torch.equal(loaded[1].weight, net[1].weight) and info["num_classes"] == 3
+
+
+@pytest.mark.parametrize("spec,needle", [
+    ("torchvision:resnet19", "unknown torchvision model 'resnet19'; did you mean resnet18"),
+    ("nosuchmodule_xyz:build", "cannot import 'nosuchmodule_xyz'"),
+    ("json:nothing_here", "has no 'nothing_here'"),
+    ("resnet18", "bad --model"),
+    ("/no/such/file.py:build", "no such file"),
+])
+def test_model_spec_errors(tmp_path, spec, needle):
+    p = tmp_path / "m.pt"
+    torch.save(make_model().state_dict(), p)
+    with pytest.raises(LandscapeError, match=re.escape(needle)):
+        load_checkpoint(str(p), model=spec)
+
+
+def test_timm_model_spec(tmp_path):
+    timm = pytest.importorskip("timm", reason="timm is an optional extra (pip install timm)")
+    net = timm.create_model("resnet10t", pretrained=False, num_classes=5).eval()
+    p = tmp_path / "t.pt"
+    torch.save(net.state_dict(), p)
+    loaded, info = load_checkpoint(str(p), model="timm:resnet10t")
+    assert info["num_classes"] == 5 and _same(loaded, net)

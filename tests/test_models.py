@@ -65,3 +65,88 @@ def test_skip_connection_changes_the_function():
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert not torch.allclose(r(x), p(x))
+
+
+def test_reference_zoo_names_and_shapes():
+    """vgg9, densenet121 and wrn56_k carry the reference implementation's parameter names and shapes."""
+    vgg = create_model("vgg9").state_dict()
+    convs = [0, 3, 7, 10, 14, 17, 20]  # conv/BN/ReLU triples with max-pools after the 2nd, 4th and 7th conv
+    expect = []
+    for i in convs:
+        expect += [f"features.{i}.weight", f"features.{i}.bias"]
+        expect += [f"features.{i + 1}.{k}" for k in ("weight", "bias", "running_mean", "running_var",
+                                                      "num_batches_tracked")]
+    expect += ["fc.0.weight", "fc.0.bias"] + [f"fc.1.{k}" for k in ("weight", "bias", "running_mean",
+                                                                    "running_var", "num_batches_tracked")]
+    expect += ["classifier.weight", "classifier.bias"]
+    assert list(vgg) == expect
+    assert tuple(vgg["fc.0.weight"].shape) == (256, 256 * 4 * 4) and tuple(vgg["classifier.weight"].shape) == (10, 256)
+    dn = create_model("densenet121").state_dict()
+    # 58 bottlenecks x (2 BN x 5 + 2 conv) + 3 transitions x (5 + 1) + stem + final BN + linear
+    assert len(dn) == 58 * 12 + 3 * 6 + 1 + 5 + 2
+    assert tuple(dn["dense1.0.conv1.weight"].shape) == (128, 64, 1, 1)
+    assert tuple(dn["trans1.conv.weight"].shape) == (128, 256, 1, 1)
+    assert tuple(dn["trans3.conv.weight"].shape) == (512, 1024, 1, 1)
+    assert tuple(dn["linear.weight"].shape) == (10, 1024) and "dense4.15.conv2.weight" in dn
+    for k in (2, 4, 8):
+        w = create_model(f"wrn56_{k}").state_dict()
+        assert tuple(w["conv1.weight"].shape) == (16 * k, 3, 3, 3)
+        assert tuple(w["layer3.8.conv2.weight"].shape) == (64 * k, 64 * k, 3, 3)
+        assert tuple(w["linear.weight"].shape) == (10, 64 * k)
+        # the stem already has 16k channels: projections only where a stage changes the shape, as the reference
+        assert "layer1.0.shortcut.0.weight" not in w and "layer2.0.shortcut.0.weight" in w
+        plain = create_model(f"wrn56_{k}_noshort").state_dict()
+        assert list(plain) == [n for n in w if "shortcut" not in n]
+
+
+@pytest.mark.parametrize("name", ["vgg9", "densenet121", "wrn56_2", "wrn56_4_noshort", "resnet56", "plain56",
+                                  "resnet18", "plain50"])
+def test_detect_arch_from_keys_and_shapes(name):
+    from landscape.models import detect_arch
+
+    found, closest = detect_arch(create_model(name, in_channels=3).state_dict())
+    assert found == canonical_name(name) and closest == [found]
+
+
+def test_detect_torchvision_resnet_and_closest_for_others():
+    from landscape.models import detect_arch
+
+    assert detect_arch(torchvision.models.resnet18(num_classes=7).state_dict())[0] == "resnet18"
+    sd = create_model("resnet20").state_dict()
+    del sd["linear.bias"]
+    found, closest = detect_arch(sd)
+    assert found is None and closest[0] == "resnet20"
+    assert detect_arch(torchvision.models.vgg11().state_dict())[0] is None
+
+
+def test_register_model_as_call_and_decorator():
+    from landscape.models import register_model
+
+    class Tiny(torch.nn.Module):
+        def __init__(self, num_classes=10):
+            super().__init__()
+            self.fc = torch.nn.Linear(4, num_classes)
+
+        def forward(self, x):
+            return self.fc(x.flatten(1))
+
+    register_model("tiny_test_net", Tiny, overwrite=True)
+    m = create_model("Tiny_Test_Net", num_classes=3)
+    assert isinstance(m, Tiny) and m.fc.out_features == 3 and m.arch == "tiny_test_net"
+
+    @register_model("tiny_test_net2", overwrite=True)
+    def build():
+        return Tiny(5)
+
+    assert create_model("tiny_test_net2").fc.out_features == 5 and callable(build)
+    with pytest.raises(LandscapeError, match="already registered"):
+        register_model("tiny_test_net", Tiny)
+    with pytest.raises(LandscapeError, match="not an nn.Module"):
+        register_model("tiny_bad", lambda: 3, overwrite=True)
+        create_model("tiny_bad")
+
+
+def test_unknown_name_suggests_the_closest():
+    with pytest.raises(LandscapeError) as e:
+        create_model("VGGish")
+    assert "did you mean vgg9" in str(e.value) and "--model" in str(e.value)

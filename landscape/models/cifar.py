@@ -43,24 +43,26 @@ class BasicBlock(nn.Module):
 
 
 class CifarResNet(nn.Module):
-    """3 stages of 16/32/64 channels with n BasicBlocks each (depth = 6n + 2), GAP, linear."""
+    """3 stages of 16/32/64 channels (times ``width``: the reference's wide ResNets ``wrn56_k``) with n
+    BasicBlocks each (depth = 6n + 2), GAP, linear."""
 
-    def __init__(self, depth: int, shortcut: bool = True, num_classes: int = 10, in_channels: int = 3):
+    def __init__(self, depth: int, shortcut: bool = True, num_classes: int = 10, in_channels: int = 3,
+                 width: int = 1):
         super().__init__()
         if (depth - 2) % 6 != 0:
             raise ValueError(f"CIFAR ResNet depth must be 6n+2 (20, 32, 44, 56, 110, ...); got {depth}")
         n = (depth - 2) // 6
-        self.depth, self.shortcut = depth, shortcut
-        self.conv1 = nn.Conv2d(in_channels, 16, 3, stride=1, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
-        planes_in = 16
-        for stage, (planes, stride) in enumerate([(16, 1), (32, 2), (64, 2)], start=1):
+        self.depth, self.shortcut, self.width = depth, shortcut, width
+        self.conv1 = nn.Conv2d(in_channels, 16 * width, 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16 * width)
+        planes_in = 16 * width
+        for stage, (planes, stride) in enumerate([(16 * width, 1), (32 * width, 2), (64 * width, 2)], start=1):
             blocks = []
             for i in range(n):
                 blocks.append(BasicBlock(planes_in, planes, stride if i == 0 else 1, shortcut))
                 planes_in = planes
             setattr(self, f"layer{stage}", nn.Sequential(*blocks))
-        self.linear = nn.Linear(64, num_classes)
+        self.linear = nn.Linear(64 * width, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))

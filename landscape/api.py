@@ -158,7 +158,8 @@ def resolve_model(model: Any, cfg: Config) -> tuple[nn.Module, dict]:
         return model, {"arch": str(getattr(model, "arch", type(model).__name__)), "path": "",
                        "sha256": state_sha256(model), "stem": type(model).__name__.lower()}
     if isinstance(model, (str, os.PathLike)):
-        net, info = load_checkpoint(os.fspath(model), arch=cfg.arch, trust=cfg.trust_checkpoint)
+        net, info = load_checkpoint(os.fspath(model), arch=cfg.arch, trust=cfg.trust_checkpoint,
+                                    model=cfg.model_spec)
         info = dict(info, stem=os.path.splitext(os.path.basename(os.fspath(model).rstrip("/")))[0] or "surface")
         return net, info
     raise LandscapeError(f"model must be an nn.Module or a checkpoint path; got {type(model).__name__}")
@@ -190,7 +191,8 @@ def _grid(cfg: Config, dev: torch.device, net: nn.Module, info: dict):
             raise LandscapeError("--trajectory needs the final model as a checkpoint path")
         from landscape.job import covering_grid, trajectory_directions
 
-        traj = trajectory_directions(info["path"], cfg.trajectory, cfg.arch, cfg.ignore, cfg.trust_checkpoint)
+        traj = trajectory_directions(info["path"], cfg.trajectory, cfg.arch, cfg.ignore, cfg.trust_checkpoint,
+                                     cfg.model_spec)
         num = GPU_GRID if dev.type == "cuda" else "-1:1:21"  # 51x51 is ~10 min for the digits demo on 2 cores
         x = cfg.x or covering_grid([p[0] for p in traj["path"]], num)
         y = None if cfg.one_d else (cfg.y or covering_grid([p[1] for p in traj["path"]], num))
@@ -273,4 +275,5 @@ def _directions(path: str, xc, yc, attrs: dict, cfg: Config, net: nn.Module, inf
 def _target(t: Any, info: dict, cfg: Config) -> nn.Module | None:
     if t is None or isinstance(t, nn.Module):
         return t
-    return load_checkpoint(os.fspath(t), arch=info["arch"], trust=cfg.trust_checkpoint)[0]
+    return load_checkpoint(os.fspath(t), arch=None if cfg.model_spec else info["arch"], trust=cfg.trust_checkpoint,
+                           model=cfg.model_spec)[0]

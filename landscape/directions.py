@@ -204,6 +204,10 @@ def pca_directions(final: nn.Module, snapshots: list[nn.Module], ignore: str = "
                    ) -> tuple[Direction, Direction, list[float], list[tuple[float, float]]]:
     """Trajectory directions of Li et al. (Sec. 7): the top-2 principal components of theta_i - theta_final.
 
+    The final model is a row of the matrix (a zero difference), as in the reference implementation, unless a
+    snapshot already equals it: leaving it out changes the centring, so the directions would differ from the
+    reference's whenever the final model is not also a snapshot.
+
     Args:
         final: the final model (the centre of the plot).
         snapshots: models along the optimization path (e.g. every epoch), in order.
@@ -212,7 +216,8 @@ def pca_directions(final: nn.Module, snapshots: list[nn.Module], ignore: str = "
     Returns:
         ``(x, y, explained_variance_ratio[2], path)``: unit-norm, orthogonal directions in ``parameters()``
         order, the fraction of the differences' variance each explains (after centring, as sklearn's PCA), and
-        each snapshot's coordinates (its difference projected on x and y).
+        each row's coordinates (its difference projected on x and y): the snapshots', then the final model's
+        (0, 0) when it was added.
     """
     if len(snapshots) < 2:
         raise LandscapeError(f"a trajectory needs at least 2 snapshots besides the final model; got {len(snapshots)}"
@@ -226,7 +231,9 @@ def pca_directions(final: nn.Module, snapshots: list[nn.Module], ignore: str = "
             raise LandscapeError("trajectory snapshots must have the same architecture as the final model")
         rows.append(torch.cat([(a - b).reshape(-1) if k else torch.zeros(b.numel(), dtype=torch.float64)
                                for a, b, k in zip(ps, params, keep)]))
-    m_ = torch.stack(rows)  # (snapshots, P)
+    if not any(bool((r == 0).all()) for r in rows):
+        rows.append(torch.zeros_like(rows[0]))  # the final model itself
+    m_ = torch.stack(rows)  # (snapshots [+ final], P)
     centred = m_ - m_.mean(0, keepdim=True)
     # Economy SVD of the small Gram-sized problem: the right singular vectors are the principal axes.
     u, s, vt = torch.linalg.svd(centred, full_matrices=False)

@@ -33,8 +33,11 @@ def compute_landscape(ckpt: str, **options: Any) -> LandscapeResult:
 
 
 def trajectory_directions(ckpt: str, run_dir: str, arch: str | None = None, ignore: str = "biasbn",
-                          trust: bool = False) -> dict:
+                          trust: bool = False, model: str | None = None) -> dict:
     """PCA directions of a training run's snapshots around ``ckpt`` (see :func:`pca_directions`).
+
+    As the reference implementation, the final model is a row of the PCA matrix (and the path's last point)
+    even when it is not one of the ``epoch_*.pt`` snapshots.
 
     Returns:
         ``{"x", "y", "explained_variance_ratio", "path", "epochs"}``.
@@ -43,10 +46,15 @@ def trajectory_directions(ckpt: str, run_dir: str, arch: str | None = None, igno
         raise LandscapeError(f"--trajectory {run_dir!r} is not a folder; pass a run folder of landscape.train "
                              "(with epoch_NNN.pt snapshots)")
     snaps = list_snapshots(run_dir)
-    final, info = load_checkpoint(ckpt, arch=arch, trust=trust)
-    models = [load_checkpoint(p, arch=info["arch"], trust=trust)[0] for _, p in snaps]
+    final, info = load_checkpoint(ckpt, arch=arch, trust=trust, model=model)
+    models = [load_checkpoint(p, arch=None if model else info["arch"], trust=trust, model=model)[0]
+              for _, p in snaps]
     x, y, ratio, path = pca_directions(final, models, ignore)
-    return {"x": x, "y": y, "explained_variance_ratio": ratio, "path": path, "epochs": [e for e, _ in snaps]}
+    epochs = [e for e, _ in snaps]
+    if len(path) > len(snaps):  # the final model, added as the last row
+        final_epoch = info.get("epoch")
+        epochs.append(int(final_epoch) if isinstance(final_epoch, (int, float)) else (epochs[-1] + 1 if epochs else 0))
+    return {"x": x, "y": y, "explained_variance_ratio": ratio, "path": path, "epochs": epochs}
 
 
 def covering_grid(values: list[float], default: str) -> str:

@@ -65,6 +65,10 @@ class Config:
     # the model
     arch: str | None = setting(None, "architecture for a checkpoint that does not record it, e.g. resnet56, "
                                "plain56 / resnet56_noshort, resnet50", group="model")
+    model_spec: str | None = setting(None, "any other network: torchvision:NAME, timm:NAME, or MODULE:FACTORY (an "
+                                     "import path or a .py file) returning the untrained nn.Module; the checkpoint's "
+                                     "weights are loaded into it", flag="--model", group="model",
+                                     metavar="SPEC")
     trust_checkpoint: bool = setting(False, "allow checkpoints that need code execution to load (only for files "
                                      "you trust)", group="model")
     # the data

@@ -98,6 +98,8 @@ def test_pca_directions_are_orthonormal_and_explain_their_variance():
     # the reported ratios are the variance of the centred projections over the total variance
     diffs = torch.stack([torch.cat([(a.detach().double() - b.detach().double()).reshape(-1) * (b.dim() > 1)
                                     for a, b in zip(s.parameters(), final.parameters())]) for s in snaps])
+    diffs = torch.cat([diffs, torch.zeros_like(diffs[:1])])  # the final model is a row too (the reference's)
+    assert len(path) == 7 and path[-1] == (0.0, 0.0)
     centred = diffs - diffs.mean(0)
     total = float((centred ** 2).sum())
     assert ratio[0] == pytest.approx(float(((centred @ vx) ** 2).sum()) / total, rel=1e-6)
@@ -106,3 +108,44 @@ def test_pca_directions_are_orthonormal_and_explain_their_variance():
     assert path[2] == pytest.approx((float(diffs[2] @ vx), float(diffs[2] @ vy)), rel=1e-6)
     with pytest.raises(LandscapeError, match="at least 2 snapshots"):
         pca_directions(final, snaps[:1])
+
+
+def test_pca_matches_the_reference_when_the_final_model_is_not_a_snapshot():
+    """The reference (projection.setup_PCA_directions) fits sklearn's PCA on the differences of every model file
+    from the final model, the final model's own (zero) row included, and projects each difference on the unit
+    directions (project_trajectory)."""
+    from sklearn.decomposition import PCA
+
+    from landscape.directions import pca_directions
+
+    final = make_model(seed=0)
+    snaps = [make_model(seed=s) for s in range(1, 6)]
+    x, y, ratio, path = pca_directions(final, snaps)
+    rows = [torch.cat([(a.detach().double() - b.detach().double()).reshape(-1) * (b.dim() > 1)
+                       for a, b in zip(m.parameters(), final.parameters())]) for m in snaps + [final]]
+    ref = PCA(n_components=2).fit(torch.stack(rows).numpy())
+    ours = [torch.cat([t.reshape(-1) for t in d]).double() for d in (x, y)]
+    for i in range(2):
+        pc = torch.from_numpy(ref.components_[i])
+        cos = float(ours[i] @ pc / (ours[i].norm() * pc.norm()))
+        assert abs(cos) > 1 - 1e-6
+        assert ratio[i] == pytest.approx(float(ref.explained_variance_ratio_[i]), rel=1e-6)
+        sign = 1.0 if cos > 0 else -1.0
+        ref_path = [float(r @ pc) / float(pc.norm()) for r in rows]
+        assert [p[i] for p in path] == pytest.approx([sign * v for v in ref_path], abs=1e-4)
+    # a snapshot equal to the final model is not counted twice
+    assert len(pca_directions(final, snaps + [final])[3]) == 6
+
+
+def test_num_batches_tracked_moves_nothing_in_eval_mode():
+    """--dir-type states --ignore none: the reference copies the integer num_batches_tracked counters into the
+    direction; ours keeps them at zero. The counter only sets the running-average momentum in training, so in
+    eval mode (how every point is evaluated) both give the same outputs."""
+    m = make_model().eval()
+    x = torch.randn(4, 1, 8, 8)
+    with torch.no_grad():
+        before = m(x)
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.num_batches_tracked += 12345
+        assert torch.equal(m(x), before)

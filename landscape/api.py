@@ -94,11 +94,13 @@ def compute(model: nn.Module | str | os.PathLike | None = None, data: Any = None
     path = os.path.join(cfg.out, f"{cfg.name or default_name(info['stem'], yc is not None)}.h5")
     ctx = distributed.setup(dev)  # a torchrun job: this rank's device; otherwise rank 0 of 1
     ds = resolve_data(cfg.data, split=cfg.split, samples=cfg.samples, device=ctx.device,
-                      in_channels=info.get("in_channels"))
+                      in_channels=info.get("in_channels"), image_size=cfg.image_size,
+                      normalization=cfg.normalization, recorded_normalization=info.get("normalization"))
     _check_data(ds, info)
     loss = resolve_loss(cfg.loss)
     prov = Provenance(arch=info["arch"], ckpt=info["path"], ckpt_sha256=info["sha256"], dataset=ds.name,
-                      n_samples=len(ds), directions=_direction_source(cfg, traj), torch_version=torch.__version__,
+                      n_samples=len(ds), input_normalization=_norm_str(ds),
+                      directions=_direction_source(cfg, traj), torch_version=torch.__version__,
                       device=str(ctx.device) if ctx.world == 1 else f"{ctx.device.type} x{ctx.world} ranks")
     attrs = recorded(cfg, prov)
     attrs["loss"] = loss.name
@@ -214,6 +216,13 @@ def _check_data(ds: Data, info: dict) -> None:
     if n_cls is not None and is_class_labels(ds.y) and ((ds.num_classes or 0) > n_cls or int(ds.y.max()) >= n_cls):
         raise LandscapeError(f"the data has {ds.num_classes} classes but the model's classifier has {n_cls}; use "
                              "the data the model was trained on")
+
+
+def _norm_str(ds: Data) -> str:
+    """The normalization applied to the inputs, ``MEAN/STD`` (empty for data passed as tensors)."""
+    from landscape.datasets.normalization import describe
+
+    return describe(ds.mean, ds.std) if ds.mean and ds.std else ""
 
 
 def _direction_source(cfg: Config, traj: dict | None) -> str:

@@ -1,25 +1,17 @@
 """Evaluation/training data as tensors resident on one device (no DataLoader in any hot loop).
 
-Specs (DESIGN section 4): ``digits`` (scikit-learn's 1,797 real 8x8 images; the default), ``cifar10:DIR`` (the
-``cifar-10-batches-py`` pickles; DIR is that folder or its parent), ``imagefolder:DIR`` (class sub-folders;
-``DIR/train``/``DIR/val`` are used per split when present), ``synthetic[:N]`` (seeded Gaussian images).
+:class:`Data` is what every engine takes; the readers of the data-set specs (``digits``, ``cifar10:DIR``, ...)
+live in :mod:`landscape.datasets`.
 """
 
 from __future__ import annotations
 
-import os
-import pickle
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 from landscape.errors import LandscapeError
 
-CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD = (0.2470, 0.2435, 0.2616)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # Pixel mean/std of the digits training split after scaling to [0, 1] (computed once, fixed so that the
 # shipped checkpoints and every later evaluation agree).
 DIGITS_MEAN = (0.3054,)
@@ -102,169 +94,16 @@ class Data:
         return {"mean": list(self.mean), "std": list(self.std)}
 
 
-def _normalize(x: torch.Tensor, mean: tuple, std: tuple) -> torch.Tensor:
-    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
-    return ((x - m) / s).contiguous()
+# The readers moved to landscape.datasets (one module per format); these names stay importable from here.
+_MOVED = {"load_data": "landscape.datasets", "register_dataset": "landscape.datasets",
+          "CIFAR10_MEAN": "landscape.datasets.cifar", "CIFAR10_STD": "landscape.datasets.cifar",
+          "IMAGENET_MEAN": "landscape.datasets.images", "IMAGENET_STD": "landscape.datasets.images",
+          "read_cifar_batch": "landscape.datasets.cifar"}
 
 
-def _check_split(split: str) -> None:
-    if split not in ("train", "test"):
-        raise LandscapeError(f"unknown split {split!r}; valid: train, test")
+def __getattr__(name: str):
+    if name in _MOVED:
+        import importlib
 
-
-def load_digits(split: str = "train") -> Data:
-    """scikit-learn's bundled digits: 1,437 train / 360 test 8x8 grey images, 10 classes."""
-    _check_split(split)
-    from sklearn.datasets import load_digits as sk_digits
-
-    d = sk_digits()
-    perm = np.random.RandomState(0).permutation(len(d.target))
-    idx = perm[:DIGITS_TRAIN] if split == "train" else perm[DIGITS_TRAIN:]
-    x = torch.from_numpy(d.images[idx].astype(np.float32) / 16.0).unsqueeze(1)
-    y = torch.from_numpy(d.target[idx].astype(np.int64))
-    return Data(_normalize(x, DIGITS_MEAN, DIGITS_STD), y, "digits", split, 10, DIGITS_MEAN, DIGITS_STD)
-
-
-def _find_cifar_dir(root: str) -> str:
-    for cand in (root, os.path.join(root, "cifar-10-batches-py")):
-        if os.path.isfile(os.path.join(cand, "test_batch")) or os.path.isfile(os.path.join(cand, "data_batch_1")):
-            return cand
-    if not os.path.isdir(root):
-        raise LandscapeError(f"CIFAR-10 directory not found: {root!r}; pass --data cifar10:DIR where DIR is the "
-                             "'cifar-10-batches-py' folder (or its parent)")
-    raise LandscapeError(f"no CIFAR-10 batches in {root!r} (expected data_batch_1..5 and test_batch, from the "
-                         "python version of CIFAR-10); pass the 'cifar-10-batches-py' folder or its parent")
-
-
-def read_cifar_batch(path: str) -> tuple[np.ndarray, np.ndarray]:
-    """One CIFAR-10 python pickle -> (uint8 images (N, 3, 32, 32), int64 labels)."""
-    if not os.path.isfile(path):
-        raise LandscapeError(f"CIFAR-10 file missing: {path!r}; the folder needs data_batch_1..5 and test_batch")
-    try:
-        with open(path, "rb") as f:
-            # The official batches are pickles of plain dicts/ndarrays. A restricted unpickler keeps a
-            # hostile file in a data folder from running code.
-            d = _NumpyOnlyUnpickler(f, encoding="bytes").load()
-        data, labels = d[b"data"], d[b"labels"]
-        x = np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32)
-        y = np.asarray(labels, dtype=np.int64)
-        if len(x) != len(y):
-            raise ValueError(f"{len(x)} images but {len(y)} labels")
-    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, AttributeError, IndexError) as e:
-        raise LandscapeError(f"corrupt CIFAR-10 file {path!r} ({type(e).__name__}: {str(e)[:120]}); "
-                             "re-extract cifar-10-python.tar.gz")
-    return x, y
-
-
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    _ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
-                ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
-                ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
-
-    def find_class(self, module: str, name: str):  # noqa: D401 - pickle API
-        if (module, name) in self._ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing global {module}.{name} in a data file")
-
-
-def load_cifar10(root: str, split: str = "train") -> Data:
-    """CIFAR-10 from the ``cifar-10-batches-py`` pickles, normalized with the standard mean/std."""
-    _check_split(split)
-    folder = _find_cifar_dir(root)
-    files = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
-    xs, ys = zip(*(read_cifar_batch(os.path.join(folder, f)) for f in files))
-    x = torch.from_numpy(np.concatenate(xs)).float().div_(255.0)
-    y = torch.from_numpy(np.concatenate(ys))
-    return Data(_normalize(x, CIFAR10_MEAN, CIFAR10_STD), y, f"cifar10:{root}", split, 10,
-                CIFAR10_MEAN, CIFAR10_STD)
-
-
-def load_imagefolder(root: str, split: str = "train", image_size: int = 224) -> Data:
-    """Class-per-folder images, resized (short side ``image_size*8/7``) and centre-cropped, ImageNet-normalized."""
-    _check_split(split)
-    if not os.path.isdir(root):
-        raise LandscapeError(f"image folder not found: {root!r}; pass --data imagefolder:DIR with one "
-                             "sub-folder per class")
-    sub = {"train": ("train",), "test": ("val", "test")}[split]
-    folder = next((os.path.join(root, s) for s in sub if os.path.isdir(os.path.join(root, s))), root)
-    from PIL import Image, UnidentifiedImageError
-    from torchvision import transforms
-
-    classes = sorted(e.name for e in os.scandir(folder) if e.is_dir())
-    if not classes:
-        raise LandscapeError(f"no class sub-folders in {folder!r}; expected DIR/<class>/<image files>")
-    tf = transforms.Compose([transforms.Resize(image_size * 8 // 7), transforms.CenterCrop(image_size),
-                             transforms.ToTensor()])
-    xs, ys = [], []
-    exts = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
-    for ci, c in enumerate(classes):
-        for fn in sorted(os.listdir(os.path.join(folder, c))):
-            if not fn.lower().endswith(exts):
-                continue
-            p = os.path.join(folder, c, fn)
-            try:
-                with Image.open(p) as im:
-                    xs.append(tf(im.convert("RGB")))
-            except (UnidentifiedImageError, OSError) as e:
-                raise LandscapeError(f"unreadable image {p!r} ({type(e).__name__}); remove or replace it")
-            ys.append(ci)
-    if not xs:
-        raise LandscapeError(f"no images found under {folder!r} (looked for {', '.join(exts)})")
-    x = torch.stack(xs)
-    return Data(_normalize(x, IMAGENET_MEAN, IMAGENET_STD), torch.tensor(ys), f"imagefolder:{root}", split,
-                len(classes), IMAGENET_MEAN, IMAGENET_STD)
-
-
-def load_synthetic(split: str = "train", n: int = 512, shape: tuple = (3, 32, 32), num_classes: int = 10) -> Data:
-    """Seeded Gaussian images with random labels (train and test use different seeds)."""
-    _check_split(split)
-    g = torch.Generator().manual_seed(0 if split == "train" else 1)
-    x = torch.randn((n, *shape), generator=g)
-    y = torch.randint(0, num_classes, (n,), generator=g)
-    return Data(x, y, f"synthetic:{n}", split, num_classes, (0.0,) * shape[0], (1.0,) * shape[0])
-
-
-def load_data(spec: str = "digits", split: str = "train", samples: int | None = None,
-              device: torch.device | str = "cpu", in_channels: int | None = None, image_size: int = 224) -> Data:
-    """Load a dataset by spec, keep the first ``samples`` images, and move it to ``device`` once.
-
-    Args:
-        spec: ``digits`` | ``cifar10:DIR`` | ``imagefolder:DIR`` | ``synthetic[:N]``.
-        split: ``train`` (default, as in Li et al.) or ``test``.
-        samples: keep only the first N images (``None``: all).
-        device: where the tensors will live for the whole evaluation.
-        in_channels: the model's input channels, used to shape synthetic data (1 -> 8x8 grey, else 3x32x32).
-        image_size: crop size for ``imagefolder``.
-
-    Raises:
-        LandscapeError: unknown spec, missing or corrupt files, bad ``samples``.
-    """
-    kind, _, arg = spec.partition(":")
-    kind = kind.strip().lower()
-    if kind == "digits":
-        data = load_digits(split)
-    elif kind == "cifar10":
-        if not arg:
-            raise LandscapeError("--data cifar10 needs a directory: --data cifar10:/path/to/cifar-10-batches-py")
-        data = load_cifar10(os.path.expanduser(arg), split)
-    elif kind == "imagefolder":
-        if not arg:
-            raise LandscapeError("--data imagefolder needs a directory: --data imagefolder:/path/to/images")
-        data = load_imagefolder(os.path.expanduser(arg), split, image_size)
-    elif kind == "synthetic":
-        try:
-            n = int(arg) if arg else 512
-        except ValueError:
-            raise LandscapeError(f"bad synthetic size {arg!r}; use --data synthetic or synthetic:N (N > 0)")
-        if n <= 0:
-            raise LandscapeError(f"bad synthetic size {n}; use --data synthetic:N with N > 0")
-        shape = (1, 8, 8) if in_channels == 1 else (in_channels or 3, 32, 32)
-        data = load_synthetic(split, n, shape)
-    else:
-        raise LandscapeError(f"unknown dataset {spec!r}; valid: digits, cifar10:DIR, imagefolder:DIR, synthetic[:N]")
-    if samples is not None:
-        if samples <= 0:
-            raise LandscapeError(f"--samples must be a positive integer; got {samples}")
-        data = data.head(samples)
-    return data.to(device)
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module 'landscape.data' has no attribute {name!r}")

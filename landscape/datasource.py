@@ -25,7 +25,8 @@ READ_BATCH = 256  # samples per step when a Dataset is read (one pass, no worker
 
 def resolve_data(data: Any, *, split: str = "train", samples: int | None = None,
                  device: torch.device | str = "cpu", in_channels: int | None = None,
-                 budget_bytes: int | None = None) -> Data:
+                 budget_bytes: int | None = None, image_size: int | None = None, normalization: str = "default",
+                 recorded_normalization: dict | None = None) -> Data:
     """Any supported data argument -> :class:`Data` for ``device`` (resident, or streamed above the budget).
 
     Args:
@@ -38,6 +39,8 @@ def resolve_data(data: Any, *, split: str = "train", samples: int | None = None,
         in_channels: the model's input channels (shapes ``synthetic`` data).
         budget_bytes: device memory the data may take; default: 40 % of the free memory on a GPU, unlimited on
             the CPU. Larger data is streamed from host memory.
+        image_size, normalization, recorded_normalization: for spec strings (see
+            :func:`landscape.datasets.load_data`); tensors, Datasets and DataLoaders are taken as they are.
 
     Raises:
         LandscapeError: unsupported objects, malformed items, empty data, bad ``samples``, data larger than the
@@ -46,8 +49,12 @@ def resolve_data(data: Any, *, split: str = "train", samples: int | None = None,
     device = torch.device(device)
     if samples is not None and samples <= 0:
         raise LandscapeError(f"samples must be a positive integer; got {samples}")
+    if not isinstance(data, str) and str(normalization) != "default":
+        raise LandscapeError(f"normalization={normalization!r} applies to data given as a spec string (e.g. "
+                             "'cifar10:DIR'); normalize tensors, Datasets and DataLoaders yourself")
     if isinstance(data, str):
-        out = load_data(data, split, samples, "cpu", in_channels=in_channels)
+        out = load_data(data, split, samples, "cpu", in_channels=in_channels, image_size=image_size,
+                        normalization=normalization, recorded_normalization=recorded_normalization)
     elif isinstance(data, Data):
         out = data.head(samples) if samples else data
     elif isinstance(data, (tuple, list)) and len(data) == 2 and not isinstance(data[0], (str, bytes)):

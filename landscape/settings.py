@@ -78,6 +78,13 @@ class Config:
                          identity=True, shown=True, group="data")
     samples: int | None = setting(None, "evaluate on the first N samples (default: all)", group="data",
                                   metavar="N")
+    normalization: str = setting("default", "input normalization: default (the checkpoint's recorded one, else the "
+                                 "data set's usual one), reference (the reference code's CIFAR constants, for its "
+                                 "checkpoints), none, or MEAN/STD (e.g. 0.5,0.5,0.5/0.5,0.5,0.5)",
+                                 attr="normalization", identity=True, group="data", metavar="CHOICE")
+    image_size: int | None = setting(None, "imagefolder: resize the shorter side to N and centre-crop N x N "
+                                     "(default: the images' own size, which they must share)", group="data",
+                                     metavar="N")
     # the grid
     x: str | None = setting(None, f"alpha grid MIN:MAX:NUM (default {GPU_GRID} on a GPU, {CPU_GRID} on the CPU; "
                             "with --trajectory: covering the path)", group="grid", metavar="MIN:MAX:NUM")
@@ -135,7 +142,7 @@ class Config:
             value = getattr(self, f.name)
             if choices and isinstance(value, str) and value not in choices:
                 raise LandscapeError(f"unknown {f.name} {value!r}; valid: {', '.join(choices)}")
-        for f in ("samples", "batch_size", "points_per_step"):
+        for f in ("samples", "batch_size", "points_per_step", "image_size"):
             v = getattr(self, f)
             if v is not None and (not isinstance(v, int) or v < 1):
                 raise LandscapeError(f"{f} must be a positive integer; got {v!r}")
@@ -157,6 +164,7 @@ class Provenance:
     ckpt_sha256: str = setting("", "", attr="ckpt_sha256", identity=True, cli=False)
     dataset: str = setting("", "", attr="dataset", identity=True, shown=True, cli=False)
     n_samples: int = setting(0, "", attr="n_samples", identity=True, shown=True, cli=False)
+    input_normalization: str = setting("", "", attr="input_normalization", cli=False)  # MEAN/STD as applied
     directions: str = setting("random", "", attr="directions", identity=True, shown=True, cli=False)
     torch_version: str = setting("", "", attr="torch_version", shown=True, cli=False)
     device: str = setting("", "", attr="device", shown=True, cli=False)

@@ -24,6 +24,8 @@ def build_parser() -> Parser:
     p.add_argument("--arch", default=None, help="architecture (optional for our checkpoints), e.g. resnet56")
     p.add_argument("--model", dest="model_spec", default=None, metavar="SPEC",
                    help="any other network: torchvision:NAME, timm:NAME or MODULE:FACTORY")
+    p.add_argument("--normalization", default="default", metavar="CHOICE",
+                   help="default | reference | none | MEAN/STD (as landscape.plot)")
     p.add_argument("--data", default="digits", help="digits (default) | cifar10:DIR | imagefolder:DIR | synthetic[:N]")
     p.add_argument("--split", default="train", choices=["train", "test"], help="data split (default train)")
     p.add_argument("--samples", type=int, default=None, help="use the first N samples (default: all)")
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     from landscape.hessian.compute import compute_curvature
 
     res = compute_curvature(
-        args.ckpt, arch=args.arch, model=args.model_spec, data=args.data, split=args.split, samples=args.samples,
+        args.ckpt, arch=args.arch, model=args.model_spec, normalization=args.normalization, data=args.data, split=args.split, samples=args.samples,
         batch_size=args.batch_size, params=args.params, top=args.top, trace_samples=args.trace_samples,
         density=args.density, density_steps=args.density_steps, density_runs=args.density_runs, tol=args.tol,
         max_iter=args.max_iter, seed=args.seed, device=args.device, method=args.method, out=args.out,

@@ -72,7 +72,8 @@ def curvature_at(op: HessianOperator, top: int = 1, smallest: bool = True, *, tr
     return Curvature(hi, lo, tr, dens, op.calls - calls0, time.perf_counter() - t0)
 
 
-def compute_curvature(ckpt: str, *, arch: str | None = None, model: str | None = None, data: str = "digits", split: str = "train",
+def compute_curvature(ckpt: str, *, arch: str | None = None, model: str | None = None, normalization: str = "default",
+                      data: str = "digits", split: str = "train",
                       samples: int | None = None, batch_size: int | None = None, params: str = "weights",
                       top: int = 1, trace_samples: int = 50, density: bool = False, density_steps: int = 60,
                       density_runs: int = 1, tol: float = DEFAULT_TOL, max_iter: int | None = None, seed: int = 0,
@@ -80,7 +81,8 @@ def compute_curvature(ckpt: str, *, arch: str | None = None, model: str | None =
                       trust: bool = False, loss: str = "cross_entropy") -> Curvature:
     """Load a checkpoint and data, compute the curvature at the checkpoint, and write ``out`` (if given).
 
-    Arguments mirror the CLI flags (``model``: ``--model``, a torchvision/timm/factory spec). Bad input fails with a one-line :class:`LandscapeError` before the first HVP.
+    Arguments mirror the CLI flags (``model``: ``--model``, a torchvision/timm/factory spec). Bad input fails
+    with a one-line :class:`LandscapeError` before the first HVP.
     """
     from landscape.checkpoints import load_checkpoint
     from landscape.data import load_data
@@ -100,7 +102,8 @@ def compute_curvature(ckpt: str, *, arch: str | None = None, model: str | None =
             raise LandscapeError(f"cannot write {out!r}: folder {folder!r} is missing or not writable")
     dev = resolve_device(device)
     model, info = load_checkpoint(ckpt, arch, trust=trust, model=model)
-    d = load_data(data, split, samples=samples, device=dev, in_channels=info["in_channels"])
+    d = load_data(data, split, samples=samples, device=dev, in_channels=info["in_channels"],
+                  normalization=normalization, recorded_normalization=info.get("normalization"))
     model = model.to(dev)
     op = HessianOperator(model, d.x, d.y, loss=loss, params=params, batch_size=512 if batch_size is None else batch_size,
                          method=method)

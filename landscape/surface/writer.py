@@ -166,7 +166,7 @@ def check_resume(path: str, xcoords: np.ndarray, ycoords: np.ndarray | None, set
         ours = listed_attrs(settings, "identity_attrs", IDENTITY_ATTRS)
         for k in dict.fromkeys(theirs + ours):
             old, new = attr_value(f.attrs.get(k, "")), ("" if settings.get(k) is None else settings.get(k))
-            if k not in f.attrs and new in ("", False):
+            if k not in f.attrs and new in ("", False, "default"):
                 continue  # a setting newer than the file, at its default: the file was made with it off
             if str(old) != str(new):
                 diffs.append(f"{k}: file has {old!r}, this run {new!r}")

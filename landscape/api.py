@@ -30,7 +30,7 @@ from landscape.evaluate import PlaneEvaluator, resolve_device
 from landscape.losses import Loss, is_class_labels, resolve_loss
 from landscape.paths import ensure_writable_dir
 from landscape.settings import (CPU_GRID, GPU_GRID, ONE_D_GRID, Config, Provenance, attr_names, make_config,
-                                recorded)
+                                recorded, split_names)
 from landscape.surface import (SurfaceWriter, check_resume, compute_surface, parse_grid, read_direction,
                                read_surface, summarize)
 from landscape.surface.h5io import open_h5
@@ -93,10 +93,17 @@ def compute(model: nn.Module | str | os.PathLike | None = None, data: Any = None
     ensure_writable_dir(cfg.out)
     path = os.path.join(cfg.out, f"{cfg.name or default_name(info['stem'], yc is not None)}.h5")
     ctx = distributed.setup(dev)  # a torchrun job: this rank's device; otherwise rank 0 of 1
-    ds = resolve_data(cfg.data, split=cfg.split, samples=cfg.samples, device=ctx.device,
-                      in_channels=info.get("in_channels"), image_size=cfg.image_size,
-                      normalization=cfg.normalization, recorded_normalization=info.get("normalization"))
-    _check_data(ds, info)
+    splits = split_names(cfg.split)
+    if len(splits) > 1 and not isinstance(cfg.data, str):
+        raise LandscapeError(f"split={cfg.split!r} needs a data spec string (e.g. 'cifar10:DIR') to load each "
+                             "split from; for tensors or Datasets compute one surface per split")
+    datas = [resolve_data(cfg.data, split=sp, samples=cfg.samples, device=ctx.device,
+                          in_channels=info.get("in_channels"), image_size=cfg.image_size,
+                          normalization=cfg.normalization, recorded_normalization=info.get("normalization"))
+             for sp in splits]
+    ds = datas[0]
+    for d in datas:
+        _check_data(d, info)
     loss = resolve_loss(cfg.loss)
     prov = Provenance(arch=info["arch"], ckpt=info["path"], ckpt_sha256=info["sha256"], dataset=ds.name,
                       n_samples=len(ds), input_normalization=_norm_str(ds),
@@ -107,24 +114,33 @@ def compute(model: nn.Module | str | os.PathLike | None = None, data: Any = None
     attrs["identity_attrs"] = attr_names(Provenance, type(cfg), flag="identity")
     attrs["shown_attrs"] = attr_names(Provenance, type(cfg), flag="shown") + ["created"]
     attrs["config"] = cfg.to_json()
+    for sp, d in zip(splits[1:], datas[1:]):  # the other splits' sample counts, shown beside n_samples
+        attrs[f"{sp}_n_samples"] = len(d)
+        attrs["shown_attrs"].insert(attrs["shown_attrs"].index("n_samples") + 1, f"{sp}_n_samples")
 
     # Rank 0 alone reads or makes the directions and opens (and locks) the file; the other ranks get the
     # directions and the pending points from it, or its error, so a bad file stops every rank with one message.
     dirs: Directions = ctx.on_main(lambda: _directions(path, xc, yc, attrs, cfg, net, info, traj, ds, loss))
-    evaluator = PlaneEvaluator(net, ds, dirs, batch_size=cfg.batch_size, precision=cfg.precision, bn_mode=cfg.bn,
-                               points_per_step=cfg.points_per_step, fold_bn=cfg.fold_bn, compile_model=cfg.compile,
-                               loss=loss)
+    evaluators = [PlaneEvaluator(net, d, dirs, batch_size=cfg.batch_size, precision=cfg.precision, bn_mode=cfg.bn,
+                                 points_per_step=cfg.points_per_step, fold_bn=cfg.fold_bn,
+                                 compile_model=cfg.compile, loss=loss) for d in datas]
+    evaluator = evaluators[0]
 
     evaluate = evaluator.evaluate
+    extras: list[str] = []
     if cfg.eigen:
         from landscape.hessian.maps import EIGEN_KEYS, CurvatureMap
 
         evaluate = CurvatureMap(evaluator, seed=cfg.seed).evaluate
+        extras += EIGEN_KEYS
+    if len(splits) > 1:
+        evaluate = _with_other_splits(evaluate, splits[1:], evaluators[1:])
+        extras += [f"{sp}_{k}" for sp in splits[1:] for k in (("loss", "acc") if evaluator.has_accuracy else ("loss",))]
 
     def open_writer() -> SurfaceWriter:
         x_np, y_np = dirs.arrays()
         return SurfaceWriter(path, xc, yc, attrs, x_np, y_np, dirs.names, trajectory=dirs.trajectory,
-                             accuracy=evaluator.has_accuracy, extras=EIGEN_KEYS if cfg.eigen else ())
+                             accuracy=evaluator.has_accuracy, extras=extras)
 
     writer, todo = None, None
     try:
@@ -143,7 +159,7 @@ def compute(model: nn.Module | str | os.PathLike | None = None, data: Any = None
         if writer is not None:
             writer.close()
     seconds = writer.elapsed if writer is not None else 0.0
-    summary = summarize(read_surface(path, probe=False), cfg.split) if ctx.is_main else {}
+    summary = summarize(read_surface(path, probe=False), splits[0]) if ctx.is_main else {}
     figures: list[str] = []
     if cfg.render and ctx.is_main:
         from landscape.render import render_surface
@@ -151,6 +167,24 @@ def compute(model: nn.Module | str | os.PathLike | None = None, data: Any = None
         figures = render_surface(path, cfg.out, cfg.formats, cfg.name, **(render_options or {}))
     return LandscapeResult(path, summary, len(todo), seconds, str(ctx.device), attrs, ctx.is_main,
                            evaluator.describe(), figures, cfg)
+
+
+def _with_other_splits(evaluate, splits: list[str], evaluators: list[PlaneEvaluator]):
+    """``evaluate`` of the main split, also evaluating the same points on the other splits' data (the same
+    weights: every evaluator perturbs its own copy of the model to the same point); their values go into the
+    extras as ``{split}_loss``/``{split}_acc``."""
+
+    def both(coords):
+        res = evaluate(coords)
+        more = dict(res[2]) if len(res) > 2 else {}
+        for sp, ev in zip(splits, evaluators):
+            losses, accs = ev.evaluate(coords)[:2]
+            more[f"{sp}_loss"] = losses
+            if accs is not None:
+                more[f"{sp}_acc"] = accs
+        return res[0], res[1], more
+
+    return both
 
 
 def resolve_model(model: Any, cfg: Config) -> tuple[nn.Module, dict]:

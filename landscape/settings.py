@@ -29,11 +29,16 @@ IGNORES = ("biasbn", "none")
 DIR_TYPES = ("weights", "states")
 PRECISIONS = ("fp32", "tf32", "bf16")
 BN_MODES = ("eval", "recompute")
-SPLITS = ("train", "test")
+SPLITS = ("train", "test", "train,test")  # train,test: both at every point, one file (the first is the main one)
 LOSSES = ("cross_entropy", "mse", "nll")
 GPU_GRID = "-1:1:51"  # the authors' 51x51, ~3 min for 10,000 CIFAR images on an H100 in bf16 (BENCHMARKS.md)
 CPU_GRID = "-1:1:15"  # the digits ResNet-56 default in about a minute on 2 cores, start-up and figures included
 ONE_D_GRID = "-1:1:51"  # 51 points of a 1D curve take ~10 s on 2 CPU cores for the digits ResNet-56
+
+
+def split_names(split: str) -> list[str]:
+    """``"train,test"`` -> ``["train", "test"]``: the splits a surface holds, its main one first."""
+    return [s.strip() for s in str(split or "train").split(",") if s.strip()] or ["train"]
 
 
 def setting(default: Any, help: str, *, flag: str | None = None, choices: tuple | None = None,
@@ -74,7 +79,8 @@ class Config:
     # the data
     data: str = setting("digits", "digits (default) | cifar10:DIR | imagefolder:DIR | synthetic[:N]; from "
                         "Python also tensors, a Dataset or a DataLoader", group="data")
-    split: str = setting("train", "data split (default train, as in Li et al.)", choices=SPLITS, attr="split",
+    split: str = setting("train", "data split (default train, as in Li et al.); train,test evaluates both at every "
+                         "point into one file", choices=SPLITS, attr="split",
                          identity=True, shown=True, group="data")
     samples: int | None = setting(None, "evaluate on the first N samples (default: all)", group="data",
                                   metavar="N")

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from landscape.errors import LandscapeError
 from landscape.evaluate import loss_and_accuracy
 from landscape.job import compute_landscape
 from landscape.data import load_data
@@ -109,3 +110,38 @@ def test_bad_input_is_one_line_exit_2(ckpt, args, needle):
 def test_missing_checkpoint(tmp_path):
     r = _cli("--ckpt", str(tmp_path / "nope.pt"))
     assert r.returncode == 2 and "checkpoint not found" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_split_train_and_test_in_one_file(tmp_path, ckpt):
+    """--split train,test: both splits at every point with the same weights, in one file; they equal two separate
+    runs, a resume recomputes only what is missing in both, and the 1D figure shows both."""
+    common = ["--ckpt", ckpt, "--samples", "40", "--1d", "--x", "-1:1:5", "--quiet"]
+    both, alone = tmp_path / "both", tmp_path / "alone"
+    assert main(common + ["--split", "train,test", "--out", str(both)]) == 0
+    for split in ("train", "test"):
+        assert main(common + ["--split", split, "--no-render", "--out", str(alone / split)]) == 0
+    h5 = both / "r20_1d.h5"
+    with h5py.File(h5) as f:
+        assert f.attrs["split"] == "train,test" and f.attrs["test_n_samples"] == 40
+        got = {k: f[k][()] for k in ("train_loss", "train_acc", "test_loss", "test_acc")}
+        assert f["train_done"][()].all() and f["test_done"][()].all()
+    for split in ("train", "test"):
+        with h5py.File(alone / split / "r20_1d.h5") as f:
+            np.testing.assert_array_equal(got[f"{split}_loss"], f[f"{split}_loss"][()])
+            np.testing.assert_array_equal(got[f"{split}_acc"], f[f"{split}_acc"][()])
+    assert not np.array_equal(got["train_loss"], got["test_loss"])
+    # a run killed after some points: undone points are NaN in both splits and done flags false
+    with h5py.File(h5, "r+") as f:
+        for split in ("train", "test"):
+            f[f"{split}_loss"][1:4] = np.nan
+            f[f"{split}_done"][1:4] = False
+    assert main(common + ["--split", "train,test", "--out", str(both), "--no-render"]) == 0
+    with h5py.File(h5) as f:
+        for k, v in got.items():
+            np.testing.assert_array_equal(f[k][()], v)
+    with pytest.raises(LandscapeError, match="cannot resume"):
+        main(common + ["--split", "train", "--out", str(both), "--no-render"])
+    from landscape.render.html import figure_data
+
+    names = [t.get("name") for t in figure_data(str(both / "r20_1d.html"))]
+    assert {"train loss", "test loss", "train accuracy", "test accuracy"} <= set(names)

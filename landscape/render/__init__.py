@@ -12,6 +12,7 @@ import os
 from landscape.errors import LandscapeError
 from landscape.paths import ensure_writable_dir
 from landscape.render.scale import make_scale
+from landscape.settings import split_names
 from landscape.surface import Surface, read_surface
 
 FORMATS = ("png", "pdf", "svg", "html", "vtp")
@@ -33,7 +34,7 @@ def _pick_key(s: Surface, surface: str | None) -> str:
         if surface not in s.values:
             raise LandscapeError(f"{s.path!r} has no {surface!r}; it has {', '.join(s.names())}")
         return surface
-    split = str(s.attrs.get("split", "train")) or "train"
+    split = split_names(str(s.attrs.get("split", "train")))[0]
     for k in (f"{split}_loss", "train_loss", "test_loss"):
         if k in s.values:
             return k

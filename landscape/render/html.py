@@ -31,7 +31,8 @@ def _settings_html(s: Surface) -> str:
     if s.is_2d:
         grid += f", y {s.ycoordinates[0]:g}..{s.ycoordinates[-1]:g} ({len(s.ycoordinates)})"
     items = [("file", os.path.basename(s.path)), ("grid", grid)] + \
-        [(k, s.attrs[k]) for k in s.shown_attrs if k in s.attrs and str(s.attrs[k]) != ""]
+        [(k, s.attrs[k]) for k in s.shown_attrs
+         if k in s.attrs and str(s.attrs[k]) not in ("", "False")]  # an option that is off says nothing
     return "<div class='settings'>" + "".join(
         f"<span><b>{html.escape(k)}</b> {html.escape(str(v))}</span>" for k, v in items) + "</div>"
 

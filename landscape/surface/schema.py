@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 
 from landscape.errors import LandscapeError
-from landscape.settings import IDENTITY_ATTRS, SHOWN_ATTRS
+from landscape.settings import IDENTITY_ATTRS, SHOWN_ATTRS, split_names
 from landscape.surface.grid import grid_shape
 from landscape.surface.h5io import attr_value, open_h5
 
@@ -189,7 +189,7 @@ def read_surface(path: str, probe: bool = True) -> Surface:
 
 def summarize(surface: Surface, split: str | None = None) -> dict:
     """Centre value (alpha = beta = 0, or the nearest point), min/max loss and where they are."""
-    split = split or str(surface.attrs.get("split", "train"))
+    split = split_names(split or str(surface.attrs.get("split", "train")))[0]
     loss = surface.values.get(f"{split}_loss")
     acc = surface.values.get(f"{split}_acc")
     if loss is None:

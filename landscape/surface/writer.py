@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 
 from landscape.errors import LandscapeError
-from landscape.settings import IDENTITY_ATTRS
+from landscape.settings import IDENTITY_ATTRS, split_names
 from landscape.surface.grid import grid_shape, grid_str
 from landscape.surface.h5io import FileLock, attr_value, open_h5
 from landscape.surface.schema import FORMAT_VERSION, listed_attrs, read_direction, write_direction
@@ -40,10 +40,14 @@ class SurfaceWriter:
     def __init__(self, path: str, xcoords: np.ndarray, ycoords: np.ndarray | None, settings: dict,
                  xdir: Sequence | None = None, ydir: Sequence | None = None, names: Sequence[str] | None = None,
                  trajectory: dict | None = None, accuracy: bool = True, extras: Sequence[str] = ()):
-        self.path, self.split = path, settings.get("split", "train")
+        # With several splits (train,test) the first is the main one; the others' values arrive as extras
+        # ({split}_loss, ...) and their done flags are the main one's (every point evaluates every split).
+        splits = split_names(settings.get("split", "train"))
+        self.path, self.split = path, splits[0]
         self.shape = grid_shape(xcoords, ycoords)
         self.xcoords, self.ycoords = xcoords, ycoords
         self.loss_key, self.acc_key, self.done_key = (f"{self.split}_{k}" for k in ("loss", "acc", "done"))
+        self.other_done_keys = [f"{s}_done" for s in splits[1:]]
         self.f = None
         self.elapsed = 0.0  # seconds spent computing, set by compute_surface
         self.lock = FileLock(path)
@@ -77,6 +81,7 @@ class SurfaceWriter:
                 if self.ycoords is not None:
                     f["ycoordinates"] = self.ycoords
                 keys = [(self.loss_key, np.nan, np.float64), (self.done_key, False, bool)]
+                keys += [(k, False, bool) for k in self.other_done_keys]
                 if accuracy:
                     keys.insert(1, (self.acc_key, np.nan, np.float64))
                 keys += [(k, np.nan, np.float64) for k in extras]
@@ -136,6 +141,8 @@ class SurfaceWriter:
                 self.f[k][...] = self.extras[k]
         self.f.flush()
         self.f[self.done_key][...] = self.done
+        for k in self.other_done_keys:
+            self.f[k][...] = self.done
         self.f.flush()
 
     def close(self) -> None:
@@ -177,7 +184,7 @@ def check_resume(path: str, xcoords: np.ndarray, ycoords: np.ndarray | None, set
         if (y_old is None) != (ycoords is None) or (
                 y_old is not None and (y_old.shape != ycoords.shape or not np.array_equal(y_old, ycoords))):
             diffs.append(f"y grid: file has {grid_str(y_old)}, this run {grid_str(ycoords)}")
-        split = settings.get("split", "train")
+        split = split_names(settings.get("split", "train"))[0]
         missing = [k for k in (f"{split}_loss", f"{split}_done") if k not in f]
         if missing and not diffs:
             diffs.append(f"datasets {missing} missing")

@@ -51,10 +51,10 @@ def _find_dir(root: str, kind: str) -> str:
                          f"version of {label}); pass the '{folder}' folder or its parent")
 
 
-def read_cifar_batch(path: str, label_key: str = "labels") -> tuple[np.ndarray, np.ndarray]:
+def read_cifar_batch(path: str, label_key: str = "labels", label: str = "CIFAR-10") -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR python pickle -> (uint8 images (N, 3, 32, 32), int64 labels)."""
     if not os.path.isfile(path):
-        raise LandscapeError(f"CIFAR file missing: {path!r}; the folder needs every file of the python version")
+        raise LandscapeError(f"{label} file missing: {path!r}; the folder needs every file of the python version")
     try:
         with open(path, "rb") as f:
             d = _NumpyOnlyUnpickler(f, encoding="bytes").load()
@@ -65,7 +65,7 @@ def read_cifar_batch(path: str, label_key: str = "labels") -> tuple[np.ndarray, 
         if len(x) != len(y):
             raise ValueError(f"{len(x)} images but {len(y)} labels")
     except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, AttributeError, IndexError) as e:
-        raise LandscapeError(f"corrupt CIFAR file {path!r} ({type(e).__name__}: {str(e)[:120]}); re-extract the "
+        raise LandscapeError(f"corrupt {label} file {path!r} ({type(e).__name__}: {str(e)[:120]}); re-extract the "
                              "python version's archive")
     return x, y
 
@@ -75,6 +75,8 @@ def load_cifar(kind: str, root: str, split: str = "train") -> RawImages:
     check_split(split)
     _, train, test, label_key, classes, mean, std = _LAYOUT[kind]
     folder = _find_dir(root, kind)
-    xs, ys = zip(*(read_cifar_batch(os.path.join(folder, f), label_key) for f in (train if split == "train" else test)))
+    label = "CIFAR-10" if kind == "cifar10" else "CIFAR-100"
+    xs, ys = zip(*(read_cifar_batch(os.path.join(folder, f), label_key, label)
+                   for f in (train if split == "train" else test)))
     x = np.concatenate(xs).astype(np.float32) / 255.0
     return RawImages(x, np.concatenate(ys), f"{kind}:{root}", classes, mean, std)

@@ -18,7 +18,7 @@ of a repeated eigenvalue.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Generator, Optional
 
 import torch
 
@@ -83,6 +83,25 @@ def lanczos(op, steps: int, *, seed: int = 0, v0: Optional[torch.Tensor] = None,
         stop: called after each step with the tridiagonal so far; returning True ends the run.
     """
     matvec, dim, dtype, device = _operator_meta(op)
+    return drive(lanczos_steps(dim, dtype, device, steps, seed=seed, v0=v0, restart=restart, stop=stop), matvec)
+
+
+def drive(steps: Generator, matvec: Callable[[torch.Tensor], torch.Tensor]):
+    """Run a :func:`lanczos_steps`-style generator to its end, answering each vector it yields with ``matvec``."""
+    try:
+        q = next(steps)
+        while True:
+            q = steps.send(matvec(q))
+    except StopIteration as done:
+        return done.value
+
+
+def lanczos_steps(dim: int, dtype: torch.dtype, device: torch.device, steps: int, *, seed: int = 0,
+                  v0: Optional[torch.Tensor] = None, restart: bool = True,
+                  stop: Optional[Callable[["Tridiagonal"], bool]] = None) -> Generator:
+    """:func:`lanczos` as a generator: it yields each vector whose product with the operator it needs, is sent
+    that product, and returns the :class:`Tridiagonal`. Several runs can so share batched products
+    (:func:`landscape.hessian.batched.extreme_eigenpairs_batched`) and still follow exactly one run's steps."""
     steps = min(int(steps), dim)
     if steps < 1:
         raise LandscapeError(f"Lanczos needs at least one step; got {steps}")
@@ -97,7 +116,7 @@ def lanczos(op, steps: int, *, seed: int = 0, v0: Optional[torch.Tensor] = None,
         if j == Q.shape[0]:  # grow the basis storage by doubling: a run that stops early never pays for `steps`
             Q = torch.cat([Q, torch.empty((min(steps, 2 * j) - j, dim), dtype=dtype, device=device)])
         Q[j] = q
-        w = matvec(q).to(device, dtype)
+        w = (yield q).to(device, dtype)
         # Scalars in float64: a float32 dot over a million terms would cost the Ritz values digits.
         a = float(q.double() @ w.double())
         w = w - a * q
@@ -177,7 +196,16 @@ def extreme_eigenpairs(op, top: int = 1, bottom: int = 0, *, tol: float = DEFAUL
     Raises:
         LandscapeError: ``top``/``bottom`` negative or more than the operator's dimension, bad ``tol``/``max_iter``.
     """
-    _, dim, _, _ = _operator_meta(op)
+    matvec, dim, dtype, device = _operator_meta(op)
+    return drive(extreme_eigenpairs_steps(dim, dtype, device, top, bottom, tol=tol, max_iter=max_iter, seed=seed,
+                                          v0=v0), matvec)
+
+
+def extreme_eigenpairs_steps(dim: int, dtype: torch.dtype, device: torch.device, top: int = 1, bottom: int = 0, *,
+                             tol: float = DEFAULT_TOL, max_iter: int | None = None, seed: int = 0,
+                             v0: Optional[torch.Tensor] = None) -> Generator:
+    """:func:`extreme_eigenpairs` as a generator over its operator products (see :func:`lanczos_steps`);
+    returns ``(largest, smallest)``."""
     if top < 0 or bottom < 0 or top + bottom == 0:
         raise LandscapeError(f"ask for at least one eigenvalue (top={top}, bottom={bottom}; both must be >= 0)")
     if max(top, bottom) > dim:
@@ -219,7 +247,7 @@ def extreme_eigenpairs(op, top: int = 1, bottom: int = 0, *, tol: float = DEFAUL
             return False
         return not (bottom and float(th[0]) <= float(theta[bottom - 1]) + tol * scale)
 
-    tri = lanczos(op, max_iter, seed=seed, v0=v0, stop=converged)
+    tri = yield from lanczos_steps(dim, dtype, device, max_iter, seed=seed, v0=v0, stop=converged)
     theta, S, res = _ritz(tri)
     ok = converged(tri)
     n = theta.numel()

@@ -64,6 +64,10 @@ def stages() -> dict[str, list[list[str]]]:
                  + [GRID + ["--arch", "resnet56", "--images", str(n), "--size", "32", "--grid", "11", "--precision",
                             "bf16", "--skip-ref", "--err-points", "4"] for n in (1000, 5000)]
                  + [GRID + R56 + ["--grid", "11", "--precision", "tf32", "--skip-ref", "--err-points", "0"]],
+        # curvature (issue 14): one HVP's cost against a forward pass on the GPU, and K points' HVPs batched by
+        # vmap (--eigen-points K) against K one-point HVPs, for the digits ResNet-56 (all 1,437 images, resident)
+        "hessian": [[PY, "bench/hessian.py", "--ckpt", "checkpoints/resnet56_digits.pt", "--samples", "1437",
+                     "--device", "cuda", "--batched", k] for k in ("4", "16")],
         # training throughput on 32x32 CIFAR-shaped data (50,000 images, He et al. batch 128, bf16 autocast)
         "train": [[PY, "-m", "landscape.train", "--arch", a, "--data", "synthetic:50000", "--epochs", "3",
                    "--out", f"/tmp/train_{a}", "--quiet"] for a in ("resnet56", "plain56")],

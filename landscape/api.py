@@ -131,7 +131,7 @@ def compute(model: nn.Module | str | os.PathLike | None = None, data: Any = None
     if cfg.eigen:
         from landscape.hessian.maps import EIGEN_KEYS, CurvatureMap
 
-        evaluate = CurvatureMap(evaluator, seed=cfg.seed).evaluate
+        evaluate = CurvatureMap(evaluator, seed=cfg.seed, points=cfg.eigen_points or 1).evaluate
         extras += EIGEN_KEYS
     if len(splits) > 1:
         evaluate = _with_other_splits(evaluate, splits[1:], evaluators[1:])

@@ -134,6 +134,10 @@ class Config:
     eigen: bool = setting(False, "also the Hessian's largest and smallest eigenvalues at every point (max_eig, "
                           "min_eig; drawn as Li et al.'s |min/max| convexity map)", attr="eigen", identity=True,
                           shown=True)
+    eigen_points: int | None = setting(None, "with --eigen: grid points whose eigen problems run together (one "
+                                       "vmap-batched Hessian-vector product per Lanczos step); default 1, one "
+                                       "after another (the batched path's GPU speed is not yet measured)",
+                                       metavar="K")
     # the output
     out: str = setting("plots", "output folder (default plots/)", group="output")
     name: str | None = setting(None, "file stem (default: the checkpoint's or model's, _1d for 1D)",
@@ -148,7 +152,7 @@ class Config:
             value = getattr(self, f.name)
             if choices and isinstance(value, str) and value not in choices:
                 raise LandscapeError(f"unknown {f.name} {value!r}; valid: {', '.join(choices)}")
-        for f in ("samples", "batch_size", "points_per_step", "image_size"):
+        for f in ("samples", "batch_size", "points_per_step", "image_size", "eigen_points"):
             v = getattr(self, f)
             if v is not None and (not isinstance(v, int) or v < 1):
                 raise LandscapeError(f"{f} must be a positive integer; got {v!r}")

@@ -64,3 +64,57 @@ def test_eigen_ratio_map_values(tmp_path):
     s = Surface("f.h5", np.array([0.0, 1.0]), np.array([0.0]), {"max_eig": np.array([[2.0, 4.0]]),
                                                                  "min_eig": np.array([[-1.0, 0.0]])}, {})
     np.testing.assert_allclose(eigen_ratio(s), [[-0.5, 0.0]])
+
+
+def test_batched_eigen_problems_equal_the_exact_hessian_and_the_one_point_path(mlp_and_data):
+    """K points' Lanczos runs in lockstep on vmap-batched HVPs (landscape.hessian.batched) follow each run's own
+    steps: the same eigenvalues as one point at a time, and as the exact Hessian."""
+    from landscape.directions import Directions, make_directions
+    from landscape.evaluate import PlaneEvaluator
+    from landscape.hessian.maps import CurvatureMap
+
+    net, x, y = mlp_and_data
+    xd, yd = make_directions(net, seed=5)
+    dirs = Directions.of(net, xd, yd, "weights", "random")
+    ev = PlaneEvaluator(net, landscape.Data(x, y, "t", "train", 3), dirs)
+    coords = [(-1.0, 0.5), (0.0, 0.0), (0.7, -0.3), (1.0, 1.0), (0.2, 0.9)]
+    _, _, one = CurvatureMap(ev, seed=2).evaluate(coords)
+    _, _, many = CurvatureMap(ev, seed=2, points=3).evaluate(coords)  # blocks of 3 and 2
+    for k, (a, b) in enumerate(coords):
+        shift = [dx * a + dy * b for dx, dy in zip(xd, yd)]
+        hi, lo = _exact_extremes(net, x, y, shift)
+        assert many["max_eig"][k] == pytest.approx(hi, rel=1e-4)
+        assert many["min_eig"][k] == pytest.approx(lo, rel=1e-4, abs=1e-6)
+        assert many["max_eig"][k] == pytest.approx(one["max_eig"][k], rel=1e-5)
+        assert many["min_eig"][k] == pytest.approx(one["min_eig"][k], rel=1e-5, abs=1e-7)
+
+
+def test_batched_hvp_with_batchnorm_equals_one_point_hvps():
+    from landscape.hessian.batched import StackedHessians
+    from landscape.hessian.hvp import HessianOperator
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 4 * 4, 4))
+    with torch.no_grad():
+        net[1].running_mean.uniform_(-0.2, 0.2)
+        net[1].running_var.uniform_(0.5, 1.5)
+    net.eval()
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(24, 1, 6, 6, generator=g), torch.randint(0, 4, (24,), generator=g)
+    names = [n for n, p in net.named_parameters() if p.dim() > 1]
+    shifts = [{n: 0.1 * torch.randn(p.shape, generator=g) for n, p in net.named_parameters() if n in names}
+              for _ in range(3)]
+    stacked = StackedHessians(net, x, y, batch_size=10)
+    live = dict(net.named_parameters())
+    stacked.set_points({n: torch.stack([live[n].detach() + s[n] for s in shifts]) for n in names})
+    V = torch.randn(3, stacked.dim, generator=g)
+    W = stacked.matvec(V)
+    for k, s in enumerate(shifts):
+        m = __import__("copy").deepcopy(net)
+        with torch.no_grad():
+            for n, p in m.named_parameters():
+                if n in s:
+                    p.add_(s[n])
+        ref = HessianOperator(m, x, y, batch_size=10).matvec(V[k])
+        torch.testing.assert_close(W[k], ref, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(stacked.matvec(V[[2, 0]], which=[2, 0]), W[[2, 0]], rtol=1e-5, atol=1e-7)

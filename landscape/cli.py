@@ -7,6 +7,7 @@ import sys
 from typing import Callable, NoReturn
 
 from landscape.errors import LandscapeError
+from landscape.paths import os_error_message
 
 
 class Parser(argparse.ArgumentParser):
@@ -33,11 +34,15 @@ class Parser(argparse.ArgumentParser):
 
 
 def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None, prog: str = "landscape") -> int:
-    """Call ``main(argv)``; turn bad input into ``error: ...`` + exit 2 and Ctrl-C into exit 130."""
+    """Call ``main(argv)``; turn bad input and OS errors into ``error: ...`` + exit 2 and Ctrl-C into exit 130."""
     try:
         return main(argv)
     except LandscapeError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # one not already turned into a LandscapeError where it happened; still one line
+        print(f"{prog}: error: " + (os_error_message(e.filename, e, "cannot access") if e.filename else
+                                    f"{e.strerror or e}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"\n{prog}: interrupted; finished points are saved, run the same command again to resume",

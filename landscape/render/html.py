@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from landscape.errors import LandscapeError
+from landscape.paths import atomic_open
 from landscape.render.scale import Scale
 from landscape.surface import Surface
 
@@ -58,7 +59,7 @@ def _page(fig, title: str, settings: str, path: str, script: str = "") -> str:
     fig.update_layout(autosize=True, height=None, width=None, paper_bgcolor="white", plot_bgcolor="white")
     body = fig.to_html(full_html=False, include_plotlyjs=True, div_id="landscape-figure", default_width="100%",
                        default_height="100%", config={"displaylogo": False, "responsive": True})
-    with open(path, "w", encoding="utf-8") as f:
+    with atomic_open(path, "w", encoding="utf-8") as f:
         f.write(PAGE.format(title=html.escape(title), settings=settings, figure=body, script=script))
     return path
 

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator  # noqa: E402
 
+from landscape.paths import atomic_open  # noqa: E402
 from landscape.render.geometry import finite, label_spots, level_paths  # noqa: E402
 from landscape.render.scale import Scale, fmt_value, make_scale  # noqa: E402
 from landscape.render.surface3d import CMAP, draw_surface3d, height_colourbar  # noqa: E402
@@ -126,14 +127,18 @@ def _trajectory(ax, s: Surface) -> None:
         ax.set_ylabel(f"2nd PCA component: {100 * r[1]:.1f} %")
 
 
-def save(fig, base: str, formats: list[str], dpi: int = DPI) -> list[str]:
-    """Write ``<base>.<ext>`` for each format and close the figure."""
+def save(fig, base: str, formats: list[str], dpi: int = DPI, **kw) -> list[str]:
+    """Write ``<base>.<ext>`` for each format (each whole or not at all: see :func:`atomic_open`) and close the
+    figure; ``kw`` go to ``savefig``."""
     paths = []
-    for ext in formats:
-        p = f"{base}.{ext}"
-        fig.savefig(p, dpi=dpi, bbox_inches="tight")
-        paths.append(p)
-    plt.close(fig)
+    try:
+        for ext in formats:
+            p = f"{base}.{ext}"
+            with atomic_open(p, "wb") as f:
+                fig.savefig(f, format=ext, dpi=dpi, **{"bbox_inches": "tight", **kw})
+            paths.append(p)
+    finally:
+        plt.close(fig)
     return paths
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from landscape.paths import atomic_open
 from landscape.render.scale import Scale
 from landscape.surface import Surface
 
@@ -69,6 +70,6 @@ def write_vtp(s: Surface, key: str, path: str, scale: Scale | None = None) -> st
            f'<Points>{_array(None, pts, "Float64", "f8", 3)}</Points>\n'
            f'<{kind}>{_array("connectivity", conn, "Int64", "i8")}{_array("offsets", offsets, "Int64", "i8")}'
            f'</{kind}>\n</Piece>\n</PolyData>\n</VTKFile>\n')
-    with open(path, "w") as f:
+    with atomic_open(path, "w") as f:
         f.write(xml)
     return path

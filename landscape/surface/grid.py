@@ -63,6 +63,42 @@ def grid_str(c: np.ndarray | None) -> str:
     return f"{c[0]:g}:{c[-1]:g}:{len(c)}" if len(c) else "empty"
 
 
+def row_segments(flat_idx: np.ndarray, shape: tuple[int, ...]) -> list[tuple]:
+    """The index expressions that cover the flat (row-major) indices ``flat_idx`` of an array of ``shape``.
+
+    Why: a finished block writes only its own points, and HDF5 writes a rectangular selection in one call. A run
+    of consecutive flat indices is at most three rectangles of a 2D grid (the end of one row, whole rows, the
+    start of another); indices that are not consecutive (points left over by an earlier run) become several runs.
+
+    Returns:
+        ``[(slice,), ...]`` in 1D, ``[(row, slice) or (slice, slice), ...]`` in 2D; ``arr[sel]`` for each covers
+        exactly the indices.
+    """
+    idx = np.unique(np.asarray(flat_idx, dtype=np.int64))
+    if not len(idx):
+        return []
+    breaks = np.flatnonzero(np.diff(idx) != 1) + 1
+    starts, ends = idx[np.r_[0, breaks]], idx[np.r_[breaks - 1, len(idx) - 1]] + 1  # [start, end) per run
+    if len(shape) == 1:
+        return [(slice(int(a), int(b)),) for a, b in zip(starts, ends)]
+    nx = shape[1]
+    out: list[tuple] = []
+    for a, b in zip(starts.tolist(), ends.tolist()):
+        r0, c0 = divmod(a, nx)
+        r1, c1 = divmod(b, nx)  # the run ends before column c1 of row r1
+        if r0 == r1:
+            out.append((r0, slice(c0, c1)))
+            continue
+        if c0:  # the end of the first row
+            out.append((r0, slice(c0, nx)))
+            r0 += 1
+        if r1 > r0:  # whole rows
+            out.append((slice(r0, r1), slice(0, nx)))
+        if c1:  # the start of the last row
+            out.append((r1, slice(0, c1)))
+    return out
+
+
 def compute_points(coords: np.ndarray, todo: np.ndarray,
                    evaluate: Callable[[np.ndarray], tuple[Sequence[float], Sequence[float] | None]],
                    record: Callable[[np.ndarray, Sequence[float], Sequence[float]], None] | None,

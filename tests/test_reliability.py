@@ -341,6 +341,42 @@ def test_killed_torchrun_job_resumes(tmp_path, ckpt):
         np.testing.assert_array_equal(a["train_loss"][()], b["train_loss"][()])
 
 
+def test_sigterm_to_torchrun_stops_every_rank_after_the_round(tmp_path, ckpt):
+    """SIGTERM to torchrun (which passes it to its workers): every rank stops after the same round, rank 0 writes
+    it and says how many points are saved, both exit 143 well before torchrun's 30 s grace ends, no lock is
+    left, and the file resumes."""
+    import signal
+    import time
+
+    args = ["-m", "landscape.plot", "--ckpt", ckpt, "--x", "-1:1:8", "--y", "-1:1:5", "--samples", "400",
+            "--batch-size", "400", "--quiet", "--no-render", "--device", "cpu", "--out", str(tmp_path / "two")]
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
+    h5 = tmp_path / "two" / "r20.h5"
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline, done = time.time() + 180, 0
+    while time.time() < deadline and proc.poll() is None and done < 4:
+        time.sleep(0.1)
+        if h5.exists():
+            try:
+                with h5py.File(h5, "r", locking=False) as f:
+                    done = int(f["train_done"][()].sum())
+            except (OSError, KeyError):
+                pass
+    assert proc.poll() is None, "job finished before it could be stopped"
+    t = time.time()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert time.time() - t < 20, "the workers did not stop by themselves (torchrun killed them)"
+    saved = int(read_surface(str(h5)).done["train"].sum())
+    assert saved % 2 == 0 and 4 <= saved < 40  # whole rounds: one block from each rank
+    assert err.count("stopped by SIGTERM after the block in flight") == 1, err[-3000:]  # rank 0 speaks for all
+    assert f"{saved} of 40 points are saved" in err and "to resume, run: the same torchrun command again" in err
+    assert "Unable to shutdown process" not in err and not os.path.exists(str(h5) + ".lock")
+    again = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and f"computed {40 - saved} in" in again.stdout, again.stderr
+
+
 def test_surface_file_that_crashes_hdf5_is_a_clear_error(tmp_path, ckpt, capsys):
     """A corrupted surface file (found by fuzzing) on which the HDF5 C library segfaults: reading it, drawing
     it and resuming onto it are one-line errors, not a dead process."""

@@ -326,3 +326,39 @@ def test_a_failed_creation_leaves_no_file(tmp_path, monkeypatch, err, when):
     msg = str(e.value)
     assert msg.startswith(f"cannot write {p!r}: {os.strerror(err)} ({_errno.errorcode[err]})") and "\n" not in msg
     assert os.listdir(tmp_path) == []
+
+
+def test_sigterm_stops_after_the_block_and_resumes_to_the_clean_values(tmp_path, clean_run):
+    """SIGTERM (what Slurm and Kubernetes send first) mid-run: exit 143, one line saying how many points are
+    saved and the command that resumes, no lock; that command completes to the uninterrupted surface."""
+    ckpt, clean = clean_run
+    out = tmp_path / "term"
+    h5 = out / "r20.h5"
+    proc = subprocess.Popen(_plot_cmd(ckpt, out), cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline, done = time.time() + 120, 0
+    while time.time() < deadline and proc.poll() is None and done < 5:
+        time.sleep(0.05)
+        if h5.exists():
+            try:
+                with h5py.File(h5, "r", locking=False) as f:
+                    done = int(f["train_done"][()].sum())
+            except (OSError, KeyError):
+                pass
+    assert proc.poll() is None, "run finished before it could be stopped; grid too small"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    lines = err.strip().splitlines()
+    saved = int(read_surface(str(h5)).done["train"].sum())
+    assert len(lines) == 1 and lines[0].startswith(
+        f"landscape.plot: stopped by SIGTERM after the block in flight: {saved} of 48 points are saved in "), err
+    assert 5 <= saved < 48 and not os.path.exists(str(h5) + ".lock")
+    cmd = lines[0].split("; to resume, run: ")[1]
+    assert cmd.split()[:3] == ["python", "-m", "landscape.plot"]
+    r = subprocess.run([sys.executable, *cmd.split()[1:]], cwd=ROOT, env=_env(), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert f"computed {48 - saved} in" in r.stdout
+    resumed = read_surface(str(h5))
+    np.testing.assert_array_equal(resumed.values["train_loss"], clean.values["train_loss"])
+    np.testing.assert_array_equal(resumed.values["train_acc"], clean.values["train_acc"])

@@ -33,8 +33,12 @@ def _settings_html(s: Surface) -> str:
         grid += f", y {s.ycoordinates[0]:g}..{s.ycoordinates[-1]:g} ({len(s.ycoordinates)})"
     items = [("file", os.path.basename(s.path)), ("grid", grid)] + \
         [(k, s.attrs[k]) for k in s.shown_attrs if k in s.attrs and str(s.attrs[k]) != ""]
+    from landscape.render.html_traces import thinned_note
+
+    note = thinned_note(s)
     return "<div class='settings'>" + "".join(
-        f"<span><b>{html.escape(k)}</b> {html.escape(str(v))}</span>" for k, v in items) + "</div>"
+        f"<span><b>{html.escape(k)}</b> {html.escape(str(v))}</span>" for k, v in items) + "</div>" + (
+        f"<div class='note'>{html.escape(note)}</div>" if note else "")
 
 
 PAGE = """<!DOCTYPE html>
@@ -46,6 +50,7 @@ padding:.6em 1em;overflow:hidden}}
 h1{{font-size:1.15em;margin:0 0 .2em}}
 .settings{{display:flex;flex-wrap:wrap;gap:.2em .5em;font-size:.75em;margin:.1em 0 .3em;color:#444}}
 .settings span{{background:#f3f3f3;border-radius:3px;padding:0 5px}}
+.note{{font-size:.75em;color:#8a4b00;margin:0 0 .3em}}
 .figure{{flex:1 1 auto;min-height:0;position:relative}}
 .figure>div{{position:absolute;inset:0}}</style></head>
 <body><h1>{title}</h1>{settings}<div class="figure">{figure}</div>

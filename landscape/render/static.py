@@ -19,6 +19,7 @@ from landscape.surface import Surface  # noqa: E402
 
 KINDS_2D = ("contour", "contourf", "heatmap", "surface3d")
 DPI = 150
+RASTER_CELLS = 101 * 101  # a heatmap with more cells is drawn as pixels inside vector formats
 
 
 def value_label(key: str) -> str:
@@ -101,7 +102,10 @@ def draw_2d(ax, s: Surface, key: str, kind: str, scale: Scale, labels: bool = Tr
         m = ax.contourf(X, Y, Zc, levels=bounds, cmap=CMAP, norm=norm)
         ax.contour(X, Y, Zc, levels=scale.levels, colors="k", linewidths=0.3, alpha=0.5)
     elif kind == "heatmap":
-        m = ax.pcolormesh(X, Y, np.ma.masked_invalid(Zc), cmap=CMAP, norm=norm, shading="nearest")
+        # Every cell is a coloured quad; in PDF/SVG a large grid as vectors is 100s of MB and minutes to write
+        # (1001x1001: 190 MB of SVG), as pixels at the figure's resolution (as in the PNG) well under a MB.
+        m = ax.pcolormesh(X, Y, np.ma.masked_invalid(Zc), cmap=CMAP, norm=norm, shading="nearest",
+                          rasterized=Zc.size > RASTER_CELLS)
     else:
         raise ValueError(kind)
     centre(ax)

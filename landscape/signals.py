@@ -3,8 +3,8 @@ after the block in flight is written, with a word on what is saved and how to re
 
 The CLIs run inside :func:`graceful`. While a surface is being computed (inside :func:`deferred`) a stop signal
 is only noted, and the grid loop stops at the end of the block (every rank of a torchrun job at the same round),
-raising :class:`Stopped`; anywhere else it raises :class:`Stopped` at once, and the ``finally`` blocks release
-the lock and remove temporary files. The CLI prints one line and exits with 128 + the signal number, as a shell
+raising :class:`Stopped`; anywhere else it raises :class:`Stopped` at once (once an import in progress is over),
+and the ``finally`` blocks release the lock and remove temporary files. The CLI prints one line and exits with 128 + the signal number, as a shell
 reports a process killed by it (143 for ``SIGTERM``).
 
 Only the first stop signal counts: a scheduler may signal both ``torchrun`` (which passes the signal on) and its
@@ -17,6 +17,7 @@ Torch-free: the grid loop (``landscape.surface``) uses it.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from typing import Iterator
@@ -69,7 +70,24 @@ def _handler(signum: int, frame) -> None:
         if _pending is None:
             _pending = signum
         return
+    if _in_import(frame):
+        # An exception raised inside an import leaves a half-initialised module behind (a stop during
+        # ``import torch`` made torch fail, or crash, at its next use: found by bench/soak.py). Ask again in a
+        # moment, when the import is over.
+        t = threading.Timer(0.05, os.kill, (os.getpid(), signum))
+        t.daemon = True
+        t.start()
+        return
     raise Stopped(signum)
+
+
+def _in_import(frame) -> bool:
+    """Whether ``frame`` runs inside an ``import`` (importlib's frames are on the stack)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 @contextlib.contextmanager

@@ -129,3 +129,27 @@ def test_cli_stop_message_and_exit_code(capsys, monkeypatch):
     assert run(training, ["--out", "runs/a"], prog="landscape.train", resume_flag="--resume") == 129
     assert capsys.readouterr().err.strip() == ("landscape.train: stopped by SIGHUP; to go on, run: python -m "
                                                "landscape.train --out runs/a --resume")
+
+
+def test_a_signal_during_an_import_waits_for_the_import(tmp_path, monkeypatch):
+    """Raised inside an import, Stopped would leave a half-initialised module (seen with torch at start-up: it
+    then failed or crashed at its next use). The stop comes once the import is over, the module whole."""
+    import sys
+    import time
+
+    (tmp_path / "slow_module_for_signals.py").write_text(
+        "import os, signal, time\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "for _ in range(10 ** 6):\n"
+        "    pass\n"
+        "time.sleep(0.1)\n"
+        "complete = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(signals.Stopped) as e:
+        with signals.graceful():
+            import slow_module_for_signals  # noqa: F401
+            time.sleep(2)  # the signal, asked again, arrives here
+            pytest.fail("not stopped")
+    assert e.value.signum == signal.SIGTERM
+    assert sys.modules["slow_module_for_signals"].complete
+    del sys.modules["slow_module_for_signals"]

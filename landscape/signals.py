@@ -4,8 +4,8 @@ after the block in flight is written, with a word on what is saved and how to re
 The CLIs run inside :func:`graceful`. While a surface is being computed (inside :func:`deferred`) a stop signal
 is only noted, and the grid loop stops at the end of the block (every rank of a torchrun job at the same round),
 raising :class:`Stopped`; anywhere else it raises :class:`Stopped` at once (once an import in progress is over),
-and the ``finally`` blocks release the lock and remove temporary files. The CLI prints one line and exits with 128 + the signal number, as a shell
-reports a process killed by it (143 for ``SIGTERM``).
+and the ``finally`` blocks release the lock and remove temporary files. The CLI prints one line and exits with
+128 + the signal number, as a shell reports a process killed by it (143 for ``SIGTERM``).
 
 Only the first stop signal counts: a scheduler may signal both ``torchrun`` (which passes the signal on) and its
 workers, and the second copy must not cut the block short. ``Ctrl-C`` (``SIGINT``) stays an immediate

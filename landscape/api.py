@@ -20,7 +20,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from landscape import distributed
+from landscape import distributed, signals
 from landscape.checkpoints import load_checkpoint
 from landscape.data import Data
 from landscape.datasource import resolve_data
@@ -152,8 +152,10 @@ def compute(model: nn.Module | str | os.PathLike | None = None, data: Any = None
         # 10,000 CIFAR images in bf16), so a GPU block holds at least 16 points (a crash loses about a second).
         block = evaluator.points_per_step if ctx.device.type != "cuda" else max(16, evaluator.points_per_step)
         block = ctx.broadcast(block)
+        # A stop signal on any rank stops every rank after the same round, which rank 0 has written.
+        stop = (lambda: ctx.max(signals.pending())) if ctx.world > 1 else None
         compute_surface(writer, evaluate, block, cfg.progress and ctx.is_main, os.path.basename(path),
-                        grid=(xc, yc), todo=todo, rank=ctx.rank, world=ctx.world, gather=ctx.gather)
+                        grid=(xc, yc), todo=todo, rank=ctx.rank, world=ctx.world, gather=ctx.gather, stop=stop)
     finally:
         # Always release the file and its lock (a notebook that hit an error can simply call again).
         if writer is not None:

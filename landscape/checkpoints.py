@@ -22,6 +22,7 @@ import torch.nn as nn
 from landscape.errors import LandscapeError
 from landscape.keymatch import load_into
 from landscape.models import canonical_name, create_model, detect_arch, shape_hints
+from landscape.paths import atomic_open, write_error
 from landscape.tensorfile import is_safetensors, read_safetensors
 
 STATE_KEYS = ("state_dict", "model", "model_state_dict", "net")
@@ -238,7 +239,12 @@ def save_checkpoint(path: str, model: nn.Module, arch: str, **meta: Any) -> None
     hints = shape_hints(sd)
     payload = {"state_dict": sd, "arch": canonical_name(arch), "num_classes": hints["num_classes"],
                "in_channels": hints["in_channels"], **meta}
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise write_error(folder, e, "cannot create folder") from e
+    # Through a Python file object, so a full disk is an OSError with its errno (torch.save to a path reports
+    # it as a RuntimeError without one).
+    with atomic_open(path, "wb") as f:
+        torch.save(payload, f)

@@ -1,12 +1,17 @@
-"""What every CLI shares: one-line errors with exit code 2, Ctrl-C without a traceback, float/grid flags."""
+"""What every CLI shares: one-line errors with exit code 2, Ctrl-C without a traceback, graceful stops on
+SIGTERM/SIGHUP/SIGUSR1 (exit 128 + the signal), float/grid flags."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
 from typing import Callable, NoReturn
 
+from landscape import signals
 from landscape.errors import LandscapeError
+from landscape.paths import os_error_message
 
 
 class Parser(argparse.ArgumentParser):
@@ -32,17 +37,53 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None, prog: str = "landscape") -> int:
-    """Call ``main(argv)``; turn bad input into ``error: ...`` + exit 2 and Ctrl-C into exit 130."""
+def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None, prog: str = "landscape",
+        resume_flag: str | None = None) -> int:
+    """Call ``main(argv)``; turn bad input and OS errors into ``error: ...`` + exit 2, Ctrl-C into exit 130, and
+    ``SIGTERM``/``SIGHUP``/``SIGUSR1`` into a graceful stop (:mod:`landscape.signals`) + exit 128 + the signal.
+
+    Args:
+        resume_flag: what to add to the command line to continue after a stop (``--resume`` for training);
+            default: the same command continues by itself.
+    """
     try:
-        return main(argv)
+        with signals.graceful():
+            return main(argv)
     except LandscapeError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        _say(f"{prog}: error: {e}")
         return 2
+    except OSError as e:  # one not already turned into a LandscapeError where it happened; still one line
+        _say(f"{prog}: error: " + (os_error_message(e.filename, e, "cannot access") if e.filename else
+                                   f"{e.strerror or e}"))
+        return 2
+    except signals.Stopped as e:
+        if e.main:  # in a torchrun job rank 0 speaks for all
+            _say(f"{prog}: {e.describe()}; to {'resume' if e.path else 'go on'}, run: "
+                 f"{resume_command(prog, argv, resume_flag)}")
+        return e.exit_code
     except KeyboardInterrupt:
-        print(f"\n{prog}: interrupted; finished points are saved, run the same command again to resume",
-              file=sys.stderr)
+        _say(f"\n{prog}: interrupted; finished points are saved, run the same command again to resume")
         return 130
+
+
+def resume_command(prog: str, argv: list[str] | None, resume_flag: str | None = None) -> str:
+    """The command line that continues this run: ``python -m PROG ARGS`` (+ ``resume_flag``), or, in a torchrun
+    job, the same torchrun command."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if resume_flag and resume_flag not in args:
+        args.append(resume_flag)
+    cmd = shlex.join(["python", "-m", prog, *args])
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return f"the same torchrun command again ({cmd.replace('python ', 'torchrun ... ', 1)})"
+    return cmd
+
+
+def _say(line: str) -> None:
+    """A line on stderr, if there is still one (after SIGHUP the terminal may be gone)."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        pass
 
 
 def add_scale_args(p: argparse.ArgumentParser) -> None:

@@ -52,6 +52,14 @@ class Dist:
             raise LandscapeError(msg[1])
         return result if self.is_main else msg[1]
 
+    def max(self, value: int) -> int:
+        """The largest of every rank's ``value`` on every rank (a collective: all ranks must call it)."""
+        if self.world == 1:
+            return int(value)
+        t = torch.tensor([int(value)], dtype=torch.int64, device=self.device)  # NCCL reduces on the GPU only
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return int(t.item())
+
     def gather(self, obj: Any) -> list | None:
         """Every rank's ``obj`` as a list on rank 0 (``None`` elsewhere)."""
         if self.world == 1:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import glob
 import os
 import re
+from typing import IO, Iterator
 
 from landscape.errors import LandscapeError
 
@@ -27,3 +30,95 @@ def list_snapshots(run_dir: str) -> list[tuple[int, str]]:
         if m:
             found.append((int(m.group(1)), p))
     return sorted(found)
+
+
+# What to do about each kind of OS error when writing an output; the rest get the generic advice.
+_ADVICE = {
+    errno.ENOSPC: "free some space (or pass another --out) and run the same command again",
+    errno.EDQUOT: "free some space within your quota (or pass another --out) and run the same command again",
+    errno.EACCES: "make the folder writable or pass another --out",
+    errno.EPERM: "make the folder writable or pass another --out",
+    errno.EROFS: "the file system is read-only; pass another --out",
+    errno.EIO: "the disk or network file system failed; check it and run the same command again",
+}
+
+
+def os_error_message(path: str, e: OSError, action: str = "cannot write") -> str:
+    """One line for an OS error on ``path``: what failed, the cause by name, what to do.
+
+    HDF5 (through h5py) reports ``errno`` with a long multi-line text of its own; the cause is taken from the
+    error number wherever there is one, so every source of the same error reads the same.
+    """
+    code = e.errno if isinstance(e.errno, int) else None
+    cause = os.strerror(code) if code else (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+    name = f" ({errno.errorcode[code]})" if code in errno.errorcode else ""
+    advice = _ADVICE.get(code, "check the disk and the folder's permissions, then run the same command again")
+    return f"{action} {path!r}: {cause}{name}; {advice}"
+
+
+def write_error(path: str, e: OSError, action: str = "cannot write") -> LandscapeError:
+    """:func:`os_error_message` as the one error type the CLIs print on one line (exit code 2)."""
+    return LandscapeError(os_error_message(path, e, action))
+
+
+def temp_name(path: str) -> str:
+    """Where ``path`` is written before it is renamed into place: the same folder (so the rename is atomic),
+    a name no reader takes for the real file, and this process's id (so concurrent writers never share one)."""
+    return f"{path}.tmp{os.getpid()}"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+    """Write ``path`` whole or not at all: yields a temporary name to write to; on success the file is synced to
+    disk and renamed to ``path``, on any failure (or interruption) it is removed. An OS error becomes a
+    one-line :class:`LandscapeError` naming ``path``.
+    """
+    tmp = temp_name(path)
+    try:
+        yield tmp
+        _sync(tmp)
+        os.replace(tmp, path)
+    except BaseException as e:
+        _remove(tmp)
+        # not on Ctrl-C or a stop signal, nor on an error that already says what is wrong
+        cause = _os_cause(e) if isinstance(e, Exception) and not isinstance(e, LandscapeError) else None
+        if cause is not None:
+            raise write_error(path, cause) from e
+        raise
+
+
+def _os_cause(e: BaseException) -> OSError | None:
+    """The OS error behind ``e``: itself, or one a library was handling when it failed in turn (matplotlib's PDF
+    writer, cleaning up after a full disk, raises a zlib error that hides the ``ENOSPC``)."""
+    for _ in range(8):
+        if isinstance(e, OSError):
+            return e
+        e = e.__cause__ or e.__context__
+        if e is None:
+            return None
+    return None
+
+
+@contextlib.contextmanager
+def atomic_open(path: str, mode: str = "w", **kw) -> Iterator[IO]:
+    """:func:`atomic_path` with the temporary file opened (``mode`` ``"w"`` or ``"wb"``, ``open``'s keywords)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, mode, **kw) as f:
+            yield f
+
+
+def _sync(path: str) -> None:
+    """Push a just-written file to the disk before it takes its final name: after a power cut the final name
+    then holds the whole file, not an empty one."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass  # never there, or the disk is gone: nothing more to do about a temporary file

@@ -202,4 +202,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run(main, prog="landscape.train"))
+    sys.exit(run(main, prog="landscape.train", resume_flag="--resume"))

@@ -263,3 +263,40 @@ def test_timm_model_spec(tmp_path):
     torch.save(net.state_dict(), p)
     loaded, info = load_checkpoint(str(p), model="timm:resnet10t")
     assert info["num_classes"] == 5 and _same(loaded, net)
+
+
+@pytest.mark.parametrize("err", [28, 5])  # ENOSPC, EIO
+def test_a_failed_save_is_one_line_and_keeps_the_old_checkpoint(tmp_path, monkeypatch, err):
+    """A training snapshot on a failing disk: one line naming the file; the snapshot saved before stays whole
+    and no temporary file is left."""
+    import landscape.paths as paths
+
+    p = tmp_path / "epoch_001.pt"
+    save_checkpoint(str(p), make_model(seed=1), "resnet20")
+    old = p.read_bytes()
+
+    class Failing:
+        def __init__(self, f):
+            self.f, self.n = f, 0
+
+        def write(self, b):
+            self.n += len(b)
+            if self.n > 4096:
+                raise OSError(err, os.strerror(err))
+            return self.f.write(b)
+
+        def __getattr__(self, k):
+            return getattr(self.f, k)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    monkeypatch.setattr(paths, "open", lambda *a, **kw: Failing(open(*a, **kw)), raising=False)
+    with pytest.raises(LandscapeError) as e:
+        save_checkpoint(str(p), make_model(seed=2), "resnet20")
+    monkeypatch.undo()
+    assert str(e.value).startswith(f"cannot write {str(p)!r}: {os.strerror(err)}") and "\n" not in str(e.value)
+    assert os.listdir(tmp_path) == ["epoch_001.pt"] and p.read_bytes() == old

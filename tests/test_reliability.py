@@ -341,6 +341,42 @@ def test_killed_torchrun_job_resumes(tmp_path, ckpt):
         np.testing.assert_array_equal(a["train_loss"][()], b["train_loss"][()])
 
 
+def test_sigterm_to_torchrun_stops_every_rank_after_the_round(tmp_path, ckpt):
+    """SIGTERM to torchrun (which passes it to its workers): every rank stops after the same round, rank 0 writes
+    it and says how many points are saved, both exit 143 well before torchrun's 30 s grace ends, no lock is
+    left, and the file resumes."""
+    import signal
+    import time
+
+    args = ["-m", "landscape.plot", "--ckpt", ckpt, "--x", "-1:1:8", "--y", "-1:1:5", "--samples", "400",
+            "--batch-size", "400", "--quiet", "--no-render", "--device", "cpu", "--out", str(tmp_path / "two")]
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
+    h5 = tmp_path / "two" / "r20.h5"
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline, done = time.time() + 180, 0
+    while time.time() < deadline and proc.poll() is None and done < 4:
+        time.sleep(0.1)
+        if h5.exists():
+            try:
+                with h5py.File(h5, "r", locking=False) as f:
+                    done = int(f["train_done"][()].sum())
+            except (OSError, KeyError):
+                pass
+    assert proc.poll() is None, "job finished before it could be stopped"
+    t = time.time()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert time.time() - t < 20, "the workers did not stop by themselves (torchrun killed them)"
+    saved = int(read_surface(str(h5)).done["train"].sum())
+    assert saved % 2 == 0 and 4 <= saved < 40  # whole rounds: one block from each rank
+    assert err.count("stopped by SIGTERM after the block in flight") == 1, err[-3000:]  # rank 0 speaks for all
+    assert f"{saved} of 40 points are saved" in err and "to resume, run: the same torchrun command again" in err
+    assert "Unable to shutdown process" not in err and not os.path.exists(str(h5) + ".lock")
+    again = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and f"computed {40 - saved} in" in again.stdout, again.stderr
+
+
 def test_surface_file_that_crashes_hdf5_is_a_clear_error(tmp_path, ckpt, capsys):
     """A corrupted surface file (found by fuzzing) on which the HDF5 C library segfaults: reading it, drawing
     it and resuming onto it are one-line errors, not a dead process."""
@@ -358,3 +394,125 @@ def test_surface_file_that_crashes_hdf5_is_a_clear_error(tmp_path, ckpt, capsys)
     from landscape.render.__main__ import main as render_main
 
     assert run(render_main, [str(bad)], prog="landscape.render") == 2
+
+
+# ---------------------------------------------------------------- a real full disk (a small tmpfs, where we may mount)
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """``resize(bytes)`` -> a folder on a tmpfs of that size (remounted on each call); skipped where mounting is
+    not allowed (not root, or a container without the capability). The injected-error tests cover the same
+    write sites everywhere."""
+    d = tmp_path / "disk"
+    d.mkdir()
+    mounted = []
+
+    def resize(size: int, ro: bool = False):
+        opts = f"size={max(size, 4096)}" + (",ro" if ro else "")
+        cmd = ["mount", "-o", f"remount,{opts}", str(d)] if mounted else ["mount", "-t", "tmpfs", "-o", opts,
+                                                                          "tmpfs", str(d)]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            if not mounted:
+                pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip()[:80]})")
+            raise RuntimeError(r.stderr)
+        mounted.append(True)
+        return d
+
+    yield resize
+    if mounted:
+        subprocess.run(["umount", "-l", str(d)], capture_output=True)
+
+
+def _one_line_error(capsys, rc, needle):
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert needle in err, err
+    return err
+
+
+def test_full_disk_when_creating_the_surface_file(small_disk, ckpt, capsys):
+    out = small_disk(256 * 1024)  # the directions alone need ~2 MB
+    rc = run(main, ["--ckpt", ckpt, *BASE, "--out", str(out)], prog="landscape.plot")
+    err = _one_line_error(capsys, rc, "No space left on device (ENOSPC)")
+    assert repr(str(out / "r20.h5")) in err
+    assert os.listdir(out) == []  # no surface file, no temporary file, no lock
+
+
+def test_full_disk_when_drawing_then_resume_with_space(small_disk, ckpt, capsys, tmp_path):
+    """Room for the surface and the PNGs but not the page: one line naming the page, every file under its final
+    name whole; with space, the same command computes nothing more and draws the rest."""
+    probe = tmp_path / "probe"
+    assert main(["--ckpt", ckpt, *BASE, "--out", str(probe)]) == 0
+    capsys.readouterr()
+    room = os.path.getsize(probe / "r20.h5") + 2 * 1024 * 1024  # the PNGs fit; the page's plotly.js (4.6 MB) not
+    out = small_disk(room)
+    argv = ["--ckpt", ckpt, *[a for a in BASE if a != "--no-render"], "--out", str(out)]
+    rc = run(main, argv, prog="landscape.plot")
+    _one_line_error(capsys, rc, f"cannot write {str(out / 'r20.html')!r}: No space left on device (ENOSPC)")
+    assert sorted(os.listdir(out)) == ["r20.h5", "r20_contour.png", "r20_contourf.png", "r20_heatmap.png",
+                                       "r20_surface3d.png"]
+    s = read_surface(str(out / "r20.h5"))
+    assert s.done["train"].all()
+    for f in os.listdir(out):
+        if f.endswith(".png"):
+            from PIL import Image
+
+            Image.open(out / f).load()  # whole
+    small_disk(room + 8 * 1024 * 1024)
+    assert run(main, argv, prog="landscape.plot") == 0
+    assert "computed 0 in" in capsys.readouterr().out
+    assert (out / "r20.html").exists() and not [f for f in os.listdir(out) if ".tmp" in f or f.endswith(".lock")]
+
+
+def test_full_and_read_only_disk_for_snapshots_and_outputs(small_disk, ckpt, capsys):
+    out = small_disk(64 * 1024)
+    with pytest.raises(LandscapeError, match=r"cannot write .*epoch_001\.pt'.*\(ENOSPC\)"):
+        save_checkpoint(str(out / "epoch_001.pt"), load_checkpoint(ckpt)[0], "resnet20")
+    assert os.listdir(out) == []
+    small_disk(64 * 1024, ro=True)
+    rc = run(main, ["--ckpt", ckpt, *BASE, "--out", str(out)], prog="landscape.plot")
+    _one_line_error(capsys, rc, "is not writable")
+
+
+def test_full_disk_while_recording_a_block(small_disk):
+    """The disk fills up under a running surface: HDF5's own write of a block fails (the block's bytes fall in a
+    hole punched in the file, which needs new space). One line; the file stays readable with every point
+    recorded before; with space again the run resumes and completes."""
+    import ctypes
+
+    from landscape.surface import SurfaceWriter, compute_surface
+    from test_surface import DIRS, _fake_eval, _settings
+
+    out = small_disk(4 * 1024 * 1024)
+    p = str(out / "s.h5")
+    x = parse_grid("-1:1:101")
+    with SurfaceWriter(p, x, x, _settings(), DIRS, DIRS) as w:
+        compute_surface(w, _fake_eval([]), block_size=50, progress=False, todo=w.pending()[:100],
+                        grid=(x, x))
+    with h5py.File(p, "r") as f:
+        off, size = f["train_loss"].id.get_offset(), f["train_loss"].id.get_storage_size()
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(p, os.O_RDWR)
+    try:  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE over the part of train_loss not yet computed
+        if libc.fallocate(fd, 3, ctypes.c_long(off + 4096), ctypes.c_long(size - 4096)) != 0:
+            pytest.skip("this tmpfs cannot punch holes")
+    finally:
+        os.close(fd)
+    with open(out / "filler", "wb") as f:
+        with pytest.raises(OSError):
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+    with pytest.raises(LandscapeError) as e:
+        with SurfaceWriter(p, x, x, _settings()) as w:
+            compute_surface(w, _fake_eval([]), block_size=50, progress=False)
+    assert str(e.value).startswith(f"cannot record 50 finished points in {p!r}: No space left on device (ENOSPC)")
+    assert not os.path.exists(p + ".lock")
+    done = int(read_surface(p).done["train"].sum())
+    assert 100 <= done < 101 * 101
+    os.remove(out / "filler")
+    with SurfaceWriter(p, x, x, _settings()) as w:
+        assert compute_surface(w, _fake_eval([]), block_size=50, progress=False) == 101 * 101 - done
+    xx, yy = np.meshgrid(x, x)
+    np.testing.assert_array_equal(read_surface(p).values["train_loss"], xx * 10 + yy)

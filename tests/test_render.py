@@ -153,3 +153,141 @@ def test_default_scale_shows_the_basin():
     assert lg.vmax == pytest.approx(np.percentile(z, 95)) and lg.lo == pytest.approx(-2)
     fixed = make_scale([z], vmin=0.1, vmax=10, levels=5)
     np.testing.assert_allclose(fixed.levels, [0.1, 2.575, 5.05, 7.525, 10])
+
+
+class _FullDisk:
+    """A file whose writes fail with ENOSPC once ``room`` bytes are in it (what a full disk does)."""
+
+    def __init__(self, f, room):
+        self.f, self.room = f, room
+
+    def write(self, data):
+        if self.room < len(data):
+            self.f.write(data[:self.room])  # the start of it lands on the disk, as it would
+            self.room = 0
+            self.f.flush()
+            raise OSError(28, "No space left on device")
+        self.room -= len(data)
+        return self.f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+
+@pytest.mark.parametrize("fmt,name", [("png", "s_contour.png"), ("pdf", "s_contour.pdf"), ("svg", "s_contour.svg"),
+                                      ("html", "s.html"), ("vtp", "s.vtp")])
+def test_a_full_disk_while_drawing_is_one_line_and_leaves_no_partial_file(tmp_path, monkeypatch, capsys, fmt,
+                                                                          name):
+    """Every figure is written under a temporary name and renamed: a disk that fills up mid-file gives one line
+    naming the file (exit 2), no temporary file, and the figure drawn before is still there, whole."""
+    import landscape.paths as paths
+    from landscape.cli import run
+    from landscape.render.__main__ import main as render_main
+
+    p = str(tmp_path / "s.h5")
+    _surface(p)
+    render_surface(p, str(tmp_path), fmt)
+    before = {f: (tmp_path / f).read_bytes() for f in os.listdir(tmp_path) if not f.endswith(".h5")}
+    assert name in before
+    monkeypatch.setattr(paths, "open", lambda *a, **kw: _FullDisk(open(*a, **kw), 1000), raising=False)
+    rc = run(render_main, [p, "--formats", fmt], prog="landscape.render")
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert f"No space left on device (ENOSPC)" in err and str(tmp_path) in err, err
+    assert sorted(os.listdir(tmp_path)) == sorted(list(before) + ["s.h5"])  # no temporary file left
+    for f, data in before.items():
+        assert (tmp_path / f).read_bytes() == data  # the earlier figures, whole
+
+
+def _big(path, n):
+    """An n x n bowl with ripples (enough contour lines), written like our files."""
+    c = np.linspace(-1, 1, n)
+    xx, yy = np.meshgrid(c, c)
+    loss = 0.05 + 3 * (xx ** 2 + 0.6 * yy ** 2) + 0.2 * np.sin(9 * xx) ** 2
+    with h5py.File(path, "w") as f:
+        f["xcoordinates"], f["ycoordinates"] = c, c
+        f["train_loss"], f["train_acc"] = loss, 100 - loss
+        f["train_done"] = np.ones_like(loss, dtype=bool)
+        f.attrs["format_version"], f.attrs["arch"], f.attrs["split"] = 1, "big", "train"
+    return c, loss
+
+
+def test_a_1001_grid_page_is_thinned_says_so_and_stays_small(tmp_path):
+    """The authors' 1001x1001 recipe: the page's 3D view every 10th point, its colours every 2nd, its contour
+    lines from every point, a note saying so, and a page of a few MB (was 100s of MB)."""
+    import time
+
+    from landscape.render.html_traces import HTML_CELLS, MAP_POINTS
+
+    p = str(tmp_path / "big.h5")
+    c, loss = _big(p, 1001)
+    t = time.perf_counter()
+    render_surface(p, str(tmp_path), "html")
+    assert time.perf_counter() - t < 60  # ~2 s here; was ~1 min and 8 GB
+    page = tmp_path / "big.html"
+    assert os.path.getsize(page) < 15e6
+    text = page.read_text(encoding="utf-8")
+    assert ("Large grid (1001×1001): the 3D view shows every 10th point; the contour colours every 2nd point (the "
+            "contour lines use all points). The PNG contour figures show every point.") in text
+    data = figure_data(str(page))
+    heat = next(t for t in data if t["type"] == "heatmap")
+    np.testing.assert_array_equal(heat["x"], c[::2])
+    assert np.asarray(heat["z"]).shape == (MAP_POINTS, MAP_POINTS)
+    custom = np.asarray(heat["customdata"])
+    np.testing.assert_allclose(custom[:, :, 0], loss[::2, ::2], rtol=1e-6)  # float32 on the page
+    mesh = next(t for t in data if t["type"] == "mesh3d")
+    assert len(mesh["i"]) <= 2 * HTML_CELLS ** 2 + 4 * HTML_CELLS  # triangles: a 101 x 101 grid, cut
+    on_grid = np.isin(np.round(np.asarray(mesh["x"]), 9), np.round(c[::10], 9))
+    assert on_grid.mean() > 0.5  # its corners are computed points (every 10th), not averages
+    lines = next(t for t in data if t.get("name") == "levels")
+    from landscape.render.geometry import level_paths
+    from landscape.render.scale import make_scale
+
+    sc = make_scale([loss])
+    full = sum(len(ps) for _, ps in level_paths(c, c, np.clip(loss, sc.vmin, sc.vmax), sc.levels))
+    assert np.isnan(np.asarray(lines["x"], dtype=float)).sum() == full  # every line of the full grid
+
+
+def test_small_pages_are_not_thinned(tmp_path):
+    p = str(tmp_path / "s.h5")
+    _surface(p, nx=51, ny=51, holes=False)
+    render_surface(p, str(tmp_path), "html")
+    assert "Large grid" not in (tmp_path / "s.html").read_text(encoding="utf-8")
+    heat = next(t for t in figure_data(str(tmp_path / "s.html")) if t["type"] == "heatmap")
+    assert np.asarray(heat["z"]).shape == (51, 51)
+
+
+def test_large_grids_draw_the_3d_mesh_thinned_and_vector_heatmaps_as_pixels(tmp_path):
+    """Static figures of a fine grid: the 3D mesh thinned to 200 cells per axis (a 51x51 grid is refined to the
+    same), the heatmap rasterized inside PDF/SVG; the contour figures keep every point."""
+    from landscape.render.geometry import surface_heights
+    from landscape.render.scale import make_scale
+    from landscape.render.surface3d import STATIC_CELLS
+    from landscape.surface import read_surface
+
+    p = str(tmp_path / "big.h5")
+    c, loss = _big(p, 1001)
+    s = read_surface(p)
+    sc = make_scale([loss])
+    x, y, h = surface_heights(s, "train_loss", sc, 4, STATIC_CELLS)
+    np.testing.assert_array_equal(x, c[::5])
+    np.testing.assert_array_equal(h, sc.transform(np.maximum(loss[::5, ::5], sc.vmin)))
+    p51 = str(tmp_path / "s51.h5")
+    _big(p51, 51)
+    assert surface_heights(read_surface(p51), "train_loss", sc, 4, STATIC_CELLS)[2].shape == (201, 201)
+    p301 = str(tmp_path / "m.h5")
+    _big(p301, 301)
+    from landscape.render.static import render_2d
+
+    m = read_surface(p301)
+    render_2d(m, "train_loss", str(tmp_path / "m"), ["svg"], make_scale([m.values["train_loss"]]),
+              kinds=("heatmap", "contour"))
+    svg = (tmp_path / "m_heatmap.svg").read_bytes()
+    assert b"<image" in svg and len(svg) < 1e6  # pixels, not 90,000 vector quads (~17 MB)
+    assert b"<image" not in (tmp_path / "m_contour.svg").read_bytes()  # the lines stay vectors

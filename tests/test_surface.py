@@ -195,3 +195,170 @@ def test_killed_run_resumes_and_fills_only_missing_points(tmp_path, clean_run, m
     np.testing.assert_array_equal(resumed.values["train_loss"], clean.values["train_loss"])
     np.testing.assert_array_equal(resumed.values["train_acc"], clean.values["train_acc"])
     assert not [p for p in os.listdir(out) if ".tmp" in p or p.endswith(".lock")]
+
+
+def test_row_segments_cover_exactly_the_indices():
+    from landscape.surface.grid import row_segments
+
+    # a run across rows: the end of row 0, rows 1-3 whole, the start of row 4 (5 x 4 grid)
+    assert row_segments(np.arange(3, 17), (5, 4)) == [(0, slice(3, 4)), (slice(1, 4), slice(0, 4)),
+                                                      (4, slice(0, 1))]
+    assert row_segments(np.array([9, 2, 3, 10]), (7,)) == [(slice(2, 4),), (slice(9, 11),)]
+    rng = np.random.default_rng(0)
+    for shape in [(7,), (5, 4), (3, 1), (1, 6)]:
+        n = int(np.prod(shape))
+        for _ in range(100):
+            idx = rng.choice(n, size=rng.integers(0, n + 1), replace=False)
+            hit = np.zeros(shape, dtype=int)
+            for sel in row_segments(idx, shape):
+                hit[sel] += 1
+            want = np.zeros(n, dtype=int)
+            want[idx] = 1
+            np.testing.assert_array_equal(hit.reshape(-1), want)
+
+
+def _wchar() -> int:
+    import re
+
+    return int(re.search(r"wchar: (\d+)", open("/proc/self/io").read()).group(1))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/io"), reason="needs Linux's per-process I/O counters")
+def test_a_block_writes_only_its_own_points(tmp_path):
+    """The bytes a finished block sends to the file do not grow with the grid: 16 points write 16 losses,
+    16 accuracies and 16 flags (272 bytes), on an 11 x 11 grid as on a 401 x 401 one."""
+    per_grid = []
+    for n in (11, 401):
+        x = parse_grid(f"-1:1:{n}")
+        with SurfaceWriter(str(tmp_path / f"s{n}.h5"), x, x, _settings(), DIRS, DIRS) as w:
+            todo = w.pending()
+            sizes = []
+            for k in range(3):  # blocks that start mid-row and cross a row's end
+                idx = todo[n + 5 + 16 * k: n + 5 + 16 * (k + 1)]
+                before = _wchar()
+                w.write_block(idx, np.arange(16.0) + k, np.full(16, 50.0))
+                sizes.append(_wchar() - before)
+        per_grid.append(max(sizes))
+        s = read_surface(str(tmp_path / f"s{n}.h5"))
+        loss = s.values["train_loss"].reshape(-1)
+        np.testing.assert_array_equal(loss[todo[n + 5:n + 53]], np.concatenate([np.arange(16.0) + k
+                                                                               for k in range(3)]))
+        assert np.isnan(loss).sum() == n * n - 48 and s.done["train"].sum() == 48
+    assert per_grid[0] == per_grid[1] and per_grid[0] <= 1024, per_grid
+
+
+def _fail_on_write(monkeypatch, nth: int, err: int = 28):
+    """Make the ``nth`` HDF5 dataset write from now on (1-based) fail as a full disk does."""
+    import errno as _errno
+
+    real = h5py.Dataset.__setitem__
+    calls = [0]
+
+    def setitem(self, key, value):
+        calls[0] += 1
+        if calls[0] == nth:
+            raise OSError(err, f"Can't synchronously write data (errno = {err}, error message = "
+                               f"'{os.strerror(err)}')\nsecond line of HDF5 noise")
+        return real(self, key, value)
+
+    monkeypatch.setattr(h5py.Dataset, "__setitem__", setitem)
+    return _errno.errorcode[err]
+
+
+@pytest.mark.parametrize("nth", [1, 2, 3])  # the loss, the accuracy, the done flags
+def test_a_failed_block_write_is_one_line_and_resumable(tmp_path, monkeypatch, nth):
+    p = str(tmp_path / "s.h5")
+    x, y = parse_grid("-1:1:4"), parse_grid("-1:1:3")
+    w = SurfaceWriter(p, x, y, _settings(), DIRS, DIRS)
+    ev = _fake_eval([])
+    todo = w.pending()
+    w.write_block(todo[:4], *ev(grid_coords(x, y)[todo[:4]]))
+    name = _fail_on_write(monkeypatch, nth)
+    with pytest.raises(LandscapeError) as e:
+        w.write_block(todo[4:8], *ev(grid_coords(x, y)[todo[4:8]]))
+    w.close()
+    monkeypatch.undo()
+    msg = str(e.value)
+    assert "\n" not in msg and repr(p) in msg and f"No space left on device ({name})" in msg, msg
+    assert "run the same command again" in msg
+    assert not os.path.exists(p + ".lock")
+    s = read_surface(p)  # still a readable surface: the 4 points before the failure, none marked done after
+    assert s.done["train"].sum() == 4
+    with SurfaceWriter(p, x, y, _settings()) as w2:
+        assert compute_surface(w2, _fake_eval([]), block_size=3, progress=False) == 8
+    xx, yy = np.meshgrid(x, y)
+    np.testing.assert_array_equal(read_surface(p).values["train_loss"], xx * 10 + yy)
+
+
+@pytest.mark.parametrize("err,when", [(28, "write"), (5, "write"), (30, "open"), (13, "open")])
+def test_a_failed_creation_leaves_no_file(tmp_path, monkeypatch, err, when):
+    """ENOSPC/EIO half-way through writing the new file out, EROFS/EACCES when opening it: one line naming the
+    file and the cause, and nothing left behind (no file under the final name, no temporary file, no lock)."""
+    import errno as _errno
+
+    import landscape.paths as paths
+
+    class Failing:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, b):
+            self.f.write(bytes(b)[:1000])
+            raise OSError(err, os.strerror(err))
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    def fake_open(name, *a, **kw):
+        if when == "open":
+            raise OSError(err, os.strerror(err), name)
+        return Failing(open(name, *a, **kw))
+
+    p = str(tmp_path / "s.h5")
+    x = parse_grid("-1:1:3")
+    monkeypatch.setattr(paths, "open", fake_open, raising=False)
+    with pytest.raises(LandscapeError) as e:
+        SurfaceWriter(p, x, x, _settings(), DIRS, DIRS)
+    monkeypatch.undo()
+    msg = str(e.value)
+    assert msg.startswith(f"cannot write {p!r}: {os.strerror(err)} ({_errno.errorcode[err]})") and "\n" not in msg
+    assert os.listdir(tmp_path) == []
+
+
+def test_sigterm_stops_after_the_block_and_resumes_to_the_clean_values(tmp_path, clean_run):
+    """SIGTERM (what Slurm and Kubernetes send first) mid-run: exit 143, one line saying how many points are
+    saved and the command that resumes, no lock; that command completes to the uninterrupted surface."""
+    ckpt, clean = clean_run
+    out = tmp_path / "term"
+    h5 = out / "r20.h5"
+    proc = subprocess.Popen(_plot_cmd(ckpt, out), cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline, done = time.time() + 120, 0
+    while time.time() < deadline and proc.poll() is None and done < 5:
+        time.sleep(0.05)
+        if h5.exists():
+            try:
+                with h5py.File(h5, "r", locking=False) as f:
+                    done = int(f["train_done"][()].sum())
+            except (OSError, KeyError):
+                pass
+    assert proc.poll() is None, "run finished before it could be stopped; grid too small"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    lines = err.strip().splitlines()
+    saved = int(read_surface(str(h5)).done["train"].sum())
+    assert len(lines) == 1 and lines[0].startswith(
+        f"landscape.plot: stopped by SIGTERM after the block in flight: {saved} of 48 points are saved in "), err
+    assert 5 <= saved < 48 and not os.path.exists(str(h5) + ".lock")
+    cmd = lines[0].split("; to resume, run: ")[1]
+    assert cmd.split()[:3] == ["python", "-m", "landscape.plot"]
+    r = subprocess.run([sys.executable, *cmd.split()[1:]], cwd=ROOT, env=_env(), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert f"computed {48 - saved} in" in r.stdout
+    resumed = read_surface(str(h5))
+    np.testing.assert_array_equal(resumed.values["train_loss"], clean.values["train_loss"])
+    np.testing.assert_array_equal(resumed.values["train_acc"], clean.values["train_acc"])

@@ -19,6 +19,7 @@ can be read back with ``landscape.surface.read_direction`` and used as a plot di
 
 from __future__ import annotations
 
+import io
 import os
 from typing import Any, Sequence
 
@@ -26,6 +27,7 @@ import h5py
 import numpy as np
 
 from landscape.errors import LandscapeError
+from landscape.paths import write_error
 
 FORMAT = "landscape-hessian"
 FORMAT_VERSION = 1
@@ -71,8 +73,9 @@ def write_hessian_file(path: str, *, eigenvalues: Sequence[float], residuals: Se
     if not os.path.isdir(folder):
         raise LandscapeError(f"output folder {folder!r} does not exist; create it or pass another --out")
     tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
+    buf = io.BytesIO()  # built in memory: HDF5 can crash closing a file whose disk filled up under it
     try:
-        with h5py.File(tmp, "w") as f:
+        with h5py.File(buf, "w") as f:
             f.attrs["format"] = FORMAT
             f.attrs["format_version"] = FORMAT_VERSION
             for k, v in (attrs or {}).items():
@@ -100,9 +103,11 @@ def write_hessian_file(path: str, *, eigenvalues: Sequence[float], residuals: Se
                 for k in ("grid", "density", "nodes", "weights"):
                     g.create_dataset(k, data=np.asarray(_numpy(density[k]), dtype=np.float64))
                 g.attrs["sigma"] = float(density["sigma"])
+        with open(tmp, "wb") as out:
+            out.write(buf.getbuffer())
         os.replace(tmp, path)
     except OSError as e:
-        raise LandscapeError(f"cannot write {path!r} ({type(e).__name__}: {e}); pass a writable --out")
+        raise write_error(path, e) from e
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

@@ -43,10 +43,6 @@ def render_eigen(s: Surface, base: str, formats: list[str]) -> list[str]:
     arch = s.attrs.get("arch", "")
     fig.suptitle(f"{arch}: Hessian eigenvalue ratio (largest |ratio| {np.nanmax(np.abs(r)):.2g})"
                  if np.isfinite(r).any() else f"{arch}: Hessian eigenvalue ratio")
-    written = []
-    for ext in formats:
-        path = f"{base}_eigen.{ext}"
-        fig.savefig(path, dpi=150)
-        written.append(path)
-    plt.close(fig)
-    return written
+    from landscape.render.static import save
+
+    return save(fig, f"{base}_eigen", formats, dpi=150, bbox_inches=None)

@@ -31,6 +31,21 @@ def upsample(x: np.ndarray, y: np.ndarray, z: np.ndarray, factor: int) -> tuple[
     return xf, yf, zf
 
 
+def thin_indices(n: int, most: int) -> np.ndarray:
+    """At most ``most`` indices of ``range(n)``, evenly spread, the first and the last always among them (for a
+    grid over [-a, a] with n = k * (most - 1) + 1 points, every k-th point, theta* included)."""
+    if n <= most:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, most)).astype(int))
+
+
+def thin(x: np.ndarray, y: np.ndarray, z: np.ndarray, most: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The grid points of ``z`` (shape (len(y), len(x))) at :func:`thin_indices` of each axis: computed values,
+    never averages, so what is drawn passes through the file's values."""
+    jx, iy = thin_indices(len(x), most), thin_indices(len(y), most)
+    return x[jx], y[iy], z[np.ix_(iy, jx)]
+
+
 def finite(z: np.ndarray) -> np.ndarray:
     """A float copy with inf (diverged) as NaN."""
     z = np.array(z, dtype=np.float64)
@@ -38,17 +53,26 @@ def finite(z: np.ndarray) -> np.ndarray:
     return z
 
 
-def surface_heights(s: Surface, key: str, scale: Scale, factor: int = 4
+def surface_heights(s: Surface, key: str, scale: Scale, factor: int = 4, cells: int | None = None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Refined grid and heights as drawn (log10 under ``--log``), not capped; raised to ``vmin`` from below.
 
     Refined in value space before the log so the refined surface passes through the computed points.
 
+    Args:
+        factor: refinement per cell (smooths the cut at the cap on coarse grids).
+        cells: the most cells per axis after refinement: a finer grid is refined less, one with more cells than
+            this is thinned to every k-th point (:func:`thin`) and not refined. Why: a 3D view cannot show more
+            (a 1001 x 1001 grid refined 4x is 32 million triangles, which no renderer draws in useful time).
+
     Returns:
         ``(x, y, height)``; ``height`` has shape (len(y), len(x)), NaN at gaps.
     """
-    x, y, raw = upsample(np.asarray(s.xcoordinates, float), np.asarray(s.ycoordinates, float),
-                         finite(s.values[key]), factor)
+    x, y, z = np.asarray(s.xcoordinates, float), np.asarray(s.ycoordinates, float), finite(s.values[key])
+    if cells is not None:
+        x, y, z = thin(x, y, z, cells + 1)
+        factor = max(1, min(factor, cells // max(len(x) - 1, len(y) - 1, 1)))
+    x, y, raw = upsample(x, y, z, factor)
     with np.errstate(invalid="ignore"):
         return x, y, scale.transform(np.maximum(raw, scale.vmin))
 

@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from landscape.errors import LandscapeError
+from landscape.paths import atomic_open
 from landscape.render.scale import Scale
 from landscape.surface import Surface
 
@@ -33,8 +34,12 @@ def _settings_html(s: Surface) -> str:
     items = [("file", os.path.basename(s.path)), ("grid", grid)] + \
         [(k, s.attrs[k]) for k in s.shown_attrs
          if k in s.attrs and str(s.attrs[k]) not in ("", "False")]  # an option that is off says nothing
+    from landscape.render.html_traces import thinned_note
+
+    note = thinned_note(s)
     return "<div class='settings'>" + "".join(
-        f"<span><b>{html.escape(k)}</b> {html.escape(str(v))}</span>" for k, v in items) + "</div>"
+        f"<span><b>{html.escape(k)}</b> {html.escape(str(v))}</span>" for k, v in items) + "</div>" + (
+        f"<div class='note'>{html.escape(note)}</div>" if note else "")
 
 
 PAGE = """<!DOCTYPE html>
@@ -46,6 +51,7 @@ padding:.6em 1em;overflow:hidden}}
 h1{{font-size:1.15em;margin:0 0 .2em}}
 .settings{{display:flex;flex-wrap:wrap;gap:.2em .5em;font-size:.75em;margin:.1em 0 .3em;color:#444}}
 .settings span{{background:#f3f3f3;border-radius:3px;padding:0 5px}}
+.note{{font-size:.75em;color:#8a4b00;margin:0 0 .3em}}
 .figure{{flex:1 1 auto;min-height:0;position:relative}}
 .figure>div{{position:absolute;inset:0}}</style></head>
 <body><h1>{title}</h1>{settings}<div class="figure">{figure}</div>
@@ -59,7 +65,7 @@ def _page(fig, title: str, settings: str, path: str, script: str = "") -> str:
     fig.update_layout(autosize=True, height=None, width=None, paper_bgcolor="white", plot_bgcolor="white")
     body = fig.to_html(full_html=False, include_plotlyjs=True, div_id="landscape-figure", default_width="100%",
                        default_height="100%", config={"displaylogo": False, "responsive": True})
-    with open(path, "w", encoding="utf-8") as f:
+    with atomic_open(path, "w", encoding="utf-8") as f:
         f.write(PAGE.format(title=html.escape(title), settings=settings, figure=body, script=script))
     return path
 

@@ -7,7 +7,8 @@ import os
 
 import numpy as np
 
-from landscape.render.geometry import cut_mesh, finite, label_spots, level_paths, surface_heights
+from landscape.render.geometry import (cut_mesh, finite, label_spots, level_paths, surface_heights, thin,
+                                       thin_indices)
 from landscape.render.scale import Scale, fmt_value
 from landscape.render.surface3d import BOX, height_ticks, theta_star
 from landscape.surface import Surface
@@ -15,6 +16,12 @@ from landscape.surface import Surface
 COLORSCALE = "Viridis"
 # Refinement of the 3D mesh in the page: half the static figure's, so a 51x51 page stays a few MB.
 HTML_FACTOR = 2
+# The most cells per axis of the page's 3D mesh (a 51x51 grid refined 2x): larger grids are thinned to every k-th
+# point, so a 1001x1001 page is a few MB that a browser opens in seconds, not 100s of MB it may never draw.
+HTML_CELLS = 100
+# The most points per axis of the page's contour view (colours and hover): beyond the pixels it is drawn on.
+# Its contour lines are traced on every point of the grid.
+MAP_POINTS = 501
 
 
 def acc_key(s: Surface, key: str) -> str | None:
@@ -22,15 +29,6 @@ def acc_key(s: Surface, key: str) -> str | None:
     regression losses have none."""
     k = key.rsplit("_", 1)[0] + "_acc"
     return k if k in s.values and k != key else None
-
-
-def _none(a: np.ndarray) -> list:
-    """Plotly draws ``None`` as a gap; NaN would break the JSON."""
-    return [None if not np.isfinite(v) else float(v) for v in np.ravel(a)]
-
-
-def _grid_none(z: np.ndarray) -> list:
-    return [_none(row) for row in np.atleast_2d(z)]
 
 
 def hover(s: Surface, key: str) -> str:
@@ -42,7 +40,7 @@ def hover(s: Surface, key: str) -> str:
 
 def mesh3d(go, s: Surface, key: str, scale: Scale, colorbar: dict | None, scene: str = "scene"):
     """The 3D surface as a triangle mesh cut exactly at the cap (no table top), coloured by height."""
-    x, y, h = surface_heights(s, key, scale, HTML_FACTOR)
+    x, y, h = surface_heights(s, key, scale, HTML_FACTOR, HTML_CELLS)
     polys = cut_mesh(x, y, h, scale.hi)
     verts, tris = [], []
     for p in polys:  # fan-triangulate the cut quads
@@ -51,6 +49,9 @@ def mesh3d(go, s: Surface, key: str, scale: Scale, colorbar: dict | None, scene:
         tris.extend((base, base + k, base + k + 1) for k in range(1, len(p) - 1))
     v = np.array(verts) if verts else np.zeros((0, 3))
     t = np.array(tris, dtype=int) if tris else np.zeros((0, 3), dtype=int)
+    # Each corner once (neighbouring triangles share it): a sixth of the vertices, and of the page's bytes.
+    v, inverse = np.unique(v, axis=0, return_inverse=True)
+    t = inverse.reshape(-1)[t].astype(np.int32)
     raw = 10 ** v[:, 2] if scale.log else v[:, 2]
     pos, labels = height_ticks(scale)
     cb = None
@@ -59,7 +60,7 @@ def mesh3d(go, s: Surface, key: str, scale: Scale, colorbar: dict | None, scene:
                      len=0.8, thickness=14), **colorbar}
     return go.Mesh3d(x=v[:, 0], y=v[:, 1], z=v[:, 2], i=t[:, 0], j=t[:, 1], k=t[:, 2], intensity=v[:, 2],
                      colorscale=COLORSCALE, cmin=scale.lo, cmax=scale.hi, showscale=cb is not None,
-                     colorbar=cb, customdata=np.round(raw, 6),
+                     colorbar=cb, customdata=raw.astype(np.float32),
                      hovertemplate=f"α %{{x:.2f}}, β %{{y:.2f}}<br>{key.replace('_', ' ')} "
                                    "%{customdata:.3g}<extra></extra>",
                      flatshading=True, lighting=dict(ambient=0.75, diffuse=0.4, specular=0.05),
@@ -86,25 +87,26 @@ def contour_map(go, s: Surface, key: str, scale: Scale, colorbar: dict | None, x
     raw = finite(s.values[key])
     ak = acc_key(s, key)
     acc = s.values[ak] if ak else np.full_like(raw, np.nan)
-    custom = [[[None if not np.isfinite(v) else round(float(v), 6) for v in cell] for cell in row]
-              for row in np.dstack([raw, acc])]
     ticks = [t for t in scale.ticks if scale.vmin <= t <= scale.vmax]
     cb = None
     if colorbar is not None:
         cb = {**dict(title=dict(text=key.replace("_", " "), side="right"), tickvals=list(scale.colour(ticks)),
                      ticktext=[fmt_value(t) for t in ticks], len=0.8, thickness=14), **colorbar}
-    heat = go.Heatmap(x=x, y=y, z=_grid_none(scale.colour(raw)), customdata=custom, colorscale=COLORSCALE,
+    # Typed arrays (numpy in, base64 on the page; NaN is a gap) thinned to MAP_POINTS: a 1001x1001 grid as
+    # JSON lists was most of a 100 MB page.
+    hx, hy, hz = thin(x, y, raw, MAP_POINTS)
+    hacc = thin(x, y, acc, MAP_POINTS)[2]
+    custom = np.dstack([hz, hacc]).astype(np.float32)
+    heat = go.Heatmap(x=hx, y=hy, z=scale.colour(hz).astype(np.float32), customdata=custom, colorscale=COLORSCALE,
                       zmin=scale.clo, zmax=scale.chi, zsmooth="best", showscale=cb is not None, colorbar=cb,
                       hovertemplate=hover(s, key), xaxis=xaxis, yaxis=yaxis, name="")
     clipped = np.where(np.isnan(raw), np.nan, np.clip(raw, scale.vmin, scale.vmax))
-    paths = level_paths(x, y, clipped, scale.levels)
-    lx, ly = [], []
-    for _, ps in paths:
-        for p in ps:
-            lx += list(p[:, 0]) + [None]
-            ly += list(p[:, 1]) + [None]
-    lines = go.Scatter(x=lx, y=ly, mode="lines", line=dict(color="rgba(0,0,0,0.55)", width=1), hoverinfo="skip",
-                       showlegend=False, xaxis=xaxis, yaxis=yaxis, name="levels")
+    paths = level_paths(x, y, clipped, scale.levels)  # every point of the grid: the lines are exact
+    tol = max(x[-1] - x[0], y[-1] - y[0]) / 2000  # about a pixel's tenth: dropped vertices change nothing seen
+    pieces = [np.vstack([simplify(p, tol), [np.nan, np.nan]]) for _, ps in paths for p in ps]
+    line = np.concatenate(pieces).astype(np.float32) if pieces else np.zeros((0, 2), np.float32)
+    lines = go.Scatter(x=line[:, 0], y=line[:, 1], mode="lines", line=dict(color="rgba(0,0,0,0.55)", width=1),
+                       hoverinfo="skip", showlegend=False, xaxis=xaxis, yaxis=yaxis, name="levels")
     star = go.Scatter(x=[0], y=[0], mode="markers", xaxis=xaxis, yaxis=yaxis, showlegend=False, name="θ*",
                       marker=dict(symbol="star", size=15, color="white", line=dict(color="black", width=1)),
                       hovertemplate="θ* (α 0, β 0)<extra></extra>")
@@ -113,6 +115,41 @@ def contour_map(go, s: Surface, key: str, scale: Scale, colorbar: dict | None, x
                   font=dict(size=10, color="black"), bgcolor="rgba(255,255,255,0.75)", borderpad=1)
              for px, py, lv in spots]
     return [heat, lines, star], notes
+
+
+def simplify(p: np.ndarray, tol: float) -> np.ndarray:
+    """A contour path with every vertex within ``tol`` of the previous kept one dropped (ends kept): a fine grid's
+    lines keep their shape with at most a few vertices per pixel."""
+    if len(p) <= 2 or tol <= 0:
+        return p
+    q = np.round(p / tol)
+    keep = np.r_[True, np.any(q[1:] != q[:-1], axis=1)]
+    keep[-1] = True
+    return p[keep]
+
+
+def thinned_note(s: Surface) -> str:
+    """What a page of a large grid draws, for the reader: '' when it draws every point."""
+    if not s.is_2d:
+        return ""
+    n = max(len(s.xcoordinates), len(s.ycoordinates))
+    parts = []
+    if n > HTML_CELLS + 1:
+        parts.append(f"the 3D view shows {_every(n, HTML_CELLS + 1)}")
+    if n > MAP_POINTS:
+        parts.append(f"the contour colours {_every(n, MAP_POINTS)} (the contour lines use all points)")
+    if not parts:
+        return ""
+    return (f"Large grid ({len(s.xcoordinates)}×{len(s.ycoordinates)}): " + "; ".join(parts)
+            + ". The PNG contour figures show every point.")
+
+
+def _every(n: int, most: int) -> str:
+    """``every 10th point`` (or ``about every 3rd point`` when the step is not whole) of :func:`thin_indices`."""
+    k = (n - 1) / (len(thin_indices(n, most)) - 1)
+    r = round(k)
+    ordinal = {1: "", 2: "2nd", 3: "3rd"}.get(r, f"{r}th")
+    return f"{'' if k == r else 'about '}every {ordinal} point"
 
 
 def trajectory(go, s: Surface, xaxis: str = "x", yaxis: str = "y"):

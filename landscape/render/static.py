@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator  # noqa: E402
 
+from landscape.paths import atomic_open  # noqa: E402
 from landscape.render.geometry import finite, label_spots, level_paths  # noqa: E402
 from landscape.render.scale import Scale, fmt_value, make_scale  # noqa: E402
 from landscape.render.surface3d import CMAP, draw_surface3d, height_colourbar  # noqa: E402
@@ -18,6 +19,7 @@ from landscape.surface import Surface  # noqa: E402
 
 KINDS_2D = ("contour", "contourf", "heatmap", "surface3d")
 DPI = 150
+RASTER_CELLS = 101 * 101  # a heatmap with more cells is drawn as pixels inside vector formats
 
 
 def value_label(key: str) -> str:
@@ -100,7 +102,10 @@ def draw_2d(ax, s: Surface, key: str, kind: str, scale: Scale, labels: bool = Tr
         m = ax.contourf(X, Y, Zc, levels=bounds, cmap=CMAP, norm=norm)
         ax.contour(X, Y, Zc, levels=scale.levels, colors="k", linewidths=0.3, alpha=0.5)
     elif kind == "heatmap":
-        m = ax.pcolormesh(X, Y, np.ma.masked_invalid(Zc), cmap=CMAP, norm=norm, shading="nearest")
+        # Every cell is a coloured quad; in PDF/SVG a large grid as vectors is 100s of MB and minutes to write
+        # (1001x1001: 190 MB of SVG), as pixels at the figure's resolution (as in the PNG) well under a MB.
+        m = ax.pcolormesh(X, Y, np.ma.masked_invalid(Zc), cmap=CMAP, norm=norm, shading="nearest",
+                          rasterized=Zc.size > RASTER_CELLS)
     else:
         raise ValueError(kind)
     centre(ax)
@@ -126,14 +131,18 @@ def _trajectory(ax, s: Surface) -> None:
         ax.set_ylabel(f"2nd PCA component: {100 * r[1]:.1f} %")
 
 
-def save(fig, base: str, formats: list[str], dpi: int = DPI) -> list[str]:
-    """Write ``<base>.<ext>`` for each format and close the figure."""
+def save(fig, base: str, formats: list[str], dpi: int = DPI, **kw) -> list[str]:
+    """Write ``<base>.<ext>`` for each format (each whole or not at all: see :func:`atomic_open`) and close the
+    figure; ``kw`` go to ``savefig``."""
     paths = []
-    for ext in formats:
-        p = f"{base}.{ext}"
-        fig.savefig(p, dpi=dpi, bbox_inches="tight")
-        paths.append(p)
-    plt.close(fig)
+    try:
+        for ext in formats:
+            p = f"{base}.{ext}"
+            with atomic_open(p, "wb") as f:
+                fig.savefig(f, format=ext, dpi=dpi, **{"bbox_inches": "tight", **kw})
+            paths.append(p)
+    finally:
+        plt.close(fig)
     return paths
 
 

@@ -16,6 +16,9 @@ CMAP = "viridis"
 # that the depth reads (Li et al.'s figures are taken from about here).
 # A flatter box than mplot3d's (4, 4, 3): the walls then hide less of the floor.
 BOX = (1, 1, 0.6)
+# The most cells per axis of a static 3D mesh (after refinement): a 51x51 grid refined 4x. Larger grids are thinned
+# to it (every k-th point), so a 1001x1001 surface draws like a 51x51 one, in seconds.
+STATIC_CELLS = 200
 
 
 def height_norm(scale: Scale) -> Normalize:
@@ -48,7 +51,7 @@ DEFAULT_VIEW = (60.0, -60.0)
 def camera(surfaces: list[Surface], key: str, scale: Scale, factor: int = 4) -> tuple[float, float]:
     """One ``(elev, azim)`` for every panel (shared, so panels compare): from which theta* is visible on every
     surface, else on the first one, else :data:`DEFAULT_VIEW`."""
-    grids = [(*surface_heights(s, key, scale, factor), theta_star(s, key, scale)) for s in surfaces]
+    grids = [(*surface_heights(s, key, scale, factor, STATIC_CELLS), theta_star(s, key, scale)) for s in surfaces]
     return (pick_camera(grids, scale.hi, scale.lo, BOX) or pick_camera(grids[:1], scale.hi, scale.lo, BOX)
             or DEFAULT_VIEW)
 
@@ -61,7 +64,7 @@ def draw_surface3d(ax, s: Surface, key: str, scale: Scale, factor: int = 4, rast
         ax: matplotlib 3D axes.
         s, key: the surface and dataset.
         scale: shared scale; values above ``scale.vmax`` are masked, not flattened.
-        factor: grid refinement, so the cut at the cap is smooth.
+        factor: grid refinement, so the cut at the cap is smooth (less on fine grids; see STATIC_CELLS).
         rasterized: draw the mesh as pixels inside vector output (a 21x21 grid refined 4x is 12,800 triangles).
         zlabel: z axis label.
         view: ``(elev, azim)``; default: :func:`camera` for this surface.
@@ -71,7 +74,7 @@ def draw_surface3d(ax, s: Surface, key: str, scale: Scale, factor: int = 4, rast
     """
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
-    x, y, h = surface_heights(s, key, scale, factor)
+    x, y, h = surface_heights(s, key, scale, factor, STATIC_CELLS)
     polys = cut_mesh(x, y, h, scale.hi)
     norm = height_norm(scale)
     colours = colormaps[CMAP](norm(np.array([p[:, 2].mean() for p in polys]))) if polys else None

@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 
 from landscape.errors import LandscapeError
+from landscape.paths import write_error
 
 
 def probe_h5(path: str, timeout: float | None = None, touch: Callable[[str], None] | None = None) -> None:
@@ -68,10 +69,28 @@ def open_h5(path: str, mode: str, probe: bool = True) -> h5py.File:
     try:
         # Readers skip HDF5's own file lock so a figure can be drawn while a run is still writing; writers are
         # serialised by our lock file (FileLock), which gives a clear message instead of HDF5's.
-        return h5py.File(path, mode, locking=False) if mode == "r" else h5py.File(path, mode)
+        if mode == "r":
+            return h5py.File(path, mode, locking=False)
+        return _open_for_writing(path) if mode == "r+" else h5py.File(path, mode)
     except (OSError, ValueError) as e:
+        if isinstance(e, OSError) and isinstance(e.errno, int) and e.errno:
+            # the system refused (permissions, read-only file system, I/O error): say that, not "corrupt"
+            raise write_error(path, e, "cannot open" if mode == "r" else "cannot open for writing") from e
         raise LandscapeError(f"{path!r} is not a readable HDF5 file (corrupt or truncated?): "
                              f"{str(e).splitlines()[0][:160]}; delete it to start over, or pass another --name")
+
+
+def _open_for_writing(path: str) -> h5py.File:
+    """``h5py.File(path, "r+")`` without HDF5's data sieving.
+
+    Why: a small write into a contiguous dataset goes through a 64 KiB sieve buffer that HDF5 reads and writes
+    back whole, so each finished block rewrote up to 64 KiB per dataset however few points it held. Without it
+    a block writes just its own bytes.
+    """
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_fclose_degree(h5py.h5f.CLOSE_STRONG)  # as h5py.File does: closing the file closes everything in it
+    fapl.set_sieve_buf_size(0)
+    return h5py.File(h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDWR, fapl=fapl))
 
 
 def attr_value(v):
@@ -118,8 +137,11 @@ class FileLock:
             except FileNotFoundError:
                 same = False
             if same:
-                os.ftruncate(fd, 0)
-                os.write(fd, str(os.getpid()).encode())
+                try:
+                    os.ftruncate(fd, 0)
+                    os.write(fd, str(os.getpid()).encode())
+                except OSError:
+                    pass  # a full disk: the pid only helps the message of a refused second writer
                 self.fd = fd
                 return
             os.close(fd)
@@ -128,7 +150,7 @@ class FileLock:
         if self.fd is not None:
             try:
                 os.unlink(self.path)  # while still holding the lock (see acquire)
-            except FileNotFoundError:
+            except OSError:  # gone already, or the disk failed: the lock itself goes with the fd
                 pass
             os.close(self.fd)
             self.fd = None

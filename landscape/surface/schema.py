@@ -143,6 +143,10 @@ def read_surface(path: str, probe: bool = True) -> Surface:
                     attrs[k] = attr_value(f.attrs[k])
             ours = "format_version" in attrs
             values, done = {}, {}
+            # The done flags before any value: a writer stores values before their flags, so flags read first
+            # never vouch for a value that was read before it was written (a file being written reads right).
+            flags = {sp: np.asarray(f[f"{sp}_done"][()], dtype=bool)
+                     for sp in dict.fromkeys(k.rsplit("_", 1)[0] for k in VALUE_KEYS) if ours and f"{sp}_done" in f}
             for key in VALUE_KEYS:
                 if key not in f:
                     continue
@@ -159,7 +163,7 @@ def read_surface(path: str, probe: bool = True) -> Surface:
                 else:
                     split_name = key.rsplit("_", 1)[0]
                     if f"{split_name}_done" in f:
-                        done[split_name] = np.asarray(f[f"{split_name}_done"][()], dtype=bool)
+                        done[split_name] = flags[split_name]
                         if done[split_name].shape != arr.shape:
                             raise ValueError(f"{split_name}_done has shape {done[split_name].shape}, "
                                              f"{key} {arr.shape}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import glob
+import io
 import os
 from typing import Sequence
 
@@ -15,8 +16,9 @@ import h5py
 import numpy as np
 
 from landscape.errors import LandscapeError
+from landscape.paths import atomic_open, write_error
 from landscape.settings import IDENTITY_ATTRS, split_names
-from landscape.surface.grid import grid_shape, grid_str
+from landscape.surface.grid import grid_shape, grid_str, row_segments
 from landscape.surface.h5io import FileLock, attr_value, open_h5
 from landscape.surface.schema import FORMAT_VERSION, listed_attrs, read_direction, write_direction
 
@@ -49,6 +51,7 @@ class SurfaceWriter:
         self.loss_key, self.acc_key, self.done_key = (f"{self.split}_{k}" for k in ("loss", "acc", "done"))
         self.other_done_keys = [f"{s}_done" for s in splits[1:]]
         self.f = None
+        self._failed = False  # a write failed: closing may fail too, and that second error says nothing new
         self.elapsed = 0.0  # seconds spent computing, set by compute_surface
         self.lock = FileLock(path)
         self.lock.acquire()
@@ -73,10 +76,16 @@ class SurfaceWriter:
         # Build the whole file under a temporary name and rename it into place: a crash during creation never
         # leaves a half-made file that a later run would have to diagnose.
         for stale in glob.glob(glob.escape(self.path) + ".tmp*"):  # left by a run killed while creating
-            os.remove(stale)
-        tmp = f"{self.path}.tmp{os.getpid()}"
-        try:
-            with h5py.File(tmp, "w") as f:
+            try:
+                os.remove(stale)
+            except OSError:
+                pass  # a read-only or failing disk: the creation below says so
+        # Built in memory and written out by Python: HDF5 never meets the disk while creating (when the disk
+        # fills up under it mid-file, closing the file can crash the HDF5 library), and an OS error (disk full,
+        # read-only, ...) becomes one line naming the file, with the temporary file removed.
+        buf = io.BytesIO()
+        with atomic_open(self.path, "wb") as out:
+            with h5py.File(buf, "w") as f:
                 f["xcoordinates"] = self.xcoords
                 if self.ycoords is not None:
                     f["ycoordinates"] = self.ycoords
@@ -104,11 +113,7 @@ class SurfaceWriter:
                         f.attrs[k] = np.array([str(s) for s in v], dtype=h5py.string_dtype())
                     else:
                         f.attrs[k] = "" if v is None else (str(v) if isinstance(v, str) else v)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
-        os.replace(tmp, self.path)
+            out.write(buf.getbuffer())
 
     def _check_resume(self, settings: dict) -> None:
         check_resume(self.path, self.xcoords, self.ycoords, settings)
@@ -124,33 +129,56 @@ class SurfaceWriter:
 
     def write_block(self, flat_idx: Sequence[int], losses: Sequence[float],
                     accs: Sequence[float] | None = None, extras: dict | None = None) -> None:
-        """Record finished points and flush, so a crash loses at most the block in flight."""
+        """Record finished points and flush, so a crash loses at most the block in flight.
+
+        Only the block's own points go to the file (a few row segments per dataset), so the bytes written per
+        block do not grow with the grid.
+
+        Raises:
+            LandscapeError: the disk failed (full, read-only, I/O error); the points recorded before this block
+                stay in the file and a later run resumes from them.
+        """
         idx = np.asarray(flat_idx, dtype=np.int64)
-        self.loss.reshape(-1)[idx] = losses
+        # Every per-point dataset this block fills: its name, the writer's copy of it, the block's values.
+        columns = [(self.loss_key, self.loss, losses)]
         if self.acc is not None and accs is not None:
-            self.acc.reshape(-1)[idx] = accs
-        self.done.reshape(-1)[idx] = True
-        # Values before the done flags: a crash between the two leaves points computed but not marked done,
-        # which a resume simply recomputes, never a point marked done without its value.
-        self.f[self.loss_key][...] = self.loss
-        if self.acc is not None:
-            self.f[self.acc_key][...] = self.acc
-        for k, v in (extras or {}).items():
-            if k in self.extras:
-                self.extras[k].reshape(-1)[idx] = v
-                self.f[k][...] = self.extras[k]
-        self.f.flush()
-        self.f[self.done_key][...] = self.done
-        for k in self.other_done_keys:
-            self.f[k][...] = self.done
-        self.f.flush()
+            columns.append((self.acc_key, self.acc, accs))
+        columns += [(k, self.extras[k], v) for k, v in (extras or {}).items() if k in self.extras]
+        segments = row_segments(idx, self.shape)
+        try:
+            # Values before the done flags: a crash between the two leaves points computed but not marked done,
+            # which a resume simply recomputes, never a point marked done without its value.
+            for key, arr, vals in columns:
+                arr.reshape(-1)[idx] = vals
+                self._write_segments(key, arr, segments)
+            self.f.flush()
+            self.done.reshape(-1)[idx] = True
+            self._write_segments(self.done_key, self.done, segments)
+            for k in self.other_done_keys:  # the other splits' flags: every point evaluates every split
+                self._write_segments(k, self.done, segments)
+            self.f.flush()
+        except OSError as e:
+            self._failed = True
+            raise write_error(self.path, e, f"cannot record {len(idx)} finished points in") from e
+
+    def _write_segments(self, key: str, arr: np.ndarray, segments: list[tuple]) -> None:
+        ds = self.f[key]
+        for sel in segments:
+            ds[sel] = arr[sel]
 
     def close(self) -> None:
-        if getattr(self, "f", None) is not None:
-            self.f.close()
-            self.f = None
-        if getattr(self, "lock", None) is not None:
-            self.lock.release()
+        """Close the file and release the lock (always, even when the disk fails on the way)."""
+        try:
+            if getattr(self, "f", None) is not None:
+                f, self.f = self.f, None
+                try:
+                    f.close()
+                except OSError as e:
+                    if not self._failed:  # after a failed write, that error is the one to tell
+                        raise write_error(self.path, e, "cannot finish writing") from e
+        finally:
+            if getattr(self, "lock", None) is not None:
+                self.lock.release()
 
     def __enter__(self) -> "SurfaceWriter":
         return self

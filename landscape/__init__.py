@@ -16,7 +16,8 @@ __version__ = "0.1.0"
 
 _LAZY = {"compute": "landscape.api", "LandscapeResult": "landscape.api", "Config": "landscape.settings",
          "Directions": "landscape.directions", "Data": "landscape.data", "PlaneEvaluator": "landscape.evaluate",
-         "render_surface": "landscape.render", "read_surface": "landscape.surface", "LandscapeError": "landscape.errors",
+         "render_surface": "landscape.render", "read_surface": "landscape.surface",
+         "LandscapeError": "landscape.errors",
          "compute_landscape": "landscape.job", "register_model": "landscape.models",
          "register_dataset": "landscape.datasets", "load_checkpoint": "landscape.checkpoints"}
 

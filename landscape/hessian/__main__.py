@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     from landscape.hessian.compute import compute_curvature
 
     res = compute_curvature(
-        args.ckpt, arch=args.arch, model=args.model_spec, normalization=args.normalization, data=args.data, split=args.split, samples=args.samples,
+        args.ckpt, arch=args.arch, model=args.model_spec, normalization=args.normalization, data=args.data,
+        split=args.split, samples=args.samples,
         batch_size=args.batch_size, params=args.params, top=args.top, trace_samples=args.trace_samples,
         density=args.density, density_steps=args.density_steps, density_runs=args.density_runs, tol=args.tol,
         max_iter=args.max_iter, seed=args.seed, device=args.device, method=args.method, out=args.out,

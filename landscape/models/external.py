@@ -78,7 +78,8 @@ def _timm(name: str, num_classes: int, in_channels: int) -> nn.Module:
                              "(or pip install 'landscape[timm]')")
     if not timm.is_model(name):
         close = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.6)
-        raise LandscapeError(f"unknown timm model {name!r}{'; did you mean ' + ', '.join(close) + '?' if close else ''}")
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise LandscapeError(f"unknown timm model {name!r}{hint}")
     return timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=in_channels)
 
 

@@ -49,6 +49,7 @@ class Data:
     std: tuple = field(default=())
     device: torch.device | None = None
     streamed: bool = False
+    population: int | None = None  # size of the data set these samples were taken from (None: these are all)
 
     def __post_init__(self) -> None:
         if len(self.x) != len(self.y):
@@ -61,7 +62,8 @@ class Data:
 
     def _replace(self, **kw) -> "Data":
         d = dict(x=self.x, y=self.y, name=self.name, split=self.split, num_classes=self.num_classes,
-                 mean=self.mean, std=self.std, device=self.device, streamed=self.streamed)
+                 mean=self.mean, std=self.std, device=self.device, streamed=self.streamed,
+                 population=self.population)
         d.update(kw)
         return Data(**d)
 
@@ -71,8 +73,16 @@ class Data:
                              streamed=False)
 
     def head(self, n: int) -> "Data":
-        """The first ``n`` samples."""
-        return self._replace(x=self.x[:n], y=self.y[:n])
+        """The first ``n`` samples (a sample of the whole: :attr:`population` remembers its size)."""
+        return self._replace(x=self.x[:n], y=self.y[:n], population=self.population or len(self))
+
+    def take(self, index: torch.Tensor) -> "Data":
+        """The samples at ``index`` (e.g. a permutation), in that order; streamed data stays pinned."""
+        index = torch.as_tensor(index, dtype=torch.long, device=self.x.device)
+        x, y = self.x[index], self.y[index]
+        if self.streamed and self.x.is_pinned():
+            x, y = x.pin_memory(), y.pin_memory()
+        return self._replace(x=x, y=y)
 
     def with_layout(self, memory_format: torch.memory_format) -> "Data":
         """Images in ``memory_format`` (channels_last for the engine); other inputs unchanged."""
@@ -80,14 +90,17 @@ class Data:
             return self
         return self._replace(x=self.x.contiguous(memory_format=memory_format))
 
-    def batches(self, batch_size: int):
-        """``(x, y)`` batches on ``self.device``: slices of resident tensors, or copies of streamed ones.
+    def batches(self, batch_size: int, start: int = 0, stop: int | None = None):
+        """``(x, y)`` batches of samples ``start..stop`` (default: all) on ``self.device``: slices of resident
+        tensors, or copies of streamed ones.
 
         Streamed batches are copied with ``non_blocking`` from pinned memory, so on a GPU the copy of the next
         batch overlaps the work already queued on the current one.
         """
-        for i in range(0, len(self), batch_size):
-            xb, yb = self.x[i:i + batch_size], self.y[i:i + batch_size]
+        stop = len(self) if stop is None else min(stop, len(self))
+        for i in range(start, stop, batch_size):
+            j = min(i + batch_size, stop)
+            xb, yb = self.x[i:j], self.y[i:j]
             if self.streamed:
                 xb = xb.to(self.device, non_blocking=True)
                 yb = yb.to(self.device, non_blocking=True)

@@ -29,10 +29,11 @@ from landscape.errors import LandscapeError
 from landscape.evaluate import PlaneEvaluator, resolve_device
 from landscape.losses import Loss, is_class_labels, resolve_loss
 from landscape.paths import ensure_writable_dir
+from landscape.sampling import DEFAULT_MIN_SAMPLES, figure_cap
 from landscape.settings import (CPU_GRID, GPU_GRID, ONE_D_GRID, Config, Provenance, attr_names, make_config,
                                 recorded)
-from landscape.surface import (SurfaceWriter, check_resume, compute_surface, parse_grid, read_direction,
-                               read_surface, summarize)
+from landscape.surface import (SurfaceWriter, attr_value, check_resume, compute_surface, parse_grid,
+                               read_direction, read_surface, stat_keys, summarize)
 from landscape.surface.h5io import open_h5
 
 HESSIAN = "hessian"  # --directions hessian: the top Hessian eigenvectors at theta*
@@ -98,10 +99,13 @@ def compute(model: nn.Module | str | os.PathLike | None = None, data: Any = None
     _check_data(ds, info)
     loss = resolve_loss(cfg.loss)
     prov = Provenance(arch=info["arch"], ckpt=info["path"], ckpt_sha256=info["sha256"], dataset=ds.name,
-                      n_samples=len(ds), directions=_direction_source(cfg, traj), torch_version=torch.__version__,
+                      n_samples=len(ds), population=ds.population or len(ds),
+                      directions=_direction_source(cfg, traj), torch_version=torch.__version__,
                       device=str(ctx.device) if ctx.world == 1 else f"{ctx.device.type} x{ctx.world} ranks")
     attrs = recorded(cfg, prov)
     attrs["loss"] = loss.name
+    # --min-samples means something only with --tolerance: record what was used, so a resume must match it
+    attrs["min_samples"] = (cfg.min_samples or DEFAULT_MIN_SAMPLES) if cfg.tolerance is not None else None
     attrs["identity_attrs"] = attr_names(Provenance, type(cfg), flag="identity")
     attrs["shown_attrs"] = attr_names(Provenance, type(cfg), flag="shown") + ["created"]
     attrs["config"] = cfg.to_json()
@@ -111,18 +115,34 @@ def compute(model: nn.Module | str | os.PathLike | None = None, data: Any = None
     dirs: Directions = ctx.on_main(lambda: _directions(path, xc, yc, attrs, cfg, net, info, traj, ds, loss))
     evaluator = PlaneEvaluator(net, ds, dirs, batch_size=cfg.batch_size, precision=cfg.precision, bn_mode=cfg.bn,
                                points_per_step=cfg.points_per_step, fold_bn=cfg.fold_bn, compile_model=cfg.compile,
-                               loss=loss)
+                               loss=loss, tolerance=cfg.tolerance, min_samples=cfg.min_samples,
+                               sample_seed=cfg.seed)
+    if cfg.tolerance is not None:
+        # One number for every rank and every resume: the file's, else made now from the loss at theta*.
+        cap = ctx.on_main(lambda: _loss_cap(path, evaluator))
+        evaluator.sampling.cap = cap
+        attrs.update(loss_cap=cap, permutation_seed=cfg.seed)
+        attrs["shown_attrs"] = list(attrs["shown_attrs"]) + ["loss_cap"]
 
-    evaluate = evaluator.evaluate
+    curvature = None
+    extras = stat_keys(cfg.split, evaluator.has_accuracy)
     if cfg.eigen:
         from landscape.hessian.maps import EIGEN_KEYS, CurvatureMap
 
-        evaluate = CurvatureMap(evaluator, seed=cfg.seed).evaluate
+        curvature = CurvatureMap(evaluator, seed=cfg.seed)
+        extras += EIGEN_KEYS
+
+    def evaluate(coords):
+        losses, accs, stats = evaluator.evaluate_points(coords)
+        more = {f"{cfg.split}_{k}": v for k, v in stats.items()}
+        if curvature is not None:
+            more.update(curvature.eigenvalues(coords))
+        return losses, accs, more
 
     def open_writer() -> SurfaceWriter:
         x_np, y_np = dirs.arrays()
         return SurfaceWriter(path, xc, yc, attrs, x_np, y_np, dirs.names, trajectory=dirs.trajectory,
-                             accuracy=evaluator.has_accuracy, extras=EIGEN_KEYS if cfg.eigen else ())
+                             accuracy=evaluator.has_accuracy, extras=extras)
 
     writer, todo = None, None
     try:
@@ -202,6 +222,18 @@ def _grid(cfg: Config, dev: torch.device, net: nn.Module, info: dict):
             raise LandscapeError("--1d draws a curve along x; drop --y (or --1d)")
         return parse_grid(x, "x"), None, None
     return parse_grid(x, "x"), parse_grid(cfg.y or x, "y"), None
+
+
+def _loss_cap(path: str, evaluator: PlaneEvaluator) -> float:
+    """Above this loss a point only needs to be known as off the scale: the figures' default cap for a surface
+    whose minimum is the loss at theta* (on all the data). A resumed surface keeps the cap it was begun with.
+    The renderer never draws a recorded cap's surface above it (:func:`landscape.render.scale.make_scale`), so a
+    point stopped early above it stays off the scale even where the surface dips below theta*'s loss."""
+    if os.path.exists(path):
+        with open_h5(path, "r", probe=False) as f:  # checked by check_resume just before
+            if "loss_cap" in f.attrs:
+                return float(attr_value(f.attrs["loss_cap"]))
+    return figure_cap(evaluator.centre_loss())
 
 
 def _check_data(ds: Data, info: dict) -> None:

@@ -46,6 +46,10 @@ class CurvatureMap:
     def evaluate(self, coords: Sequence[tuple[float, float]]):
         """``(losses, accuracies, {"max_eig": [...], "min_eig": [...]})`` at ``coords``."""
         losses, accs = self.ev.evaluate(coords)
+        return losses, accs, self.eigenvalues(coords)
+
+    def eigenvalues(self, coords: Sequence[tuple[float, float]]) -> dict[str, list[float]]:
+        """``{"max_eig": [...], "min_eig": [...]}`` at ``coords``."""
         hi_all, lo_all = [], []
         try:
             for a, b in coords:
@@ -55,4 +59,4 @@ class CurvatureMap:
                 lo_all.append(float(lo.eigenvalues[0]))
         finally:
             self.ev.pert.restore()
-        return losses, accs, {"max_eig": hi_all, "min_eig": lo_all}
+        return {"max_eig": hi_all, "min_eig": lo_all}

@@ -34,10 +34,42 @@ def _grid_none(z: np.ndarray) -> list:
 
 
 def hover(s: Surface, key: str) -> str:
-    """Hover text: alpha, beta, the value and, when the file has it, accuracy; rounded (no 0.123456 noise)."""
+    """Hover text: alpha, beta, the value and, when the file has it, accuracy; rounded (no 0.123456 noise); with
+    the 95 % intervals and sample counts (``customdata[2..4]``, see :func:`precision`) when the file records a
+    sampling error."""
     what = key.replace("_", " ")
-    acc = "<br>accuracy %{customdata[1]:.1f}%" if acc_key(s, key) else ""
-    return f"α %{{x:.2f}}, β %{{y:.2f}}<br>{what} %{{customdata[0]:.3g}}{acc}<extra></extra>"
+    acc = "<br>accuracy %{customdata[1]:.1f}%{customdata[3]}%" if acc_key(s, key) else ""
+    return (f"α %{{x:.2f}}, β %{{y:.2f}}<br>{what} %{{customdata[0]:.3g}}%{{customdata[2]}}{acc}"
+            "%{customdata[4]}<extra></extra>")
+
+
+def _pm(half: float) -> str:
+    return f" ± {half:.2g}" if np.isfinite(half) else " ± ?"
+
+
+def precision(s: Surface, key: str) -> np.ndarray:
+    """Per point: ``[" ± loss", " ± accuracy", "<br>n of N samples"]`` (95 % half-widths of the mean loss and
+    the accuracy), as hover text; empty strings where a file records no sampling error (every point on all the
+    data: the values are exact) or for datasets other than a split's loss."""
+    split = key[:-len("_loss")] if key.endswith("_loss") else None
+    shape = np.shape(s.values[key])
+    out = np.full(shape + (3,), "", dtype=object)
+    se = s.values.get(f"{split}_loss_se") if split else None
+    if se is None or not np.any(np.nan_to_num(se) > 0):
+        return out
+    from landscape.sampling import Z95
+
+    acc_se, n = s.values.get(f"{split}_acc_se"), s.values.get(f"{split}_n")
+    total = s.attrs.get("n_samples")
+    for idx in np.ndindex(*shape):
+        if not np.isfinite(s.values[key][idx]):
+            continue
+        out[idx + (0,)] = _pm(Z95 * se[idx]) + " (95 %)"
+        if acc_se is not None:
+            out[idx + (1,)] = _pm(Z95 * acc_se[idx])
+        if n is not None and np.isfinite(n[idx]):
+            out[idx + (2,)] = f"<br>{int(n[idx]):,}" + (f" of {int(total):,}" if total else "") + " samples"
+    return out
 
 
 def mesh3d(go, s: Surface, key: str, scale: Scale, colorbar: dict | None, scene: str = "scene"):
@@ -86,8 +118,9 @@ def contour_map(go, s: Surface, key: str, scale: Scale, colorbar: dict | None, x
     raw = finite(s.values[key])
     ak = acc_key(s, key)
     acc = s.values[ak] if ak else np.full_like(raw, np.nan)
-    custom = [[[None if not np.isfinite(v) else round(float(v), 6) for v in cell] for cell in row]
-              for row in np.dstack([raw, acc])]
+    pm = precision(s, key)
+    custom = [[[None if not np.isfinite(v) else round(float(v), 6) for v in cell] + list(p)
+               for cell, p in zip(row, prow)] for row, prow in zip(np.dstack([raw, acc]), pm)]
     ticks = [t for t in scale.ticks if scale.vmin <= t <= scale.vmax]
     cb = None
     if colorbar is not None:

@@ -233,7 +233,7 @@ def _loss_cap(path: str, evaluator: PlaneEvaluator) -> float:
         with open_h5(path, "r", probe=False) as f:  # checked by check_resume just before
             if "loss_cap" in f.attrs:
                 return float(attr_value(f.attrs["loss_cap"]))
-    return figure_cap(evaluator.centre_loss())
+    return float(f"{figure_cap(evaluator.centre_loss()):.6g}")  # 6 digits: the settings line shows it
 
 
 def _check_data(ds: Data, info: dict) -> None:

@@ -122,6 +122,11 @@ def render_html_1d(s: Surface, path: str, log: bool = False, vmin: float | None 
         pm = precision(s, f"{split}_loss") if f"{split}_loss" in s.values else None
         if f"{split}_loss" in s.values:
             loss = s.values[f"{split}_loss"]
+            fig.add_trace(go.Scatter(x=s.xcoordinates, y=[float(v) if np.isfinite(v) else None for v in loss],
+                                     name=f"{split} loss", line=dict(color="#1f77b4", dash=dash),
+                                     customdata=[[p[0], p[2]] for p in pm],
+                                     hovertemplate="α %{x:.2f}<br>loss %{y:.3g}%{customdata[0]}%{customdata[1]}"
+                                                   "<extra></extra>"), secondary_y=False)
             half = interval(s, split)
             if half is not None:  # the 95 % band: its upper edge, then its lower edge filled up to it
                 for edge, fill in ((loss + half, None), (loss - half, "tonexty")):
@@ -131,11 +136,6 @@ def render_html_1d(s: Surface, path: str, log: bool = False, vmin: float | None 
                                              fillcolor="rgba(31,119,180,0.25)", hoverinfo="skip",
                                              showlegend=fill is not None, name=f"{split} loss, 95 % interval"),
                                   secondary_y=False)
-            fig.add_trace(go.Scatter(x=s.xcoordinates, y=[float(v) if np.isfinite(v) else None for v in loss],
-                                     name=f"{split} loss", line=dict(color="#1f77b4", dash=dash),
-                                     customdata=[[p[0], p[2]] for p in pm],
-                                     hovertemplate="α %{x:.2f}<br>loss %{y:.3g}%{customdata[0]}%{customdata[1]}"
-                                                   "<extra></extra>"), secondary_y=False)
         if has_acc and f"{split}_acc" in s.values:
             acc = s.values[f"{split}_acc"]
             fig.add_trace(go.Scatter(x=s.xcoordinates, y=[float(v) if np.isfinite(v) else None for v in acc],

@@ -154,6 +154,36 @@ def test_tolerance_chunks_and_stopping_rule_match_the_rule_by_hand(model, digits
     assert ev.evaluate_points(coords)[2]["n"] == stats["n"]  # and again: deterministic
 
 
+def test_a_point_is_read_back_once_per_chunk_never_per_batch(model, digits400, monkeypatch):
+    """On a GPU every read-back is a host synchronisation: with --tolerance one per chunk of a point that may stop
+    there, plus the block's one; never one per batch."""
+    xdir, ydir = make_directions(model, seed=4)
+    ev = PlaneEvaluator(model, digits400, xdir, ydir, batch_size=20, tolerance=1e-9, min_samples=64)
+    reads = []
+    for name in ("item", "tolist", "__float__"):
+        real = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name, lambda t, *a, _n=name, _r=real: reads.append(_n) or _r(t, *a))
+    stats = ev.evaluate_points([(0.1, 0.1), (0.2, 0.0)])[2]
+    monkeypatch.undo()
+    assert stats["n"] == [400.0, 400.0]  # chunks end at 64, 96, 144, 216, 324, 400: 20 batches of 20 each
+    assert reads == ["tolist"] * (2 * 5 + 1)  # 5 checks per point (none after the last chunk) + the block's
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("points_per_step", [1, 3])
+def test_gpu_stops_where_the_cpu_does(model, digits400, points_per_step):
+    xdir, ydir = make_directions(model, seed=4)
+    coords = [(0.0, 0.0), (0.1, 0.1), (0.2, -0.1), (0.3, 0.25), (0.45, 0.4), (0.8, -0.9)]
+    got = []
+    for data in (digits400, digits400.to("cuda")):
+        ev = PlaneEvaluator(model, data, xdir, ydir, batch_size=50, points_per_step=points_per_step,
+                            tolerance=0.26, min_samples=64, sample_seed=9)
+        ev.sampling.cap = 20.0
+        got.append(ev.evaluate_points(coords))
+    assert got[0][2]["n"] == got[1][2]["n"]
+    np.testing.assert_allclose(got[1][0], got[0][0], rtol=1e-4)
+
+
 def test_a_point_off_the_scale_stops_after_the_minimum_count(model, digits400):
     xdir, ydir = make_directions(model, seed=4)
     ev = PlaneEvaluator(model, digits400, xdir, ydir, batch_size=50, tolerance=1e-9, min_samples=80)

@@ -86,8 +86,8 @@ class PlaneEvaluator:
         self.sampling = Sampling(len(data), data.population, tolerance, min_samples or DEFAULT_MIN_SAMPLES,
                                  seed=sample_seed)
         perm = self.sampling.permutation()
-        if perm is not None:  # one copy of the data, in the order every point reads it
-            data = data.take(torch.from_numpy(perm))
+        if perm is not None:  # the order every point reads the data in (gathered batch by batch: no copy)
+            data = data.in_order(torch.from_numpy(perm))
         self._source, self._data = model, data
         self._fold_request = fold_bn
         self._memory_format = torch.channels_last

@@ -29,6 +29,7 @@ import os
 import sys
 import time
 
+import h5py
 import numpy as np
 import torch
 
@@ -62,6 +63,22 @@ def timed(fn, device: torch.device):
     return out, time.perf_counter() - t0
 
 
+def save(folder: str, names: list[str], stack, xs: np.ndarray, info: dict, data: Data, cap: float,
+         tols: list[float], a) -> None:
+    """Each evaluation as a surface file the renderer reads (the adaptive ones with their cap and errors)."""
+    os.makedirs(folder, exist_ok=True)
+    for name in names:
+        with h5py.File(os.path.join(folder, f"{name}.h5"), "w") as fh:
+            fh["xcoordinates"], fh["ycoordinates"] = xs, xs
+            fh["train_loss"], fh["train_done"] = stack(name), np.ones((len(xs), len(xs)), bool)
+            for k in ("loss_se", "n"):
+                fh[f"train_{k}"] = stack(name, k)
+            fh.attrs.update(format_version=1, split="train", n_samples=len(data), dataset=data.name,
+                            arch=f"{info['arch']} {name}")
+            if name != "full":
+                fh.attrs.update(loss_cap=cap, tolerance=tols[names.index(name) - 1], min_samples=a.min_samples)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--ckpt", required=True)
@@ -75,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--points-per-step", type=int, default=None)
     p.add_argument("--json", default=None, help="append one JSON record to this file")
+    p.add_argument("--save", default=None, help="write the surfaces to DIR/full.h5 and DIR/T=<T>.h5 (draw them "
+                   "with python -m landscape.render DIR/full.h5 DIR/T=0.1.h5 --compare)")
     a = p.parse_args(argv)
 
     device = resolve_device(a.device)
@@ -114,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         vals = [v for out in res[which] for v in (out[2][key] if key else out[0])]
         return np.asarray(vals, dtype=np.float64).reshape(a.grid, a.grid)
 
+    if a.save:
+        save(a.save, names, stack, xs, info, data, cap, tols, a)
     f = stack("full")
     fwd_full = f.size * n_data
     vmax_full = make_scale([f]).vmax

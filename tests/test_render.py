@@ -11,6 +11,7 @@ from PIL import Image
 from landscape.errors import LandscapeError
 from landscape.render import render_surface
 from landscape.render.html import figure_data
+from landscape.sampling import Z95
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
@@ -177,12 +178,13 @@ def test_the_1d_figure_draws_the_95_percent_band_and_the_page_shows_plus_minus(t
     _png_ok(tmp_path / "c_curve.png")
     data = figure_data(str(tmp_path / "c.html"))
     line, upper, lower = data[0], data[1], data[2]
-    np.testing.assert_allclose(upper["y"], loss + 1.96 * se, rtol=1e-3)  # 1.96 SE: the 95 % interval
-    np.testing.assert_allclose(lower["y"], loss - 1.96 * se, rtol=1e-3)
+    np.testing.assert_allclose(upper["y"], loss + Z95 * se)  # 1.96 SE: the 95 % interval
+    np.testing.assert_allclose(lower["y"], loss - Z95 * se)
     assert lower["fill"] == "tonexty" and line["name"] == "train loss"
-    assert line["customdata"][0] == [" ± 0.098 (95 %)", "<br>100 of 400 samples"]
-    assert line["customdata"][5] == [" ± 0 (95 %)", "<br>400 of 400 samples"]
-    assert data[3]["customdata"][0] == [" ± 0.98"] and "%{customdata[0]}%" in data[3]["hovertemplate"]
+    assert line["customdata"][0] == pytest.approx([Z95 * 0.05, 100]) and line["customdata"][5] == [0, 400]
+    assert "loss %{y:.3g} ± %{customdata[0]:.2g} (95 %)<br>%{customdata[1]:,.0f} of 400 samples" in \
+        line["hovertemplate"]
+    assert data[3]["customdata"][0] == pytest.approx([Z95 * 0.5]) and "± %{customdata[0]:.2g}%" in data[3]["hovertemplate"]
 
 
 def test_no_band_without_a_sampling_error(tmp_path):
@@ -194,7 +196,7 @@ def test_no_band_without_a_sampling_error(tmp_path):
     _with_errors(p, x, x ** 2, np.zeros(5), np.full(5, 400.0))  # every point on all the data: exact
     render_surface(str(p), str(tmp_path), "html")
     data = figure_data(str(tmp_path / "c.html"))
-    assert [t["name"] for t in data] == ["train loss"] and data[0]["customdata"][0] == ["", ""]
+    assert [t["name"] for t in data] == ["train loss"] and "±" not in data[0]["hovertemplate"]
 
 
 def test_2d_hover_gives_the_interval_and_a_recorded_cap_bounds_the_scale(tmp_path):
@@ -204,7 +206,9 @@ def test_2d_hover_gives_the_interval_and_a_recorded_cap_bounds_the_scale(tmp_pat
     _with_errors(p, x, loss, loss_se, np.full(loss.shape, 128.0), cap=1.0)
     render_surface(p, str(tmp_path), "html")
     heat = next(t for t in figure_data(str(tmp_path / "s.html")) if t["type"] == "heatmap")
-    assert heat["customdata"][3][4][2:] == [" ± 0.02 (95 %)", " ± 0.98", "<br>128 of 400 samples"]
+    assert heat["customdata"][3][4][2:] == pytest.approx([Z95 * 0.01, Z95 * 0.5, 128], abs=1e-6)
+    assert ("train loss %{customdata[0]:.3g} ± %{customdata[2]:.2g} (95 %)<br>accuracy %{customdata[1]:.1f} ± "
+            "%{customdata[3]:.2g}%<br>%{customdata[4]:,.0f} of 400 samples") in heat["hovertemplate"]
     assert heat["zmax"] == pytest.approx(1.0)  # the recorded cap, not the 95th percentile (1.39)
     from landscape.render.scale import make_scale
 

@@ -35,41 +35,35 @@ def _grid_none(z: np.ndarray) -> list:
 
 def hover(s: Surface, key: str) -> str:
     """Hover text: alpha, beta, the value and, when the file has it, accuracy; rounded (no 0.123456 noise); with
-    the 95 % intervals and sample counts (``customdata[2..4]``, see :func:`precision`) when the file records a
+    their 95 % intervals and the samples used (``customdata[2..4]``, :func:`precision`) when the file records a
     sampling error."""
     what = key.replace("_", " ")
-    acc = "<br>accuracy %{customdata[1]:.1f}%{customdata[3]}%" if acc_key(s, key) else ""
-    return (f"α %{{x:.2f}}, β %{{y:.2f}}<br>{what} %{{customdata[0]:.3g}}%{{customdata[2]}}{acc}"
-            "%{customdata[4]}<extra></extra>")
+    err = precision(s, key) is not None
+    acc = ("<br>accuracy %{customdata[1]:.1f}" + (" ± %{customdata[3]:.2g}" if err else "") + "%"
+           if acc_key(s, key) else "")
+    loss = "%{customdata[0]:.3g}" + (" ± %{customdata[2]:.2g} (95 %)" if err else "")
+    return f"α %{{x:.2f}}, β %{{y:.2f}}<br>{what} {loss}{acc}{samples_line(s, 4) if err else ''}<extra></extra>"
 
 
-def _pm(half: float) -> str:
-    return f" ± {half:.2g}" if np.isfinite(half) else " ± ?"
+def samples_line(s: Surface, i: int) -> str:
+    """``<br>512 of 1,437 samples`` for a hover template whose ``customdata[i]`` is the count."""
+    total = s.attrs.get("n_samples")
+    return f"<br>%{{customdata[{i}]:,.0f}}" + (f" of {int(total):,}" if total else "") + " samples"
 
 
-def precision(s: Surface, key: str) -> np.ndarray:
-    """Per point: ``[" ± loss", " ± accuracy", "<br>n of N samples"]`` (95 % half-widths of the mean loss and
-    the accuracy), as hover text; empty strings where a file records no sampling error (every point on all the
-    data: the values are exact) or for datasets other than a split's loss."""
+def precision(s: Surface, key: str) -> dict[str, np.ndarray] | None:
+    """The 95 % half-widths of the mean loss (``loss``) and of the accuracy (``acc``, percent) and the samples
+    used (``n``) at every point; ``None`` when ``key`` is not a split's loss or the file records no sampling
+    error (every point on all the data: the values are exact, nothing to show)."""
     split = key[:-len("_loss")] if key.endswith("_loss") else None
-    shape = np.shape(s.values[key])
-    out = np.full(shape + (3,), "", dtype=object)
     se = s.values.get(f"{split}_loss_se") if split else None
     if se is None or not np.any(np.nan_to_num(se) > 0):
-        return out
+        return None
     from landscape.sampling import Z95
 
+    nan = np.full(np.shape(se), np.nan)
     acc_se, n = s.values.get(f"{split}_acc_se"), s.values.get(f"{split}_n")
-    total = s.attrs.get("n_samples")
-    for idx in np.ndindex(*shape):
-        if not np.isfinite(s.values[key][idx]):
-            continue
-        out[idx + (0,)] = _pm(Z95 * se[idx]) + " (95 %)"
-        if acc_se is not None:
-            out[idx + (1,)] = _pm(Z95 * acc_se[idx])
-        if n is not None and np.isfinite(n[idx]):
-            out[idx + (2,)] = f"<br>{int(n[idx]):,}" + (f" of {int(total):,}" if total else "") + " samples"
-    return out
+    return {"loss": Z95 * se, "acc": Z95 * acc_se if acc_se is not None else nan, "n": n if n is not None else nan}
 
 
 def mesh3d(go, s: Surface, key: str, scale: Scale, colorbar: dict | None, scene: str = "scene"):
@@ -118,9 +112,9 @@ def contour_map(go, s: Surface, key: str, scale: Scale, colorbar: dict | None, x
     raw = finite(s.values[key])
     ak = acc_key(s, key)
     acc = s.values[ak] if ak else np.full_like(raw, np.nan)
-    pm = precision(s, key)
-    custom = [[[None if not np.isfinite(v) else round(float(v), 6) for v in cell] + list(p)
-               for cell, p in zip(row, prow)] for row, prow in zip(np.dstack([raw, acc]), pm)]
+    err = precision(s, key)
+    cells = np.dstack([raw, acc] + ([err["loss"], err["acc"], err["n"]] if err is not None else []))
+    custom = [[[None if not np.isfinite(v) else round(float(v), 6) for v in cell] for cell in row] for row in cells]
     ticks = [t for t in scale.ticks if scale.vmin <= t <= scale.vmax]
     cb = None
     if colorbar is not None:

@@ -29,10 +29,11 @@ from landscape.errors import LandscapeError
 from landscape.evaluate import PlaneEvaluator, resolve_device
 from landscape.losses import Loss, is_class_labels, resolve_loss
 from landscape.paths import ensure_writable_dir
+from landscape.sampling import DEFAULT_MIN_SAMPLES, figure_cap
 from landscape.settings import (CPU_GRID, GPU_GRID, ONE_D_GRID, Config, Provenance, attr_names, make_config,
                                 recorded, split_names)
-from landscape.surface import (SurfaceWriter, check_resume, compute_surface, parse_grid, read_direction,
-                               read_surface, summarize)
+from landscape.surface import (SurfaceWriter, attr_value, check_resume, compute_surface, parse_grid,
+                               read_direction, read_surface, stat_keys, summarize)
 from landscape.surface.h5io import open_h5
 
 HESSIAN = "hessian"  # --directions hessian: the top Hessian eigenvectors at theta*
@@ -106,11 +107,14 @@ def compute(model: nn.Module | str | os.PathLike | None = None, data: Any = None
         _check_data(d, info)
     loss = resolve_loss(cfg.loss)
     prov = Provenance(arch=info["arch"], ckpt=info["path"], ckpt_sha256=info["sha256"], dataset=ds.name,
-                      n_samples=len(ds), input_normalization=_norm_str(ds),
+                      n_samples=len(ds), population=ds.population or len(ds),
+                      input_normalization=_norm_str(ds),
                       directions=_direction_source(cfg, traj), torch_version=torch.__version__,
                       device=str(ctx.device) if ctx.world == 1 else f"{ctx.device.type} x{ctx.world} ranks")
     attrs = recorded(cfg, prov)
     attrs["loss"] = loss.name
+    # --min-samples means something only with --tolerance: record what was used, so a resume must match it
+    attrs["min_samples"] = (cfg.min_samples or DEFAULT_MIN_SAMPLES) if cfg.tolerance is not None else None
     attrs["identity_attrs"] = attr_names(Provenance, type(cfg), flag="identity")
     attrs["shown_attrs"] = attr_names(Provenance, type(cfg), flag="shown") + ["created"]
     attrs["config"] = cfg.to_json()
@@ -123,19 +127,42 @@ def compute(model: nn.Module | str | os.PathLike | None = None, data: Any = None
     dirs: Directions = ctx.on_main(lambda: _directions(path, xc, yc, attrs, cfg, net, info, traj, ds, loss))
     evaluators = [PlaneEvaluator(net, d, dirs, batch_size=cfg.batch_size, precision=cfg.precision, bn_mode=cfg.bn,
                                  points_per_step=cfg.points_per_step, fold_bn=cfg.fold_bn,
-                                 compile_model=cfg.compile, loss=loss) for d in datas]
+                                 compile_model=cfg.compile, loss=loss, tolerance=cfg.tolerance,
+                                 min_samples=cfg.min_samples, sample_seed=cfg.seed) for d in datas]
     evaluator = evaluators[0]
+    if cfg.tolerance is not None:
+        # One number for every rank and every resume: the file's, else made now from the loss at theta*.
+        cap = ctx.on_main(lambda: _loss_cap(path, evaluator))
+        for ev in evaluators:
+            ev.sampling.cap = cap
+        attrs.update(loss_cap=cap, permutation_seed=cfg.seed)
+        attrs["shown_attrs"] = list(attrs["shown_attrs"]) + ["loss_cap"]
 
-    evaluate = evaluator.evaluate
-    extras: list[str] = []
+    curvature = None
+    # every split's loss (the main one's is the writer's own), accuracy and precision
+    extras = list(stat_keys(splits[0], evaluator.has_accuracy))
+    for sp in splits[1:]:
+        extras += [f"{sp}_loss"] + ([f"{sp}_acc"] if evaluator.has_accuracy else [])
+        extras += stat_keys(sp, evaluator.has_accuracy)
     if cfg.eigen:
         from landscape.hessian.maps import EIGEN_KEYS, CurvatureMap
 
-        evaluate = CurvatureMap(evaluator, seed=cfg.seed, points=cfg.eigen_points or 1).evaluate
+        curvature = CurvatureMap(evaluator, seed=cfg.seed, points=cfg.eigen_points or 1)
         extras += EIGEN_KEYS
-    if len(splits) > 1:
-        evaluate = _with_other_splits(evaluate, splits[1:], evaluators[1:])
-        extras += [f"{sp}_{k}" for sp in splits[1:] for k in (("loss", "acc") if evaluator.has_accuracy else ("loss",))]
+
+    def evaluate(coords):
+        losses, accs, stats = evaluator.evaluate_points(coords)
+        more = {f"{splits[0]}_{k}": v for k, v in stats.items()}
+        # the other splits at the same points, with the same weights (each evaluator moves its own model copy)
+        for sp, ev in zip(splits[1:], evaluators[1:]):
+            l2, a2, st2 = ev.evaluate_points(coords)
+            more[f"{sp}_loss"] = l2
+            if a2 is not None:
+                more[f"{sp}_acc"] = a2
+            more.update({f"{sp}_{k}": v for k, v in st2.items()})
+        if curvature is not None:
+            more.update(curvature.eigenvalues(coords))
+        return losses, accs, more
 
     def open_writer() -> SurfaceWriter:
         x_np, y_np = dirs.arrays()
@@ -169,24 +196,6 @@ def compute(model: nn.Module | str | os.PathLike | None = None, data: Any = None
         figures = render_surface(path, cfg.out, cfg.formats, cfg.name, **(render_options or {}))
     return LandscapeResult(path, summary, len(todo), seconds, str(ctx.device), attrs, ctx.is_main,
                            evaluator.describe(), figures, cfg)
-
-
-def _with_other_splits(evaluate, splits: list[str], evaluators: list[PlaneEvaluator]):
-    """``evaluate`` of the main split, also evaluating the same points on the other splits' data (the same
-    weights: every evaluator perturbs its own copy of the model to the same point); their values go into the
-    extras as ``{split}_loss``/``{split}_acc``."""
-
-    def both(coords):
-        res = evaluate(coords)
-        more = dict(res[2]) if len(res) > 2 else {}
-        for sp, ev in zip(splits, evaluators):
-            losses, accs = ev.evaluate(coords)[:2]
-            more[f"{sp}_loss"] = losses
-            if accs is not None:
-                more[f"{sp}_acc"] = accs
-        return res[0], res[1], more
-
-    return both
 
 
 def resolve_model(model: Any, cfg: Config) -> tuple[nn.Module, dict]:
@@ -242,6 +251,18 @@ def _grid(cfg: Config, dev: torch.device, net: nn.Module, info: dict):
             raise LandscapeError("--1d draws a curve along x; drop --y (or --1d)")
         return parse_grid(x, "x"), None, None
     return parse_grid(x, "x"), parse_grid(cfg.y or x, "y"), None
+
+
+def _loss_cap(path: str, evaluator: PlaneEvaluator) -> float:
+    """Above this loss a point only needs to be known as off the scale: the figures' default cap for a surface
+    whose minimum is the loss at theta* (on all the data). A resumed surface keeps the cap it was begun with.
+    The renderer never draws a recorded cap's surface above it (:func:`landscape.render.scale.make_scale`), so a
+    point stopped early above it stays off the scale even where the surface dips below theta*'s loss."""
+    if os.path.exists(path):
+        with open_h5(path, "r", probe=False) as f:  # checked by check_resume just before
+            if "loss_cap" in f.attrs:
+                return float(attr_value(f.attrs["loss_cap"]))
+    return float(f"{figure_cap(evaluator.centre_loss()):.6g}")  # 6 digits: the settings line shows it
 
 
 def _check_data(ds: Data, info: dict) -> None:

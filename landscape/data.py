@@ -41,6 +41,8 @@ class Data:
     std: tuple = field(default=())
     device: torch.device | None = None
     streamed: bool = False
+    population: int | None = None  # size of the data set these samples were taken from (None: these are all)
+    order: torch.Tensor | None = None  # the order batches() reads the samples in (None: as stored)
 
     def __post_init__(self) -> None:
         if len(self.x) != len(self.y):
@@ -53,18 +55,27 @@ class Data:
 
     def _replace(self, **kw) -> "Data":
         d = dict(x=self.x, y=self.y, name=self.name, split=self.split, num_classes=self.num_classes,
-                 mean=self.mean, std=self.std, device=self.device, streamed=self.streamed)
+                 mean=self.mean, std=self.std, device=self.device, streamed=self.streamed,
+                 population=self.population, order=self.order)
         d.update(kw)
         return Data(**d)
 
     def to(self, device: torch.device | str) -> "Data":
         """The same data resident on ``device``."""
+        order = self.order.to(device) if self.order is not None else None
         return self._replace(x=self.x.to(device), y=self.y.to(device), device=torch.device(device),
-                             streamed=False)
+                             streamed=False, order=order)
 
     def head(self, n: int) -> "Data":
-        """The first ``n`` samples."""
-        return self._replace(x=self.x[:n], y=self.y[:n])
+        """The first ``n`` samples (a sample of the whole: :attr:`population` remembers its size)."""
+        if self.order is not None:
+            raise ValueError("head() of data read in a permuted order")
+        return self._replace(x=self.x[:n], y=self.y[:n], population=self.population or len(self))
+
+    def in_order(self, order) -> "Data":
+        """The same samples, which :meth:`batches` reads in ``order`` (a permutation of ``range(len)``): no copy
+        of the data, each batch is gathered as it is read."""
+        return self._replace(order=torch.as_tensor(order, dtype=torch.long, device=self.x.device))
 
     def with_layout(self, memory_format: torch.memory_format) -> "Data":
         """Images in ``memory_format`` (channels_last for the engine); other inputs unchanged."""
@@ -72,14 +83,20 @@ class Data:
             return self
         return self._replace(x=self.x.contiguous(memory_format=memory_format))
 
-    def batches(self, batch_size: int):
-        """``(x, y)`` batches on ``self.device``: slices of resident tensors, or copies of streamed ones.
+    def batches(self, batch_size: int, start: int = 0, stop: int | None = None):
+        """``(x, y)`` batches of samples ``start..stop`` (default: all; in :attr:`order` when set) on
+        ``self.device``: slices of resident tensors, or copies of streamed ones.
 
         Streamed batches are copied with ``non_blocking`` from pinned memory, so on a GPU the copy of the next
         batch overlaps the work already queued on the current one.
         """
-        for i in range(0, len(self), batch_size):
-            xb, yb = self.x[i:i + batch_size], self.y[i:i + batch_size]
+        stop = len(self) if stop is None else min(stop, len(self))
+        for i in range(start, stop, batch_size):
+            j = min(i + batch_size, stop)
+            if self.order is None:
+                xb, yb = self.x[i:j], self.y[i:j]
+            else:  # a gathered copy of the batch (indexing keeps channels_last; streamed: a pageable copy)
+                xb, yb = self.x[self.order[i:j]], self.y[self.order[i:j]]
             if self.streamed:
                 xb = xb.to(self.device, non_blocking=True)
                 yb = yb.to(self.device, non_blocking=True)

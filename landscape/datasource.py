@@ -59,9 +59,9 @@ def resolve_data(data: Any, *, split: str = "train", samples: int | None = None,
         out = data.head(samples) if samples else data
     elif isinstance(data, (tuple, list)) and len(data) == 2 and not isinstance(data[0], (str, bytes)):
         x, y = (_as_tensor(v, what) for v, what in zip(data, ("inputs", "targets")))
-        if samples:
-            x, y = x[:samples], y[:samples]
         out = Data(x, y, "tensors", split, _num_classes(y))
+        if samples:
+            out = out.head(samples)
     elif isinstance(data, torch.utils.data.DataLoader):
         out = _read_once(data, samples, split, f"DataLoader:{type(data.dataset).__name__}")
     elif isinstance(data, torch.utils.data.Dataset):
@@ -142,7 +142,9 @@ def _read_once(loader: torch.utils.data.DataLoader, samples: int | None, split: 
     x, y = torch.cat(xs), torch.cat(ys)
     if samples is not None:
         x, y = x[:samples], y[:samples]
-    return Data(x.contiguous(), y, name, split, _num_classes(y))
+    whole = _length(loader, None)  # the data set's size, when it has one: the population the samples are from
+    return Data(x.contiguous(), y, name, split, _num_classes(y),
+                population=whole if whole is not None and whole > len(y) else None)
 
 
 def _length(loader: torch.utils.data.DataLoader, samples: int | None) -> int | None:

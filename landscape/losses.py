@@ -3,7 +3,8 @@
 Every loss is reduced the same way, whatever the engine: per-sample values are summed in float64 on the device
 and divided by the number of samples once, so a surface is the mean loss over the data exactly as one big batch
 would give it. A callable that returns a batch mean instead of per-sample values is multiplied back by the
-batch size (same mean, but no per-sample values).
+batch size (same mean, but no per-sample values: the standard error then comes from the spread of the batch
+means, see :mod:`landscape.sampling`).
 
 ``mse`` follows the reference implementation of Li et al. for classification (the mean over classes of the
 squared difference between the softmax and the one-hot target); with floating-point targets shaped like the
@@ -65,18 +66,36 @@ class Loss:
     name: str
     fn: LossFn
 
-    def batch_sum(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Sum of the per-sample losses of one batch, float64 (a scalar-returning callable: mean x batch)."""
+    def values(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The loss of one batch as the callable gives it: per-sample values (B, ...) or a scalar mean."""
         v = self.fn(out if out.dtype == torch.float64 else out.float(), y)
         if not isinstance(v, torch.Tensor):
             raise LandscapeError(f"loss {self.name!r} returned a {type(v).__name__}, not a tensor; return "
                                  "per-sample losses (shape (B,)) or their mean")
-        if v.dim() == 0:
-            return v.double() * out.shape[0]
-        if v.shape[0] != out.shape[0]:
+        if v.dim() != 0 and v.shape[0] != out.shape[0]:
             raise LandscapeError(f"loss {self.name!r} returned shape {tuple(v.shape)} for a batch of "
                                  f"{out.shape[0]}; return per-sample losses (shape (B,)) or their mean")
+        return v
+
+    def batch_sum(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Sum of the per-sample losses of one batch, float64 (a scalar-returning callable: mean x batch)."""
+        v = self.values(out, y)
+        if v.dim() == 0:
+            return v.double() * out.shape[0]
         return v.reshape(v.shape[0], -1).sum(dtype=torch.float64)
+
+    def batch_moments(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(sum, sum of squares)`` of one batch's per-sample losses, float64, left on the device.
+
+        A scalar-returning callable has no per-sample values: its batch mean ``m`` counts as ``B`` samples of
+        value ``m`` (``B m``, ``B m^2``), and :mod:`landscape.sampling` takes the spread from the batch means.
+        """
+        v = self.values(out, y)
+        if v.dim() == 0:
+            m = v.double()
+            return m * out.shape[0], m * m * out.shape[0]
+        per = v.reshape(v.shape[0], -1).sum(1, dtype=torch.float64)
+        return per.sum(), per.square().sum()
 
 
 def resolve_loss(spec: LossSpec | None = None) -> Loss:

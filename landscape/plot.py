@@ -62,6 +62,13 @@ def _main(argv: list[str] | None = None) -> int:
     if "min_loss" in s:
         print(f"loss range: min {s['min_loss']:.6g}, max {s['max_loss']:.6g}"
               + (f"; {s['diverged']} diverged points" if s["diverged"] else ""))
+    if "max_loss_se" in s:
+        acc_se = f", accuracy {s['max_acc_se']:.3g}%" if "max_acc_se" in s else ""
+        used = ""
+        if s.get("samples_full") and s["samples_used"] < s["samples_full"]:
+            used = (f"; {s['samples_used']:,} of {s['samples_full']:,} image-forwards "
+                    f"({s['samples_full'] / max(s['samples_used'], 1):.1f}x fewer than all the data)")
+        print(f"largest standard error: loss {s['max_loss_se']:.3g}{acc_se}{used}")
     if res.figures:
         print("figures: " + ", ".join(os.path.relpath(f) for f in res.figures))
     return 0

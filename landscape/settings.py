@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from landscape.errors import LandscapeError
+from landscape.sampling import DEFAULT_MIN_SAMPLES
 
 NORMS = ("filter", "layer", "weight", "none")
 IGNORES = ("biasbn", "none")
@@ -131,6 +132,14 @@ class Config:
     compile: bool = setting(False, "torch.compile the forward pass once (pays from ~1,500 points on a GPU, "
                             "~1,000 on 2 CPU cores)")
     device: str = setting("auto", "auto (default) | cpu | cuda | cuda:N")
+    tolerance: float | None = setting(None, "adaptive sampling: evaluate each point on growing chunks of one "
+                                      "seeded permutation of the data and stop once its 95%% interval is within "
+                                      "+-T of its mean loss (loss units) or above the figure's cap (default: all "
+                                      "the data for every point)", attr="tolerance", identity=True, shown=True,
+                                      metavar="T")
+    min_samples: int | None = setting(None, "with --tolerance: samples a point uses before it may stop (default "
+                                      f"{DEFAULT_MIN_SAMPLES})", attr="min_samples", identity=True, shown=True,
+                                      metavar="N")
     eigen: bool = setting(False, "also the Hessian's largest and smallest eigenvalues at every point (max_eig, "
                           "min_eig; drawn as Li et al.'s |min/max| convexity map)", attr="eigen", identity=True,
                           shown=True)
@@ -152,10 +161,13 @@ class Config:
             value = getattr(self, f.name)
             if choices and isinstance(value, str) and value not in choices:
                 raise LandscapeError(f"unknown {f.name} {value!r}; valid: {', '.join(choices)}")
-        for f in ("samples", "batch_size", "points_per_step", "image_size", "eigen_points"):
+        for f in ("samples", "batch_size", "points_per_step", "image_size", "eigen_points", "min_samples"):
             v = getattr(self, f)
             if v is not None and (not isinstance(v, int) or v < 1):
                 raise LandscapeError(f"{f} must be a positive integer; got {v!r}")
+        t = self.tolerance
+        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < float("inf")):
+            raise LandscapeError(f"tolerance must be a positive number of loss units, e.g. 0.01; got {t!r}")
 
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)
@@ -175,6 +187,9 @@ class Provenance:
     dataset: str = setting("", "", attr="dataset", identity=True, shown=True, cli=False)
     n_samples: int = setting(0, "", attr="n_samples", identity=True, shown=True, cli=False)
     input_normalization: str = setting("", "", attr="input_normalization", cli=False)  # MEAN/STD as applied
+    # the size of the data set the samples come from (> n_samples under --samples): the standard errors'
+    # finite-population correction (landscape.sampling)
+    population: int = setting(0, "", attr="population", cli=False)
     directions: str = setting("random", "", attr="directions", identity=True, shown=True, cli=False)
     torch_version: str = setting("", "", attr="torch_version", shown=True, cli=False)
     device: str = setting("", "", attr="device", shown=True, cli=False)

@@ -11,6 +11,7 @@ from PIL import Image
 from landscape.errors import LandscapeError
 from landscape.render import render_surface
 from landscape.render.html import figure_data
+from landscape.sampling import Z95
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
@@ -291,3 +292,63 @@ def test_large_grids_draw_the_3d_mesh_thinned_and_vector_heatmaps_as_pixels(tmp_
     svg = (tmp_path / "m_heatmap.svg").read_bytes()
     assert b"<image" in svg and len(svg) < 1e6  # pixels, not 90,000 vector quads (~17 MB)
     assert b"<image" not in (tmp_path / "m_contour.svg").read_bytes()  # the lines stay vectors
+
+
+def _with_errors(path, x, loss, se, n, cap=None):
+    with h5py.File(path, "a") as f:
+        f["train_loss_se"], f["train_n"] = se, n
+        f["train_acc_se"] = np.full_like(se, 0.5)
+        f.attrs["n_samples"] = 400
+        if cap is not None:
+            f.attrs["loss_cap"] = cap
+
+
+def test_the_1d_figure_draws_the_95_percent_band_and_the_page_shows_plus_minus(tmp_path):
+    p = tmp_path / "c.h5"
+    x = np.linspace(-1, 1, 11)
+    loss = x ** 2 + 0.1
+    with h5py.File(p, "w") as f:
+        f["xcoordinates"], f["train_loss"], f["train_acc"] = x, loss, 100 - 20 * x ** 2
+        f.attrs["format_version"], f.attrs["split"] = 1, "train"
+    se = np.where(np.abs(x) > 0.5, 0.05, 0.0)  # adaptive: the middle points ran on all the data
+    _with_errors(p, x, loss, se, np.where(se > 0, 100.0, 400.0))
+    render_surface(str(p), str(tmp_path), "png,html")
+    _png_ok(tmp_path / "c_curve.png")
+    data = figure_data(str(tmp_path / "c.html"))
+    line, upper, lower = data[0], data[1], data[2]
+    np.testing.assert_allclose(upper["y"], loss + Z95 * se)  # 1.96 SE: the 95 % interval
+    np.testing.assert_allclose(lower["y"], loss - Z95 * se)
+    assert lower["fill"] == "tonexty" and line["name"] == "train loss"
+    assert line["customdata"][0] == pytest.approx([Z95 * 0.05, 100]) and line["customdata"][5] == [0, 400]
+    assert "loss %{y:.3g} ± %{customdata[0]:.2g} (95 %)<br>%{customdata[1]:,.0f} of 400 samples" in \
+        line["hovertemplate"]
+    assert data[3]["customdata"][0] == pytest.approx([Z95 * 0.5]) and "± %{customdata[0]:.2g}%" in data[3]["hovertemplate"]
+
+
+def test_no_band_without_a_sampling_error(tmp_path):
+    p = tmp_path / "c.h5"
+    x = np.linspace(-1, 1, 5)
+    with h5py.File(p, "w") as f:
+        f["xcoordinates"], f["train_loss"] = x, x ** 2 + 0.1
+        f.attrs["format_version"], f.attrs["split"] = 1, "train"
+    _with_errors(p, x, x ** 2, np.zeros(5), np.full(5, 400.0))  # every point on all the data: exact
+    render_surface(str(p), str(tmp_path), "html")
+    data = figure_data(str(tmp_path / "c.html"))
+    assert [t["name"] for t in data] == ["train loss"] and "±" not in data[0]["hovertemplate"]
+
+
+def test_2d_hover_gives_the_interval_and_a_recorded_cap_bounds_the_scale(tmp_path):
+    p = str(tmp_path / "s.h5")
+    x, y, loss = _surface(p, holes=False)
+    loss_se = np.full(loss.shape, 0.01)
+    _with_errors(p, x, loss, loss_se, np.full(loss.shape, 128.0), cap=1.0)
+    render_surface(p, str(tmp_path), "html")
+    heat = next(t for t in figure_data(str(tmp_path / "s.html")) if t["type"] == "heatmap")
+    assert heat["customdata"][3][4][2:] == pytest.approx([Z95 * 0.01, Z95 * 0.5, 128], abs=1e-6)
+    assert ("train loss %{customdata[0]:.3g} ± %{customdata[2]:.2g} (95 %)<br>accuracy %{customdata[1]:.1f} ± "
+            "%{customdata[3]:.2g}%<br>%{customdata[4]:,.0f} of 400 samples") in heat["hovertemplate"]
+    assert heat["zmax"] == pytest.approx(1.0)  # the recorded cap, not the 95th percentile (1.39)
+    from landscape.render.scale import make_scale
+
+    assert make_scale([loss]).vmax == pytest.approx(np.percentile(loss, 95))
+    assert make_scale([loss], ceiling=1.0).vmax == 1.0 and make_scale([loss], vmax=2.0, ceiling=1.0).vmax == 2.0

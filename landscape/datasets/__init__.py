@@ -139,8 +139,10 @@ def _normalized(raw: RawImages, split: str, samples: int | None, choice: str, re
     t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    # the first `samples` of a split are a sample of it: its size is the standard errors' population
+    population = len(raw.x) if samples and samples < len(raw.x) else None
     return Data(((t - m) / s).contiguous(), torch.from_numpy(np.ascontiguousarray(y)), raw.name, split,
-                raw.num_classes, mean, std)
+                raw.num_classes, mean, std, population=population)
 
 
 _BUILTIN = frozenset(_LOADERS)

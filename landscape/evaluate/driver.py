@@ -8,6 +8,10 @@ slower way would work:
 * the batched (vmap) engine fails on this model: retry in NCHW layout (cuDNN's batch norm under ``vmap``
   cannot query channels_last contiguity; seen on an H100 in fp32/tf32), then with the loop engine, with a
   warning; only an error of the loop engine itself reaches the caller.
+
+Every point comes with its standard error and sample count (:meth:`PlaneEvaluator.evaluate_points`); with a
+``tolerance`` the data is put in one seeded order and each point stops as soon as it is known well enough
+(:mod:`landscape.sampling`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from landscape.evaluate.engines import Engine, LoopEngine, VmapEngine
 from landscape.evaluate.perturb import Perturbation
 from landscape.fold import fold_batchnorm
 from landscape.losses import LossSpec, is_class_labels, resolve_loss
+from landscape.sampling import DEFAULT_MIN_SAMPLES, Sampling
 
 
 class PlaneEvaluator:
@@ -49,16 +54,23 @@ class PlaneEvaluator:
             the CPU (measured no faster).
         compile_model: run the forward passes through ``torch.compile`` (compiled once, on the first point).
         loss: ``cross_entropy`` (default), ``mse``, ``nll``, a callable ``fn(output, target)`` or a ``Loss``.
+        tolerance: adaptive sampling: each point stops once the 95 % interval of its mean loss is at most this
+            wide on either side (loss units), or lies above :attr:`cap`. ``None``: every point on all the data.
+        min_samples: samples before a point may stop (default :data:`landscape.sampling.DEFAULT_MIN_SAMPLES`).
+        sample_seed: the seed of the one permutation of the data that every point reads in order.
 
     Attributes:
         has_accuracy: accuracy is computed (class-label targets and a (B, classes) output).
+        sampling: how points are sampled (:class:`landscape.sampling.Sampling`); set ``sampling.cap`` (e.g. to
+            the figure's cap) before evaluating adaptively, or points stop only on the tolerance.
     """
 
     def __init__(self, model: nn.Module, data: Data, xdir: Directions | Sequence[torch.Tensor],
                  ydir: Sequence[torch.Tensor] | None = None, dir_type: str = "weights",
                  batch_size: int | None = None, precision: str = "fp32", bn_mode: str = "eval",
                  points_per_step: int | None = None, fold_bn: bool | None = False, compile_model: bool = False,
-                 loss: LossSpec | None = None):
+                 loss: LossSpec | None = None, tolerance: float | None = None, min_samples: int | None = None,
+                 sample_seed: int = 0):
         if bn_mode not in BN_MODES:
             raise LandscapeError(f"unknown BN mode {bn_mode!r}; valid: {', '.join(BN_MODES)}")
         if precision not in PRECISIONS:
@@ -71,6 +83,11 @@ class PlaneEvaluator:
         self.device = data.device
         self.precision, self.bn_mode, self.compile_model = precision, bn_mode, compile_model
         self.loss = resolve_loss(loss)
+        self.sampling = Sampling(len(data), data.population, tolerance, min_samples or DEFAULT_MIN_SAMPLES,
+                                 seed=sample_seed)
+        perm = self.sampling.permutation()
+        if perm is not None:  # the order every point reads the data in (gathered batch by batch: no copy)
+            data = data.in_order(torch.from_numpy(perm))
         self._source, self._data = model, data
         self._fold_request = fold_bn
         self._memory_format = torch.channels_last
@@ -111,7 +128,8 @@ class PlaneEvaluator:
             raise LandscapeError(f"the model returns a {type(out).__name__}, not a tensor; wrap it so that "
                                  "forward returns the output tensor")
         try:
-            self.loss.batch_sum(out.float(), y)
+            # a loss that returns only batch means has no per-sample spread: its errors come from batch means
+            self.sampling.per_sample = self.loss.values(out.float(), y).dim() > 0
         except LandscapeError:
             raise
         except Exception as e:  # noqa: BLE001 - same: a user's loss can raise anything
@@ -135,7 +153,8 @@ class PlaneEvaluator:
         if batched not in self._engines:
             cls = VmapEngine if batched else LoopEngine
             self._engines[batched] = cls(self.pert, self.data, self.loss, self.has_accuracy, self.batch_size,
-                                         self.precision, self.bn_mode, self._folded, self.compile_model)
+                                         self.precision, self.bn_mode, self._folded, self.compile_model,
+                                         self.sampling)
         e = self._engines[batched]
         e.batch_size = self.batch_size  # the memory policy may have lowered it
         return e
@@ -151,9 +170,36 @@ class PlaneEvaluator:
     def evaluate(self, coords: Sequence[tuple[float, float]]) -> tuple[list[float], list[float] | None]:
         """Loss and accuracy (``None`` without class labels) at each (a, b); a diverged point returns its inf/NaN
         loss as it is."""
+        losses, accs, _ = self.evaluate_points(coords)
+        return losses, accs
+
+    def evaluate_points(self, coords: Sequence[tuple[float, float]]
+                        ) -> tuple[list[float], list[float] | None, dict[str, list[float]]]:
+        """Like :meth:`evaluate`, plus each point's precision: ``{"loss_se": ..., "n": ..., "acc_se": ...}``,
+        the standard errors of the mean loss and of the accuracy (percent; only with accuracy) and the samples
+        used (:mod:`landscape.sampling`)."""
+        sums = self._sums(coords)
+        sp = self.sampling
+        losses = [s1 / n for s1, _, _, n, _ in sums]
+        stats = {"loss_se": [sp.loss_se(s1, s2, n, nb) for s1, s2, _, n, nb in sums],
+                 "n": [float(n) for *_, n, _ in sums]}
+        if not self.has_accuracy:
+            return losses, None, stats
+        stats["acc_se"] = [sp.acc_se(c, n) for _, _, c, n, _ in sums]
+        return losses, [100.0 * c / n for _, _, c, n, _ in sums], stats
+
+    def centre_loss(self) -> float:
+        """The loss at theta* on all the data, whatever the tolerance (what the figure's cap is made from)."""
+        tolerance, self.sampling.tolerance = self.sampling.tolerance, None
+        try:
+            return self.evaluate([(0.0, 0.0)])[0][0]
+        finally:
+            self.sampling.tolerance = tolerance
+
+    def _sums(self, coords: Sequence[tuple[float, float]]) -> list:
+        """Every point's loss sums and counts (see :data:`landscape.evaluate.engines.PointSums`)."""
         coords = [(float(a), float(b)) for a, b in coords]
-        losses: list[float] = []
-        accs: list[float] = []
+        out: list = []
         # A grid repeats the same few shapes thousands of times: let cuDNN time its algorithms once per shape
         # instead of trusting its heuristics (no effect on the CPU).
         benchmark, torch.backends.cudnn.benchmark = torch.backends.cudnn.benchmark, True
@@ -165,9 +211,9 @@ class PlaneEvaluator:
                 k = min(self.points_per_step, len(coords) - i) if engine.batched else len(coords) - i
                 try:
                     if engine.batched:
-                        lo, ac = engine.run(coords[i:i + k], self.points_per_step if self.compile_model else None)
+                        got = engine.run(coords[i:i + k], self.points_per_step if self.compile_model else None)
                     else:
-                        lo, ac = engine.run(coords[i:i + k])
+                        got = engine.run(coords[i:i + k])
                 except torch.cuda.OutOfMemoryError:
                     self._shrink()
                     continue
@@ -182,15 +228,13 @@ class PlaneEvaluator:
                     # on a GPU); its failures are long tracebacks, so say what failed and how to avoid it.
                     raise LandscapeError(f"torch.compile failed ({type(e).__name__}: {_first_line(e)}); run "
                                          "without --compile") from e
-                losses += lo
-                if ac is not None:
-                    accs += ac
+                out += got
                 i += k
         finally:
             # The copy leaves every call at theta*, whatever happened, so the next call starts from it.
             self.pert.restore()
             torch.backends.cudnn.benchmark = benchmark
-        return losses, (accs if self.has_accuracy else None)
+        return out
 
     def _shrink(self) -> None:
         """After an out-of-memory error: halve the points per step, then the batch; give up below 1 sample."""

@@ -6,8 +6,11 @@
   + ``vmap``: each batch of data is read once per block of K points. On an H100 it measured 1.57x the loop when
   the data (256 images) is smaller than one batch.
 
-Both reduce the loss the same way (float64 sums on the device, one read-back per call), so they give the same
-numbers to float rounding. Neither knows about memory policy or fallbacks: that is the driver's job.
+Both reduce the loss the same way (float64 sums of the loss and its square on the device, one read-back per call),
+so they give the same numbers to float rounding; each point's result is its sums, sample and batch counts
+(:data:`PointSums`), from which the driver takes the mean and its standard error. With ``--tolerance`` a point
+runs on growing prefixes of the (permuted) data and is checked after each: one read-back per chunk of data, never
+per batch (:mod:`landscape.sampling`). Neither knows about memory policy or fallbacks: that is the driver's job.
 """
 
 from __future__ import annotations
@@ -17,10 +20,14 @@ import torch.nn as nn
 
 from landscape.data import Data
 from landscape.evaluate.device import precision_context
-from landscape.evaluate.passes import loss_sums, recompute_bn_statistics
+from landscape.evaluate.passes import CORRECT, SUM, SUMSQ, add_moments, recompute_bn_statistics
 from landscape.evaluate.perturb import Perturbation
 from landscape.fold import FoldedNetwork, named_tensors
 from landscape.losses import Loss
+from landscape.sampling import Sampling
+
+# One point's result: loss sum, sum of squares, number correct (all float64 sums), samples used, batches used.
+PointSums = tuple[float, float, float, int, int]
 
 
 class Engine:
@@ -34,27 +41,26 @@ class Engine:
         batch_size, precision, bn_mode: as the evaluator's.
         folded: the BN-folded copy of the network, refolded per point, or ``None``.
         compile_model: run the forward through ``torch.compile`` (built once, reused as weights change).
+        sampling: when a point may stop before the end of the data (default: never).
     """
 
     batched = False
 
     def __init__(self, pert: Perturbation, data: Data, loss: Loss, accuracy: bool, batch_size: int,
-                 precision: str, bn_mode: str, folded: FoldedNetwork | None, compile_model: bool):
+                 precision: str, bn_mode: str, folded: FoldedNetwork | None, compile_model: bool,
+                 sampling: Sampling | None = None):
         self.pert, self.data, self.loss, self.accuracy = pert, data, loss, accuracy
         self.batch_size, self.precision, self.bn_mode = batch_size, precision, bn_mode
         self.folded, self.compile_model = folded, compile_model
+        self.sampling = sampling or Sampling(len(data))
         self._run = None
 
     @property
     def net(self) -> nn.Module:
         return self.folded.module if self.folded is not None else self.pert.module
 
-    def _finish(self, totals: torch.Tensor, correct: torch.Tensor | None, n_real: int
-                ) -> tuple[list[float], list[float] | None]:
-        n = len(self.data)
-        rows = [totals / n] + ([100.0 * correct.double() / n] if correct is not None else [])
-        both = torch.stack(rows).tolist()  # the one read-back of the block
-        return both[0][:n_real], (both[1][:n_real] if correct is not None else None)
+    def _stops(self, row: list[float], n: int, batches: int) -> bool:
+        return self.sampling.stops(row[SUM], row[SUMSQ], n, batches)
 
 
 class LoopEngine(Engine):
@@ -66,20 +72,29 @@ class LoopEngine(Engine):
         return self._run
 
     @torch.no_grad()
-    def run(self, coords: list[tuple[float, float]]) -> tuple[list[float], list[float] | None]:
+    def run(self, coords: list[tuple[float, float]]) -> list[PointSums]:
         # On a GPU the next point's weight update is queued while this point's batches still run (in stream
-        # order, so it never overtakes them): one host synchronisation per block, not per point.
-        totals, corrects = [], []
-        for a, b in coords:
+        # order, so it never overtakes them): one host synchronisation per block, not per point. With a
+        # tolerance, one more per chunk of data of a point that may stop there.
+        ends = self.sampling.ends()
+        sums = torch.zeros(len(coords), 3, dtype=torch.float64, device=self.data.device)
+        counts = []
+        for i, (a, b) in enumerate(coords):
             self.pert.set_point(a, b)
             if self.bn_mode == "recompute":
                 recompute_bn_statistics(self.pert.module, self.data, self.batch_size, self.precision)
             if self.folded is not None:
                 self.folded.load_from(self.pert.module)
-            t, c = loss_sums(self.runner(), self.data, self.batch_size, self.precision, self.loss, self.accuracy)
-            totals.append(t)
-            corrects.append(c)
-        return self._finish(torch.stack(totals), torch.stack(corrects) if self.accuracy else None, len(coords))
+            n = batches = 0
+            for end in ends:
+                batches += add_moments(self.runner(), self.data, self.batch_size, self.precision, self.loss,
+                                       sums[i], self.accuracy, n, end)
+                n = end
+                if end < ends[-1] and self._stops(sums[i].tolist(), n, batches):
+                    break
+            counts.append((n, batches))
+        rows = sums.tolist()  # the one read-back of the block
+        return [(r[SUM], r[SUMSQ], r[CORRECT], n, nb) for r, (n, nb) in zip(rows, counts)]
 
 
 class VmapEngine(Engine):
@@ -102,8 +117,7 @@ class VmapEngine(Engine):
         return self._run
 
     @torch.no_grad()
-    def run(self, coords: list[tuple[float, float]], pad_to: int | None = None
-            ) -> tuple[list[float], list[float] | None]:
+    def run(self, coords: list[tuple[float, float]], pad_to: int | None = None) -> list[PointSums]:
         n_real = len(coords)
         if pad_to and n_real < pad_to:
             # A shorter stack is a new shape, i.e. a recompile (tens of seconds); a few repeated points cost less.
@@ -121,24 +135,50 @@ class VmapEngine(Engine):
             stacked = {n: t for n, t in folded.items() if t.dim() > own[n].dim()}
             shared = {n: t for n, t in folded.items() if n not in stacked}
         fwd = self.runner()
-        total = torch.zeros(k, dtype=torch.float64, device=self.data.device)
-        correct = torch.zeros(k, dtype=torch.int64, device=self.data.device) if self.accuracy else None
-        with precision_context(self.precision, self.data.device):
-            for x, y in self.data.batches(self.batch_size):
-                out = fwd(stacked, shared, x).float()  # (K, B, ...)
-                total += self._sums(out, y)
-                if correct is not None:
-                    correct += (out.argmax(2) == y).sum(1)
-        return self._finish(total, correct, n_real)
+        device = self.data.device
+        sums = torch.zeros(k, 3, dtype=torch.float64, device=device)
+        ends = self.sampling.ends()
+        active = list(range(n_real))  # the points still running (padding points are never read)
+        counts = [[0, 0] for _ in range(k)]
+        start = 0
+        for end in ends:
+            if len(active) == n_real:  # every point still runs: the whole stack (padding included)
+                params = stacked
+            else:  # those still running; under compile padded back to k (a new shape would recompile)
+                rows = active + [active[-1]] * (k - len(active)) if self.compile_model else active
+                idx = torch.tensor(rows, device=device)
+                params = {n: t.index_select(0, idx) for n, t in stacked.items()}
+            live = torch.tensor(active, device=device)
+            batches = 0
+            with precision_context(self.precision, device):
+                for x, y in self.data.batches(self.batch_size, start, end):
+                    out = fwd(params, shared, x).float()  # (len(rows), B, ...)
+                    s, q = self._sums(out, y)
+                    c = (out.argmax(2) == y).sum(1).double() if self.accuracy else torch.zeros_like(s)
+                    sums.index_add_(0, live, torch.stack([s, q, c], 1)[:len(active)])
+                    batches += 1
+            for i in active:
+                counts[i] = [end, counts[i][1] + batches]
+            start = end
+            if end == ends[-1]:
+                break
+            now = sums.tolist()  # the chunk's one read-back
+            active = [i for i in active if not self._stops(now[i], end, counts[i][1])]
+            if not active:
+                break
+        rows_out = sums.tolist()  # the one read-back of the block
+        return [(r[SUM], r[SUMSQ], r[CORRECT], n, nb) for r, (n, nb) in zip(rows_out[:n_real], counts[:n_real])]
 
-    def _sums(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Per-point loss sums of a (K, B, ...) output: one flat call for built-in losses, else per point."""
+    def _sums(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-point loss sums and sums of squares of a (K, B, ...) output: one flat call for built-in losses,
+        else per point."""
         k = out.shape[0]
         if self.loss.name in ("cross_entropy", "nll", "mse"):
             yk = y.unsqueeze(0).expand(k, *y.shape).reshape(k * y.shape[0], *y.shape[1:])
-            per = self.loss.fn(out.flatten(0, 1), yk)
-            return per.reshape(k, -1).sum(1, dtype=torch.float64)
-        return torch.stack([self.loss.batch_sum(out[i], y) for i in range(k)])
+            per = self.loss.fn(out.flatten(0, 1), yk).reshape(k, -1).double()
+            return per.sum(1), per.square().sum(1)
+        s, q = zip(*(self.loss.batch_moments(out[i], y) for i in range(k)))
+        return torch.stack(s), torch.stack(q)
 
     def _recomputed_bn_stats(self, stacked: dict, shared: dict, k: int) -> dict:
         """Per-point BN running statistics from one training-mode pass of the data, all K points together.

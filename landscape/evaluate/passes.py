@@ -1,7 +1,8 @@
-"""One pass of the data through a model as it is now: the loss/accuracy sums, and BN statistics recomputed.
+"""One pass of the data through a model as it is now: the loss moments and correct count, and BN statistics
+recomputed.
 
-The sums stay on the device (float64 loss, int64 correct count) until the caller reads them, so a grid point
-costs one host synchronisation for a whole block of points, not one per batch.
+The sums stay on the device (float64) until the caller reads them, so a grid point costs one host
+synchronisation for a whole block of points (or, with ``--tolerance``, one per chunk of data), not one per batch.
 """
 
 from __future__ import annotations
@@ -13,20 +14,33 @@ from landscape.data import Data
 from landscape.evaluate.device import precision_context
 from landscape.losses import Loss, LossSpec, is_class_labels, resolve_loss
 
+# The columns of a point's sums: what landscape.sampling needs for the mean and its standard error.
+SUM, SUMSQ, CORRECT = 0, 1, 2
+
+
+def add_moments(model: nn.Module, data: Data, batch_size: int, precision: str, loss: Loss, sums: torch.Tensor,
+                accuracy: bool = True, start: int = 0, stop: int | None = None) -> int:
+    """Add the loss sum, its sum of squares and the number correct over samples ``start..stop`` to ``sums``
+    (a float64 tensor of 3 on the device; no host synchronisation). Returns the number of batches."""
+    batches = 0
+    with precision_context(precision, data.device):
+        for x, y in data.batches(batch_size, start, stop):
+            out = model(x).float()
+            s, q = loss.batch_moments(out, y)
+            sums[SUM] += s
+            sums[SUMSQ] += q
+            if accuracy:
+                sums[CORRECT] += (out.argmax(1) == y).sum()
+            batches += 1
+    return batches
+
 
 def loss_sums(model: nn.Module, data: Data, batch_size: int, precision: str, loss: Loss,
               accuracy: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Summed loss (float64) and number correct (or ``None``), left on the device (no host synchronisation)."""
-    device = data.device
-    total = torch.zeros((), dtype=torch.float64, device=device)
-    correct = torch.zeros((), dtype=torch.int64, device=device) if accuracy else None
-    with precision_context(precision, device):
-        for x, y in data.batches(batch_size):
-            out = model(x).float()
-            total += loss.batch_sum(out, y)
-            if correct is not None:
-                correct += (out.argmax(1) == y).sum()
-    return total, correct
+    sums = torch.zeros(3, dtype=torch.float64, device=data.device)
+    add_moments(model, data, batch_size, precision, loss, sums, accuracy)
+    return sums[SUM], (sums[CORRECT] if accuracy else None)
 
 
 @torch.no_grad()

@@ -56,9 +56,13 @@ class CurvatureMap:
     def evaluate(self, coords: Sequence[tuple[float, float]]):
         """``(losses, accuracies, {"max_eig": [...], "min_eig": [...]})`` at ``coords``."""
         losses, accs = self.ev.evaluate(coords)
+        return losses, accs, self.eigenvalues(coords)
+
+    def eigenvalues(self, coords: Sequence[tuple[float, float]]) -> dict[str, list[float]]:
+        """``{"max_eig": [...], "min_eig": [...]}`` at ``coords``."""
         if self.stacked is not None:
             hi_all, lo_all = self._batched(coords)
-            return losses, accs, {"max_eig": hi_all, "min_eig": lo_all}
+            return {"max_eig": hi_all, "min_eig": lo_all}
         hi_all, lo_all = [], []
         try:
             for a, b in coords:
@@ -68,7 +72,7 @@ class CurvatureMap:
                 lo_all.append(float(lo.eigenvalues[0]))
         finally:
             self.ev.pert.restore()
-        return losses, accs, {"max_eig": hi_all, "min_eig": lo_all}
+        return {"max_eig": hi_all, "min_eig": lo_all}
 
     def _batched(self, coords) -> tuple[list[float], list[float]]:
         from landscape.hessian.batched import extreme_eigenpairs_batched

@@ -41,6 +41,14 @@ def _pick_key(s: Surface, surface: str | None) -> str:
     return s.names()[0]
 
 
+def loss_ceiling(surfaces: list[Surface], key: str) -> float | None:
+    """The lowest cap recorded by surfaces computed with ``--tolerance`` (``loss_cap``) when ``key`` is the loss
+    it was made for: their points above it were only resolved as off the scale, so no default range goes higher."""
+    caps = [float(s.attrs["loss_cap"]) for s in surfaces
+            if key == f"{s.attrs.get('split', 'train')}_loss" and str(s.attrs.get("loss_cap", "")) != ""]
+    return min(caps) if caps else None
+
+
 def render_surface(path: str, out: str | None = None, formats: str | list[str] = ("png", "html"),
                    name: str | None = None, surface: str | None = None, log: bool = False,
                    vmin: float | None = None, vmax: float | None = None, levels: int | None = None) -> list[str]:
@@ -58,7 +66,7 @@ def render_surface(path: str, out: str | None = None, formats: str | list[str] =
     static = [f for f in fmts if f in STATIC]
     written: list[str] = []
     if s.is_2d:
-        scale = make_scale([s.values[key]], vmin, vmax, levels, log)
+        scale = make_scale([s.values[key]], vmin, vmax, levels, log, loss_ceiling([s], key))
         if static:
             from landscape.render.static import render_2d
 
@@ -114,7 +122,7 @@ def render_comparison(paths: list[str], out: str, formats: str | list[str] = ("p
     """
     fmts = parse_formats(formats)
     surfaces, key = _shared(paths, surface, "--compare")
-    scale = make_scale([s.values[key] for s in surfaces], vmin, vmax, levels, log)
+    scale = make_scale([s.values[key] for s in surfaces], vmin, vmax, levels, log, loss_ceiling(surfaces, key))
     ensure_writable_dir(out)
     base = os.path.join(out, name)
     written: list[str] = []
@@ -142,7 +150,7 @@ def render_paper(paths: list[str], out: str, formats: str | list[str] = ("pdf", 
     if not fmts:
         raise LandscapeError(f"--figure paper writes {', '.join(STATIC)}; got --formats {formats!r}")
     surfaces, key = _shared(paths, surface, "--figure paper")
-    scale = make_scale([s.values[key] for s in surfaces], vmin, vmax, levels, log)
+    scale = make_scale([s.values[key] for s in surfaces], vmin, vmax, levels, log, loss_ceiling(surfaces, key))
     ensure_writable_dir(out)
     from landscape.render.paper import render_paper as draw
 

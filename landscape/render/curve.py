@@ -1,4 +1,5 @@
-"""The 1D figure (matplotlib): loss, and accuracy on a twin axis when the file has it, against alpha."""
+"""The 1D figure (matplotlib): loss, and accuracy on a twin axis when the file has it, against alpha; the loss's
+95 % interval as a band where the file records a sampling error (``--samples``, ``--tolerance``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from landscape.render.scale import fmt_value, make_scale  # noqa: E402
 from landscape.render.static import _title, save  # noqa: E402
+from landscape.sampling import Z95, figure_cap  # noqa: E402
 from landscape.surface import Surface  # noqa: E402
 
 SPLITS = (("train", "-"), ("test", "--"))
@@ -30,10 +32,22 @@ def loss_range(s: Surface, log: bool = False, vmin: float | None = None, vmax: f
     big = max(float(np.nanmax(np.where(np.isfinite(v), v, np.nan))) for v in losses)
     # The 2D figures' cap, but not their 95th percentile: a curve that fits under the cap is shown whole.
     sc = make_scale(losses, vmin, big if vmax is None else vmax, None, log)
-    cap = sc.vmax if (vmax is not None or log) else min(big, max(10 * sc.vmin, sc.vmin + 10))
+    cap = sc.vmax if (vmax is not None or log) else min(big, figure_cap(sc.vmin))
+    recorded = str(s.attrs.get("loss_cap", ""))
+    if vmax is None and recorded != "" and sc.vmin < float(recorded) < cap:
+        cap = float(recorded)  # points above it were only resolved as off the scale (--tolerance)
     top = cap if vmax is not None else (cap * 1.5 if log else cap + 0.05 * (cap - min(sc.vmin, 0.0)))
     bottom = vmin if vmin is not None else (None if log else 0.0)
     return bottom, top, big, big > top
+
+
+def interval(s: Surface, split: str) -> np.ndarray | None:
+    """The half-width of the 95 % interval of each point's mean loss (NaN where unknown), or ``None`` when the
+    file records no sampling error (all the data at every point: the values are exact, no band to draw)."""
+    se = s.values.get(f"{split}_loss_se")
+    if se is None or not np.any(np.nan_to_num(se) > 0):
+        return None
+    return Z95 * np.asarray(se, dtype=np.float64)
 
 
 def loss_keys(s: Surface) -> list[str]:
@@ -59,6 +73,10 @@ def render_1d(s: Surface, base: str, formats: list[str], log: bool = False, vmin
         if loss is not None:
             ax.plot(x, np.where(np.isfinite(loss), loss, np.nan), ls, color="tab:blue", lw=1.6,
                     label=f"{split} loss")
+            half = interval(s, split)
+            if half is not None:
+                ax.fill_between(x, loss - half, loss + half, color="tab:blue", alpha=0.25, lw=0,
+                                label=f"{split} loss, 95 % interval")
         if acc is not None and ax2 is not None:
             ax2.plot(x, acc, ls, color="tab:red", lw=1.2, label=f"{split} accuracy")
     if log:

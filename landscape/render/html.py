@@ -118,23 +118,41 @@ def render_html_1d(s: Surface, path: str, log: bool = False, vmin: float | None 
 
     The loss axis starts on the PNG's range (the basin); a button switches to the full range.
     """
-    from landscape.render.curve import ACC_TICKS, loss_keys, loss_range
+    from landscape.render.curve import ACC_TICKS, interval, loss_keys, loss_range
+    from landscape.render.html_traces import precision, samples_line
     from landscape.render.scale import fmt_value
 
     go, make_subplots = _plotly()
     has_acc = any(f"{sp}_acc" in s.values for sp in ("train", "test"))
     fig = make_subplots(specs=[[{"secondary_y": has_acc}]])
     for split, dash in (("train", "solid"), ("test", "dash")):
+        err = precision(s, f"{split}_loss") if f"{split}_loss" in s.values else None
         if f"{split}_loss" in s.values:
             loss = s.values[f"{split}_loss"]
             fig.add_trace(go.Scatter(x=s.xcoordinates, y=[float(v) if np.isfinite(v) else None for v in loss],
                                      name=f"{split} loss", line=dict(color="#1f77b4", dash=dash),
-                                     hovertemplate="α %{x:.2f}<br>loss %{y:.3g}<extra></extra>"), secondary_y=False)
+                                     customdata=_columns(err, "loss", "n"),
+                                     hovertemplate="α %{x:.2f}<br>loss %{y:.3g}"
+                                                   + (" ± %{customdata[0]:.2g} (95 %)" + samples_line(s, 1)
+                                                      if err is not None else "") + "<extra></extra>"),
+                          secondary_y=False)
+            half = interval(s, split)
+            if half is not None:  # the 95 % band: its upper edge, then its lower edge filled up to it
+                for edge, fill in ((loss + half, None), (loss - half, "tonexty")):
+                    fig.add_trace(go.Scatter(x=s.xcoordinates, y=[float(v) if np.isfinite(v) else None
+                                                                  for v in edge],
+                                             mode="lines", line=dict(width=0, color="#1f77b4"), fill=fill,
+                                             fillcolor="rgba(31,119,180,0.25)", hoverinfo="skip",
+                                             showlegend=fill is not None, name=f"{split} loss, 95 % interval"),
+                                  secondary_y=False)
         if has_acc and f"{split}_acc" in s.values:
             acc = s.values[f"{split}_acc"]
             fig.add_trace(go.Scatter(x=s.xcoordinates, y=[float(v) if np.isfinite(v) else None for v in acc],
                                      name=f"{split} accuracy", line=dict(color="#d62728", dash=dash),
-                                     hovertemplate="α %{x:.2f}<br>accuracy %{y:.1f}%<extra></extra>"),
+                                     customdata=_columns(err, "acc"),
+                                     hovertemplate="α %{x:.2f}<br>accuracy %{y:.1f}"
+                                                   + (" ± %{customdata[0]:.2g}" if err is not None else "")
+                                                   + "%<extra></extra>"),
                           secondary_y=True)
     fig.update_xaxes(title_text="α", gridcolor="#e8e8e8", zeroline=False)
     fig.update_yaxes(gridcolor="#e8e8e8", zeroline=False)
@@ -163,6 +181,13 @@ def render_html_1d(s: Surface, path: str, log: bool = False, vmin: float | None 
     what = "loss and accuracy" if has_acc else "loss"
     title = f"{_arch(s)} — 1D {what}"
     return _page(fig, title, _settings_html(s), path)
+
+
+def _columns(err: dict | None, *names: str) -> list | None:
+    """Per point, the ``err`` values named (hover data of a 1D trace; NaN as None), or None without errors."""
+    if err is None:
+        return None
+    return [[None if not np.isfinite(v) else float(v) for v in row] for row in zip(*(err[k] for k in names))]
 
 
 # Rotating one 3D view rotates the others: copy the camera on every relayout.

@@ -32,10 +32,36 @@ def acc_key(s: Surface, key: str) -> str | None:
 
 
 def hover(s: Surface, key: str) -> str:
-    """Hover text: alpha, beta, the value and, when the file has it, accuracy; rounded (no 0.123456 noise)."""
+    """Hover text: alpha, beta, the value and, when the file has it, accuracy; rounded (no 0.123456 noise); with
+    their 95 % intervals and the samples used (``customdata[2..4]``, :func:`precision`) when the file records a
+    sampling error."""
     what = key.replace("_", " ")
-    acc = "<br>accuracy %{customdata[1]:.1f}%" if acc_key(s, key) else ""
-    return f"α %{{x:.2f}}, β %{{y:.2f}}<br>{what} %{{customdata[0]:.3g}}{acc}<extra></extra>"
+    err = precision(s, key) is not None
+    acc = ("<br>accuracy %{customdata[1]:.1f}" + (" ± %{customdata[3]:.2g}" if err else "") + "%"
+           if acc_key(s, key) else "")
+    loss = "%{customdata[0]:.3g}" + (" ± %{customdata[2]:.2g} (95 %)" if err else "")
+    return f"α %{{x:.2f}}, β %{{y:.2f}}<br>{what} {loss}{acc}{samples_line(s, 4) if err else ''}<extra></extra>"
+
+
+def samples_line(s: Surface, i: int) -> str:
+    """``<br>512 of 1,437 samples`` for a hover template whose ``customdata[i]`` is the count."""
+    total = s.attrs.get("n_samples")
+    return f"<br>%{{customdata[{i}]:,.0f}}" + (f" of {int(total):,}" if total else "") + " samples"
+
+
+def precision(s: Surface, key: str) -> dict[str, np.ndarray] | None:
+    """The 95 % half-widths of the mean loss (``loss``) and of the accuracy (``acc``, percent) and the samples
+    used (``n``) at every point; ``None`` when ``key`` is not a split's loss or the file records no sampling
+    error (every point on all the data: the values are exact, nothing to show)."""
+    split = key[:-len("_loss")] if key.endswith("_loss") else None
+    se = s.values.get(f"{split}_loss_se") if split else None
+    if se is None or not np.any(np.nan_to_num(se) > 0):
+        return None
+    from landscape.sampling import Z95
+
+    nan = np.full(np.shape(se), np.nan)
+    acc_se, n = s.values.get(f"{split}_acc_se"), s.values.get(f"{split}_n")
+    return {"loss": Z95 * se, "acc": Z95 * acc_se if acc_se is not None else nan, "n": n if n is not None else nan}
 
 
 def mesh3d(go, s: Surface, key: str, scale: Scale, colorbar: dict | None, scene: str = "scene"):
@@ -87,6 +113,7 @@ def contour_map(go, s: Surface, key: str, scale: Scale, colorbar: dict | None, x
     raw = finite(s.values[key])
     ak = acc_key(s, key)
     acc = s.values[ak] if ak else np.full_like(raw, np.nan)
+    err = precision(s, key)
     ticks = [t for t in scale.ticks if scale.vmin <= t <= scale.vmax]
     cb = None
     if colorbar is not None:
@@ -95,8 +122,8 @@ def contour_map(go, s: Surface, key: str, scale: Scale, colorbar: dict | None, x
     # Typed arrays (numpy in, base64 on the page; NaN is a gap) thinned to MAP_POINTS: a 1001x1001 grid as
     # JSON lists was most of a 100 MB page.
     hx, hy, hz = thin(x, y, raw, MAP_POINTS)
-    hacc = thin(x, y, acc, MAP_POINTS)[2]
-    custom = np.dstack([hz, hacc]).astype(np.float32)
+    extra = [err["loss"], err["acc"], err["n"]] if err is not None else []  # the hover's 95 % intervals, samples
+    custom = np.dstack([hz] + [thin(x, y, v, MAP_POINTS)[2] for v in [acc] + extra]).astype(np.float32)
     heat = go.Heatmap(x=hx, y=hy, z=scale.colour(hz).astype(np.float32), customdata=custom, colorscale=COLORSCALE,
                       zmin=scale.clo, zmax=scale.chi, zsmooth="best", showscale=cb is not None, colorbar=cb,
                       hovertemplate=hover(s, key), xaxis=xaxis, yaxis=yaxis, name="")

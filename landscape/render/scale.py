@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from landscape.errors import LandscapeError
+from landscape.sampling import figure_cap
 
 # Mantissas per decade for log-spaced levels, densest first; the densest set that stays under the target count
 # wins. All are round, so the levels double as legible labels and colour-bar ticks.
@@ -147,7 +148,7 @@ def pick_ticks(levels: np.ndarray, geometric: bool, most: int = _MAX_TICKS) -> n
 
 
 def make_scale(arrays: list[np.ndarray], vmin: float | None = None, vmax: float | None = None,
-               levels: int | None = None, log: bool = False) -> Scale:
+               levels: int | None = None, log: bool = False, ceiling: float | None = None) -> Scale:
     """A scale that shows the basin as well as the walls, without tuning.
 
     Range: from the smallest finite value to the 95th percentile, capped at ``max(10 * min, min + 10)``: the far
@@ -164,6 +165,8 @@ def make_scale(arrays: list[np.ndarray], vmin: float | None = None, vmax: float 
         vmin, vmax: range overrides (raw units).
         levels: number of contour levels, or None for round defaults.
         log: log10 heights and log-spaced levels.
+        ceiling: the default range never goes above it: a surface computed with ``--tolerance`` records the cap
+            (``loss_cap``) above which its points were only resolved as "off the scale".
 
     Raises:
         LandscapeError: nothing finite to draw, ``--log`` with non-positive values, fewer than 2 levels.
@@ -179,9 +182,11 @@ def make_scale(arrays: list[np.ndarray], vmin: float | None = None, vmax: float 
     elif log:  # a log axis already shows many decades: only the far outliers are clipped
         hi = float(np.percentile(finite, 95))
     else:
-        hi = float(min(np.percentile(finite, 95), max(10 * lo, lo + 10)))
+        hi = float(min(np.percentile(finite, 95), figure_cap(lo)))
     if vmax is None and hi <= lo:
         hi = float(np.max(finite))
+    if vmax is None and ceiling is not None and lo < ceiling < hi:
+        hi = float(ceiling)
     if hi <= lo:
         hi = lo + (abs(lo) * 1e-3 or 1e-3)
     if log and lo <= 0:

@@ -2,7 +2,9 @@
 
 Layout: ``xcoordinates`` (nx,), ``ycoordinates`` (ny,) (absent in 1D); ``{split}_loss``/``{split}_acc``
 (ny, nx) float64, value at (x_j, y_i) in ``[i, j]``, NaN until computed (``{split}_acc`` absent for losses
-without class labels); ``{split}_done`` bool; ``xdirection``/``ydirection`` groups of datasets ``"0".."N-1"``;
+without class labels); beside them each point's precision, ``{split}_loss_se``/``{split}_acc_se`` (standard
+errors of the mean loss and of the accuracy, see :mod:`landscape.sampling`) and ``{split}_n`` (samples used),
+float64, NaN until computed; ``{split}_done`` bool; ``xdirection``/``ydirection`` groups of datasets ``"0".."N-1"``;
 settings in attributes, with the lists ``identity_attrs`` and ``shown_attrs`` saying which of them define the
 values and which the page shows, and ``config`` the run's whole :class:`~landscape.settings.Config` as JSON.
 This is the reference's layout for square grids, so its plotting scripts read our files.
@@ -24,11 +26,18 @@ from landscape.surface.grid import grid_shape
 from landscape.surface.h5io import attr_value, open_h5
 
 FORMAT_VERSION = 1
-VALUE_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc", "train_err", "test_err", "max_eig", "min_eig")
+STAT_KEYS = ("loss_se", "n", "acc_se")  # each point's precision, stored as {split}_loss_se, {split}_n, ...
+VALUE_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc", "train_err", "test_err", "max_eig", "min_eig") + \
+    tuple(f"{sp}_{k}" for sp in ("train", "test") for k in STAT_KEYS)
 # Attributes every reader looks up by name (a lookup stays bounded on a damaged file; iterating may not).
 BASE_ATTRS = ("format_version", "created", "config", "identity_attrs", "shown_attrs", "ckpt", "engine",
-              "direction_eigenvalues")
+              "direction_eigenvalues", "population", "permutation_seed", "loss_cap")
 ATTRS = tuple(dict.fromkeys(BASE_ATTRS + IDENTITY_ATTRS + SHOWN_ATTRS))
+
+
+def stat_keys(split: str, accuracy: bool = True) -> tuple[str, ...]:
+    """The per-point precision datasets of ``split``: ``{split}_loss_se``, ``{split}_n`` (, ``{split}_acc_se``)."""
+    return tuple(f"{split}_{k}" for k in STAT_KEYS if accuracy or k != "acc_se")
 
 
 def write_direction(h5: h5py.File, group: str, direction: Sequence, names: Sequence[str] | None = None) -> None:
@@ -212,4 +221,14 @@ def summarize(surface: Surface, split: str | None = None) -> dict:
     out["diverged"] = int(np.sum(done & ~finite))
     if finite.any():
         out["min_loss"], out["max_loss"] = float(np.min(loss[finite])), float(np.max(loss[finite]))
+    # The precision of the least precise point (files from before the errors were stored have none).
+    for what in ("loss", "acc"):
+        se = surface.values.get(f"{split}_{what}_se")
+        if se is not None and np.isfinite(se).any():
+            out[f"max_{what}_se"] = float(np.nanmax(np.where(np.isfinite(se), se, np.nan)))
+    n = surface.values.get(f"{split}_n")
+    if n is not None and np.isfinite(n).any():
+        used = n[np.isfinite(n)]
+        full = int(surface.attrs.get("n_samples") or np.max(used))  # what evaluating all the data would take
+        out["samples_used"], out["samples_full"] = int(used.sum()), int(used.size) * full
     return out

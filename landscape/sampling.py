@@ -1,0 +1,138 @@
+"""How precise a point is, and when to stop evaluating it (``--tolerance``): the statistics of a point's mean.
+
+Every point's loss is a mean over samples. From three sums the engines keep on the device (the loss sum, its sum
+of squares, the number correct; float64) this module gives the standard error of that mean, and, for adaptive
+sampling, decides after each chunk of a fixed permutation of the data whether the point is known well enough.
+
+* **Standard error.** ``s / sqrt(n) * sqrt(1 - n / N)``: ``s`` the sample standard deviation (ddof 1) of the
+  per-sample losses, ``n`` the samples used, ``N`` the population: the whole data set the samples come from (a
+  named data set's split, also under ``--samples``; the data itself when it was passed as tensors). The last
+  factor is the finite-population correction: a point evaluated on all of its population has no sampling
+  error. It treats the samples as a random draw from the population: exact for ``--tolerance``'s permutation,
+  an approximation for ``--samples`` (the *first* N samples; fine for data sets stored in random order).
+* **Accuracy.** The same formula on the 0/1 "correct" indicators: ``sqrt(p (1 - p) / (n - 1)) * sqrt(1 - n/N)``
+  (the binomial standard error with the same correction), in percent.
+* **A loss callable that returns only the batch mean** has no per-sample values: its spread is estimated from
+  the batch means, ``s^2 = sum_b B_b (m_b - m)^2 / (k - 1)`` over the ``k`` batches (the per-sample variance when
+  batches are equal-sized random subsets). With one batch it is unknown: NaN (0 on the whole population).
+* **Stopping (``--tolerance T``).** A point is evaluated on growing prefixes of one seeded permutation of the
+  data: ``min_samples``, then x1.5 each chunk, up to all of it. After each chunk it stops when the 95 % interval's
+  half-width ``1.96 * SE <= T`` (loss units), or when the interval's lower end is above ``cap``, the figure's
+  cap (the point only needs to be known as off the scale). The first check comes after ``min_samples``, so a
+  first chunk that happens to hold no misclassified sample cannot stop a point with a falsely tiny spread.
+
+Torch-free: the renderer imports :func:`figure_cap`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from landscape.errors import LandscapeError
+
+Z95 = 1.959963984540054  # two-sided 95 % normal quantile: the interval --tolerance bounds
+GROWTH = 1.5  # chunk prefixes grow by this factor: a point that needs n samples uses at most about 1.5 n
+DEFAULT_MIN_SAMPLES = 500  # see README: fewer lets a lucky first chunk stop a point near the minimum too early
+
+
+def figure_cap(minimum: float) -> float:
+    """The default figures' cap on the loss axis for a surface whose smallest loss is ``minimum``:
+    ``max(10 * minimum, minimum + 10)`` (Li et al. draw cross-entropy from 0.1 to 10)."""
+    return max(10.0 * minimum, minimum + 10.0)
+
+
+def chunk_ends(n_data: int, min_samples: int | None) -> list[int]:
+    """The sample counts after which a point is checked: ``min_samples`` growing by :data:`GROWTH` up to
+    ``n_data`` (always the last). ``None``: all the data at once (no adaptive sampling)."""
+    if min_samples is None or min_samples >= n_data:
+        return [n_data]
+    ends = [min_samples]
+    while ends[-1] < n_data:
+        ends.append(min(n_data, int(math.ceil(ends[-1] * GROWTH))))
+    return ends
+
+
+def standard_error(s1: float, s2: float, n: int, units: int, population: int | None) -> float:
+    """Standard error of the mean ``s1 / n`` of ``n`` samples, from the sum ``s1`` and sum of squares ``s2`` of
+    ``units`` values: per-sample values (``units == n``), or batch means weighted by their batch size (``s1 =
+    sum B_b m_b``, ``s2 = sum B_b m_b^2``, ``units`` = batches); with the finite-population correction for a
+    population of ``population`` samples.
+
+    Returns 0.0 when ``n`` covers the population, NaN when the spread is unknown (one unit, or non-finite sums).
+    """
+    if n <= 0:
+        return math.nan
+    if population is not None and n >= population:
+        return 0.0 if math.isfinite(s1) else math.nan
+    if units < 2 or not (math.isfinite(s1) and math.isfinite(s2)):
+        return math.nan
+    var = max(s2 - s1 * s1 / n, 0.0) / (units - 1)  # rounding can leave a tiny negative for a constant loss
+    fpc = 1.0 - n / population if population else 1.0
+    return math.sqrt(var / n * fpc)
+
+
+@dataclass
+class Sampling:
+    """How a surface's points are sampled.
+
+    Attributes:
+        n_data: samples in the evaluation data.
+        population: the data set the samples come from (``None``: the evaluation data is the population).
+        tolerance: ``--tolerance`` in loss units (``None``: every point on all the data).
+        min_samples: samples before the first check (adaptive only).
+        cap: a point whose 95 % interval lies above it stops (the figure's cap; ``inf`` until measured).
+        seed: the permutation's seed.
+        per_sample: the loss gives per-sample values (else batch means: the spread comes from the batches).
+    """
+
+    n_data: int
+    population: int | None = None
+    tolerance: float | None = None
+    min_samples: int = DEFAULT_MIN_SAMPLES
+    cap: float = math.inf
+    seed: int = 0
+    per_sample: bool = True
+
+    def __post_init__(self) -> None:
+        if self.tolerance is not None and not (self.tolerance > 0 and math.isfinite(self.tolerance)):
+            raise LandscapeError(f"--tolerance must be a positive number (loss units); got {self.tolerance!r}")
+        if self.min_samples < 2:
+            raise LandscapeError(f"--min-samples must be at least 2; got {self.min_samples}")
+        if self.population is None or self.population < self.n_data:
+            self.population = self.n_data
+
+    @property
+    def adaptive(self) -> bool:
+        return self.tolerance is not None
+
+    def ends(self) -> list[int]:
+        """The sample counts after which a point may stop (all the data at once without a tolerance)."""
+        return chunk_ends(self.n_data, self.min_samples if self.adaptive else None)
+
+    def permutation(self) -> np.ndarray | None:
+        """The one fixed order in which every point sees the data (``None`` without a tolerance). numpy's legacy
+        generator: the same permutation on every machine and version, so a surface resumes anywhere."""
+        return np.random.RandomState(self.seed).permutation(self.n_data) if self.adaptive else None
+
+    def units(self, n: int, batches: int) -> int:
+        return n if self.per_sample else batches
+
+    def loss_se(self, s1: float, s2: float, n: int, batches: int) -> float:
+        return standard_error(s1, s2, n, self.units(n, batches), self.population)
+
+    def acc_se(self, correct: float, n: int) -> float:
+        """Standard error of the accuracy in percent (the 0/1 indicators' mean, whatever the loss)."""
+        return 100.0 * standard_error(correct, correct, n, n, self.population)
+
+    def stops(self, s1: float, s2: float, n: int, batches: int) -> bool:
+        """After a chunk: is the point known well enough (or already diverged)?"""
+        mean = s1 / n
+        if not math.isfinite(mean):
+            return True  # more samples keep an inf/NaN sum inf/NaN: the full evaluation diverges too
+        half = Z95 * self.loss_se(s1, s2, n, batches)
+        if not math.isfinite(half):
+            return False  # spread unknown yet (one batch of a mean-only loss): keep going
+        return half <= self.tolerance or mean - half > self.cap

@@ -24,19 +24,16 @@ from landscape import distributed, signals
 from landscape.checkpoints import load_checkpoint
 from landscape.data import Data
 from landscape.datasource import resolve_data
-from landscape.directions import Directions, load_directions, make_directions
+from landscape.directions import Directions
 from landscape.errors import LandscapeError
 from landscape.evaluate import PlaneEvaluator, resolve_device
-from landscape.losses import Loss, is_class_labels, resolve_loss
+from landscape.losses import is_class_labels, resolve_loss
 from landscape.paths import ensure_writable_dir
+from landscape.plane import direction_source, plane_directions, plane_grid
 from landscape.sampling import DEFAULT_MIN_SAMPLES, figure_cap
-from landscape.settings import (CPU_GRID, GPU_GRID, ONE_D_GRID, Config, Provenance, attr_names, make_config,
-                                recorded, split_names)
-from landscape.surface import (SurfaceWriter, attr_value, check_resume, compute_surface, parse_grid,
-                               read_direction, read_surface, stat_keys, summarize)
+from landscape.settings import Config, Provenance, attr_names, make_config, recorded, split_names
+from landscape.surface import SurfaceWriter, attr_value, compute_surface, read_surface, stat_keys, summarize
 from landscape.surface.h5io import open_h5
-
-HESSIAN = "hessian"  # --directions hessian: the top Hessian eigenvectors at theta*
 
 
 @dataclass
@@ -88,7 +85,7 @@ def compute(model: nn.Module | str | os.PathLike | None = None, data: Any = None
         raise LandscapeError("compute() needs a model: an nn.Module or a checkpoint path")
     dev = resolve_device(cfg.device)
     net, info = resolve_model(model, cfg)
-    xc, yc, traj = _grid(cfg, dev, net, info)
+    xc, yc, traj = plane_grid(cfg, dev, net, info)
     if cfg.ckpt3 and yc is None:
         raise LandscapeError("--ckpt3 sets the y direction, so it needs a 2D surface (drop --1d)")
     ensure_writable_dir(cfg.out)
@@ -109,7 +106,7 @@ def compute(model: nn.Module | str | os.PathLike | None = None, data: Any = None
     prov = Provenance(arch=info["arch"], ckpt=info["path"], ckpt_sha256=info["sha256"], dataset=ds.name,
                       n_samples=len(ds), population=ds.population or len(ds),
                       input_normalization=_norm_str(ds),
-                      directions=_direction_source(cfg, traj), torch_version=torch.__version__,
+                      directions=direction_source(cfg, traj), torch_version=torch.__version__,
                       device=str(ctx.device) if ctx.world == 1 else f"{ctx.device.type} x{ctx.world} ranks")
     attrs = recorded(cfg, prov)
     attrs["loss"] = loss.name
@@ -124,7 +121,7 @@ def compute(model: nn.Module | str | os.PathLike | None = None, data: Any = None
 
     # Rank 0 alone reads or makes the directions and opens (and locks) the file; the other ranks get the
     # directions and the pending points from it, or its error, so a bad file stops every rank with one message.
-    dirs: Directions = ctx.on_main(lambda: _directions(path, xc, yc, attrs, cfg, net, info, traj, ds, loss))
+    dirs: Directions = ctx.on_main(lambda: plane_directions(path, xc, yc, attrs, cfg, net, info, traj, ds, loss))
     evaluators = [PlaneEvaluator(net, d, dirs, batch_size=cfg.batch_size, precision=cfg.precision, bn_mode=cfg.bn,
                                  points_per_step=cfg.points_per_step, fold_bn=cfg.fold_bn,
                                  compile_model=cfg.compile, loss=loss, tolerance=cfg.tolerance,
@@ -228,31 +225,6 @@ def default_name(stem: str, two_d: bool) -> str:
     return stem if two_d else f"{stem}_1d"
 
 
-def _grid(cfg: Config, dev: torch.device, net: nn.Module, info: dict):
-    """The grid: the user's, else 2D on a grid chosen by device (1D with ``one_d``); PCA: covering the path."""
-    traj = None
-    if cfg.trajectory:
-        if cfg.directions or cfg.ckpt2 or cfg.ckpt3:
-            raise LandscapeError("--trajectory sets both directions; drop --directions/--ckpt2/--ckpt3")
-        if not info["path"]:
-            raise LandscapeError("--trajectory needs the final model as a checkpoint path")
-        from landscape.job import covering_grid, trajectory_directions
-
-        traj = trajectory_directions(info["path"], cfg.trajectory, cfg.arch, cfg.ignore, cfg.trust_checkpoint,
-                                     cfg.model_spec)
-        num = GPU_GRID if dev.type == "cuda" else "-1:1:21"  # 51x51 is ~10 min for the digits demo on 2 cores
-        x = cfg.x or covering_grid([p[0] for p in traj["path"]], num)
-        y = None if cfg.one_d else (cfg.y or covering_grid([p[1] for p in traj["path"]], num))
-        return parse_grid(x, "x"), (parse_grid(y, "y") if y else None), traj
-    default = ONE_D_GRID if cfg.one_d else (GPU_GRID if dev.type == "cuda" else CPU_GRID)
-    x = cfg.x or default
-    if cfg.one_d:
-        if cfg.y:
-            raise LandscapeError("--1d draws a curve along x; drop --y (or --1d)")
-        return parse_grid(x, "x"), None, None
-    return parse_grid(x, "x"), parse_grid(cfg.y or x, "y"), None
-
-
 def _loss_cap(path: str, evaluator: PlaneEvaluator) -> float:
     """Above this loss a point only needs to be known as off the scale: the figures' default cap for a surface
     whose minimum is the loss at theta* (on all the data). A resumed surface keeps the cap it was begun with.
@@ -280,66 +252,3 @@ def _norm_str(ds: Data) -> str:
     from landscape.datasets.normalization import describe
 
     return describe(ds.mean, ds.std) if ds.mean and ds.std else ""
-
-
-def _direction_source(cfg: Config, traj: dict | None) -> str:
-    if isinstance(cfg.directions, Directions):
-        return cfg.directions.source
-    if cfg.directions == HESSIAN:
-        return HESSIAN
-    if cfg.directions:
-        return f"file:{os.path.basename(cfg.directions)}"
-    if traj:
-        return f"pca:{os.path.basename(os.path.normpath(cfg.trajectory))}"
-    if cfg.ckpt2 or cfg.ckpt3:
-        return "target:" + "/".join(_label(p) for p in (cfg.ckpt2, cfg.ckpt3) if p is not None)
-    return "random"
-
-
-def _label(p: Any) -> str:
-    return type(p).__name__ if isinstance(p, nn.Module) else os.path.basename(os.fspath(p))
-
-
-def _directions(path: str, xc, yc, attrs: dict, cfg: Config, net: nn.Module, info: dict, traj: dict | None,
-                ds: Data, loss: Loss) -> Directions:
-    """The file's directions when resuming (after checking its settings), else new ones for these settings
-    (``attrs`` gains ``direction_eigenvalues`` for Hessian directions)."""
-    if os.path.exists(path):
-        check_resume(path, xc, yc, attrs)
-        with open_h5(path, "r", probe=False) as f:
-            x, _ = read_direction(f, "xdirection")
-            y = read_direction(f, "ydirection")[0] if "ydirection" in f else None
-        return Directions.of(net, x, y, cfg.dir_type, attrs["directions"])
-    if traj is not None:
-        if cfg.dir_type != "weights":
-            raise LandscapeError("--trajectory directions are over the parameters; use --dir-type weights")
-        return Directions.of(net, traj["x"], traj["y"] if yc is not None else None, "weights",
-                             attrs["directions"], traj)
-    if cfg.directions == HESSIAN:
-        from landscape.hessian.directions import hessian_directions
-
-        d, eig = hessian_directions(net, ds, loss, yc is not None, cfg.norm, cfg.seed)
-        attrs["direction_eigenvalues"] = eig
-        attrs["shown_attrs"] = list(attrs["shown_attrs"]) + ["direction_eigenvalues"]
-        return d
-    if isinstance(cfg.directions, Directions):
-        d = cfg.directions
-        d.check(net, "directions=")
-        if yc is not None and d.y is None:
-            raise LandscapeError("the directions hold only an x direction but the surface is 2D; pass one_d=True")
-        return Directions(d.names, d.x, d.y if yc is not None else None, d.dir_type, d.source, d.trajectory)
-    if cfg.directions:
-        xdir, ydir = load_directions(cfg.directions, net, cfg.dir_type)
-        if yc is not None and ydir is None:
-            raise LandscapeError(f"{cfg.directions!r} holds only an x direction but the surface is 2D; add --1d")
-        return Directions.of(net, xdir, ydir if yc is not None else None, cfg.dir_type, attrs["directions"])
-    m2, m3 = (_target(t, info, cfg) for t in (cfg.ckpt2, cfg.ckpt3))
-    xdir, ydir = make_directions(net, yc is not None, cfg.seed, cfg.norm, cfg.ignore, cfg.dir_type, m2, m3)
-    return Directions.of(net, xdir, ydir, cfg.dir_type, attrs["directions"])
-
-
-def _target(t: Any, info: dict, cfg: Config) -> nn.Module | None:
-    if t is None or isinstance(t, nn.Module):
-        return t
-    return load_checkpoint(os.fspath(t), arch=None if cfg.model_spec else info["arch"], trust=cfg.trust_checkpoint,
-                           model=cfg.model_spec)[0]

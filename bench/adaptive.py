@@ -5,8 +5,9 @@
         python bench/adaptive.py --ckpt runs/bigset/resnet20.pt --data runs/bigset/data.pt --grid 11 --tolerance 0.05
 
 Both evaluations use the CLI's defaults (filter-normalized random directions, seed 123, fp32, eval-mode BN, the
-device's default batch) and the same grid. They run row by row, alternating which goes first, so that both see
-the same machine load (timings on a shared machine drift by tens of percent within minutes). The adaptive one
+device's default batch) and the same grid. They run point by point, rotating which goes first, so that all see
+the same machine load (timings on a shared machine drift by tens of percent within minutes); one point per call
+is also what a CPU surface does (a block is one point there). The adaptive one
 does what ``landscape.compute`` does with ``tolerance=T``: the cap from the loss at theta* on all the data (its
 pass is counted), then every point on growing chunks of one permutation of the data.
 
@@ -16,7 +17,7 @@ Prints image-forwards and wall time of each and their ratios, and, against the f
   * off scale: whether every point above the full figure's range is above the adaptive figure's range too (the
     adaptive figure's range is bounded by its recorded cap), and the reverse;
   * the share of points whose full value lies inside their own stored 95 % interval (the interval's coverage).
-Several tolerances (``--tolerance 0.02,0.05,0.1``) share one full evaluation; the rows rotate which goes first.
+Several tolerances (``--tolerance 0.02,0.05,0.1``) share one full evaluation.
 One machine-readable line per tolerance: RESULT tolerance=<T> forwards_ratio=<x> wall_ratio=<y> within_t=<z>
 offscale_kept=<b>
 """
@@ -120,14 +121,15 @@ def main(argv: list[str] | None = None) -> int:
     evs = dict(zip(names, [full] + adapts))
     res = {k: [] for k in names}
     secs = {k: (0.0 if k == "full" else t_centre) for k in names}
-    for r in range(a.grid):
-        row = coords[r * a.grid:(r + 1) * a.grid]
-        k = r % len(names)
-        for which in names[k:] + names[:k]:  # each row another one goes first
-            out, t = timed(lambda: evs[which].evaluate_points(row), device)
+    for i, point in enumerate(coords):
+        k = i % len(names)
+        for which in names[k:] + names[:k]:  # point by point, each point another one first: the same load
+            out, t = timed(lambda: evs[which].evaluate_points(point[None]), device)
             res[which].append(out)
             secs[which] += t
-        print(f"row {r + 1}/{a.grid}: " + ", ".join(f"{k} {v:.1f} s" for k, v in secs.items()), flush=True)
+        if (i + 1) % a.grid == 0:
+            print(f"row {(i + 1) // a.grid}/{a.grid}: " + ", ".join(f"{k} {v:.1f} s" for k, v in secs.items()),
+                  flush=True)
 
     def stack(which: str, key: str | None = None) -> np.ndarray:
         vals = [v for out in res[which] for v in (out[2][key] if key else out[0])]

@@ -75,7 +75,11 @@ def test_sampling_arithmetic_by_hand():
     assert math.isnan(standard_error(10.0, 30.0, 4, 1, 8))  # one batch mean: spread unknown
     sp = Sampling(1000, None, tolerance=0.1, cap=5.0)
     assert sp.population == 1000 and sp.min_samples == 500
-    assert sp.stops(math.inf, math.inf, 500, 1)  # a diverged point stays diverged
+    assert sp.stops(math.inf, math.inf, 500, 1) == (True, False)  # a diverged point stays diverged
+    # values 1, 2, 3, 4 repeated: mean 2.5, half-width 1.96 * 1.118 / sqrt(n): met at n = 500 (0.098)
+    assert sp.stops(1250.0, 3750.0, 500, 1) == (False, True)  # met once: not yet
+    assert sp.stops(1250.0, 3750.0, 500, 1, met_before=True) == (True, True)  # met twice in a row: stop
+    assert Sampling(1000, None, tolerance=0.05, cap=2.0).stops(1250.0, 3750.0, 500, 1) == (True, False)  # > cap
     with pytest.raises(LandscapeError, match="tolerance must be a positive number"):
         Sampling(1000, tolerance=0.0)
 
@@ -129,11 +133,13 @@ def _expected_adaptive(model, data, xdir, ydir, coords, tol, min_samples, cap, s
             for p, dx, dy in zip(m.parameters(), xdir, ydir):
                 p.add_(a * dx + b * dy)
             loss = F.cross_entropy(m(data.x), data.y, reduction="none").double().numpy()[perm]
+        before = False
         for n in chunk_ends(len(data), min_samples):
             head = loss[:n]
             half = Z95 * head.std(ddof=1) / math.sqrt(n) * math.sqrt(1 - n / 1437)  # population: the 1,437
-            if n == len(data) or half <= tol or head.mean() - half > cap:
-                break
+            if n == len(data) or (half <= tol and before) or head.mean() - half > cap:
+                break  # the tolerance met at two checks in a row, or the interval above the cap
+            before = half <= tol
         out.append((n, head.mean()))
     return out
 
@@ -143,12 +149,13 @@ def test_tolerance_chunks_and_stopping_rule_match_the_rule_by_hand(model, digits
     xdir, ydir = make_directions(model, seed=4)
     coords = [(0.0, 0.0), (0.1, 0.1), (0.2, -0.1), (0.3, 0.25), (0.45, 0.4), (0.8, -0.9)]
     ev = PlaneEvaluator(model, digits400, xdir, ydir, batch_size=50, points_per_step=points_per_step,
-                        tolerance=0.26, min_samples=64, sample_seed=9)
+                        tolerance=0.3, min_samples=64, sample_seed=9)
     ev.sampling.cap = 20.0
     losses, _, stats = ev.evaluate_points(coords)
-    want = _expected_adaptive(model, digits400, xdir, ydir, coords, 0.26, 64, 20.0, 9)
+    want = _expected_adaptive(model, digits400, xdir, ydir, coords, 0.3, 64, 20.0, 9)
     assert stats["n"] == [float(n) for n, _ in want]
-    # by the tolerance after 144, 216, 324 samples; never (loss ~8, all 400); by the cap after the first 64
+    # by the tolerance (met after 96 and 144, 144 and 216, 216 and 324 samples); never (loss ~8: all 400); by the
+    # cap after the first 64
     assert stats["n"] == [144.0, 216.0, 324.0, 400.0, 64.0, 64.0]
     np.testing.assert_allclose(losses, [m for _, m in want], rtol=2e-5)
     assert ev.evaluate_points(coords)[2]["n"] == stats["n"]  # and again: deterministic
@@ -177,7 +184,7 @@ def test_gpu_stops_where_the_cpu_does(model, digits400, points_per_step):
     got = []
     for data in (digits400, digits400.to("cuda")):
         ev = PlaneEvaluator(model, data, xdir, ydir, batch_size=50, points_per_step=points_per_step,
-                            tolerance=0.26, min_samples=64, sample_seed=9)
+                            tolerance=0.3, min_samples=64, sample_seed=9)
         ev.sampling.cap = 20.0
         got.append(ev.evaluate_points(coords))
     assert got[0][2]["n"] == got[1][2]["n"]

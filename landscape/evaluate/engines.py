@@ -59,8 +59,10 @@ class Engine:
     def net(self) -> nn.Module:
         return self.folded.module if self.folded is not None else self.pert.module
 
-    def _stops(self, row: list[float], n: int, batches: int) -> bool:
-        return self.sampling.stops(row[SUM], row[SUMSQ], n, batches)
+    def _stops(self, row: list[float], n: int, batches: int, met: list[bool], i: int) -> bool:
+        """Point ``i``'s check after a chunk; ``met[i]`` carries whether its tolerance was met at the last one."""
+        stop, met[i] = self.sampling.stops(row[SUM], row[SUMSQ], n, batches, met[i])
+        return stop
 
 
 class LoopEngine(Engine):
@@ -78,7 +80,7 @@ class LoopEngine(Engine):
         # tolerance, one more per chunk of data of a point that may stop there.
         ends = self.sampling.ends()
         sums = torch.zeros(len(coords), 3, dtype=torch.float64, device=self.data.device)
-        counts = []
+        counts, met = [], [False] * len(coords)
         for i, (a, b) in enumerate(coords):
             self.pert.set_point(a, b)
             if self.bn_mode == "recompute":
@@ -90,7 +92,7 @@ class LoopEngine(Engine):
                 batches += add_moments(self.runner(), self.data, self.batch_size, self.precision, self.loss,
                                        sums[i], self.accuracy, n, end)
                 n = end
-                if end < ends[-1] and self._stops(sums[i].tolist(), n, batches):
+                if end < ends[-1] and self._stops(sums[i].tolist(), n, batches, met, i):
                     break
             counts.append((n, batches))
         rows = sums.tolist()  # the one read-back of the block
@@ -140,6 +142,7 @@ class VmapEngine(Engine):
         ends = self.sampling.ends()
         active = list(range(n_real))  # the points still running (padding points are never read)
         counts = [[0, 0] for _ in range(k)]
+        met = [False] * k
         start = 0
         for end in ends:
             if len(active) == n_real:  # every point still runs: the whole stack (padding included)
@@ -163,7 +166,7 @@ class VmapEngine(Engine):
             if end == ends[-1]:
                 break
             now = sums.tolist()  # the chunk's one read-back
-            active = [i for i in active if not self._stops(now[i], end, counts[i][1])]
+            active = [i for i in active if not self._stops(now[i], end, counts[i][1], met, i)]
             if not active:
                 break
         rows_out = sums.tolist()  # the one read-back of the block

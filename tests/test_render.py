@@ -322,7 +322,8 @@ def test_the_1d_figure_draws_the_95_percent_band_and_the_page_shows_plus_minus(t
     assert line["customdata"][0] == pytest.approx([Z95 * 0.05, 100]) and line["customdata"][5] == [0, 400]
     assert "loss %{y:.3g} ± %{customdata[0]:.2g} (95 %)<br>%{customdata[1]:,.0f} of 400 samples" in \
         line["hovertemplate"]
-    assert data[3]["customdata"][0] == pytest.approx([Z95 * 0.5]) and "± %{customdata[0]:.2g}%" in data[3]["hovertemplate"]
+    acc = data[3]
+    assert acc["customdata"][0] == pytest.approx([Z95 * 0.5]) and "± %{customdata[0]:.2g}%" in acc["hovertemplate"]
 
 
 def test_no_band_without_a_sampling_error(tmp_path):

@@ -19,12 +19,14 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 from typing import Iterator
 
 STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP", "SIGUSR1") if hasattr(signal, n))
 
 _pending: int | None = None  # the first stop signal received while deferring
+_swallowed: int | None = None  # a Stopped that Python reported as "Exception ignored" instead of raising it
 _deferring = 0  # depth of deferred() contexts
 
 
@@ -70,10 +72,8 @@ def _handler(signum: int, frame) -> None:
         if _pending is None:
             _pending = signum
         return
-    if _in_import(frame):
-        # An exception raised inside an import leaves a half-initialised module behind (a stop during
-        # ``import torch`` made torch fail, or crash, at its next use: found by bench/soak.py). Ask again in a
-        # moment, when the import is over.
+    if _unsafe(frame):
+        # Ask again in a moment, when that code is over.
         t = threading.Timer(0.05, os.kill, (os.getpid(), signum))
         t.daemon = True
         t.start()
@@ -81,8 +81,17 @@ def _handler(signum: int, frame) -> None:
     raise Stopped(signum)
 
 
-def _in_import(frame) -> bool:
-    """Whether ``frame`` runs inside an ``import`` (importlib's frames are on the stack)."""
+# Code in which an exception raised by the handler does harm. Inside an import it leaves a half-initialised
+# module behind (a stop during ``import torch`` made torch fail, or crash, at its next use). In logging's and
+# threading's lock code, which Python also runs as fork hooks and finalizers, it is printed as "Exception ignored
+# in ..." and swallowed, and the run went on to exit 0 (both found by bench/soak.py).
+_UNSAFE_FILES = (os.sep + os.path.join("logging", "__init__.py"), os.sep + "threading.py", os.sep + "weakref.py")
+
+
+def _unsafe(frame) -> bool:
+    """Whether ``frame`` runs inside an ``import`` (importlib's frames are on the stack) or in lock code."""
+    if frame is not None and frame.f_code.co_filename.endswith(_UNSAFE_FILES):
+        return True
     while frame is not None:
         if frame.f_code.co_filename.startswith("<frozen importlib"):
             return True
@@ -103,21 +112,42 @@ def graceful() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    global _swallowed
     previous = {}
     for sig in STOP_SIGNALS:
         if signal.getsignal(sig) is signal.SIG_DFL:
             previous[sig] = signal.signal(sig, _handler)
+    old_hook = sys.unraisablehook
+    sys.unraisablehook = _unraisable
     try:
         yield
+        if _swallowed:
+            raise Stopped(_swallowed)
     finally:
+        sys.unraisablehook = old_hook
         for sig, old in previous.items():
             signal.signal(sig, old)
+        _swallowed = None
+
+
+def _unraisable(info) -> None:
+    """A Stopped raised by the handler where Python cannot raise (a finalizer, a fork hook, a callback from C) is
+    reported here and dropped: note it, so that the run stops at the next block or on the way out instead of
+    going on to exit 0 as if no signal had come."""
+    global _swallowed
+    if isinstance(info.exc_value, Stopped):
+        if _swallowed is None:
+            _swallowed = info.exc_value.signum
+        return
+    sys.__unraisablehook__(info)
 
 
 @contextlib.contextmanager
 def deferred() -> Iterator[None]:
     """Within: a stop signal is noted (see :func:`pending`), not raised, so the work in flight completes."""
     global _deferring, _pending
+    if _swallowed and not _deferring:  # a stop whose exception was swallowed (see _unraisable): no new work
+        raise Stopped(_swallowed)
     _deferring += 1
     try:
         yield
@@ -131,5 +161,5 @@ def deferred() -> Iterator[None]:
 
 
 def pending() -> int:
-    """The stop signal noted since :func:`deferred` began, 0 if none."""
-    return _pending or 0
+    """The stop signal noted since :func:`deferred` began (or swallowed before), 0 if none."""
+    return _pending or _swallowed or 0

@@ -1,8 +1,10 @@
 """Graceful stops: SIGTERM/SIGHUP/SIGUSR1 end a grid after the block in flight is written (Stopped, exit 128 +
 the signal), anywhere else at once; handlers others installed (or SIG_IGN) are left alone."""
 
+import logging
 import os
 import signal
+import threading
 
 import numpy as np
 import pytest
@@ -153,3 +155,39 @@ def test_a_signal_during_an_import_waits_for_the_import(tmp_path, monkeypatch):
     assert e.value.signum == signal.SIGTERM
     assert sys.modules["slow_module_for_signals"].complete
     del sys.modules["slow_module_for_signals"]
+
+
+def test_a_stop_swallowed_by_python_still_stops_the_run():
+    """A Stopped raised where Python cannot raise (here a finalizer; in the soak test, logging's fork hook) is
+    printed as "Exception ignored" and dropped; the run went on and exited 0. Now it is noted: no new block
+    starts, and the run ends with Stopped on the way out."""
+    class Finalized:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(10 ** 5):  # the handler runs here, inside the finalizer
+                pass
+
+    went_on = False
+    with pytest.raises(signals.Stopped) as e:
+        with signals.graceful():
+            Finalized()  # dropped at once: its __del__ runs and its Stopped is swallowed
+            went_on = True
+            assert signals.pending() == signal.SIGTERM
+            with pytest.raises(signals.Stopped):
+                with signals.deferred():
+                    pytest.fail("a block started after a stop")
+    assert went_on and e.value.signum == signal.SIGTERM
+    assert signals.pending() == 0  # nothing carried over to the next run in this process
+
+
+def test_no_stop_is_raised_in_lock_code():
+    """logging's and threading's lock code (run by Python as fork hooks) would swallow it: asked again later."""
+    import types
+
+    def frame(path, back=None):
+        return types.SimpleNamespace(f_code=types.SimpleNamespace(co_filename=path), f_back=back)
+
+    assert signals._unsafe(frame(os.path.join(os.path.dirname(logging.__file__), "__init__.py")))
+    assert signals._unsafe(frame(threading.__file__))
+    assert signals._unsafe(frame("/x/mine.py", frame("<frozen importlib._bootstrap>")))
+    assert not signals._unsafe(frame("/x/mine.py", frame("/x/logging_helpers.py")))

@@ -11,7 +11,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import landscape
-from landscape.data import Data
 from landscape.datasource import resolve_data
 from landscape.directions import make_directions
 from landscape.errors import LandscapeError

@@ -1,7 +1,6 @@
 """Multiply-add and traffic counts of landscape.cost, against hand counts and published figures."""
 
 import pytest
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import make_model
+from procs import kill_job, wait_for_points
 from landscape.checkpoints import load_checkpoint, save_checkpoint
 from landscape.cli import run
 from landscape.errors import LandscapeError
@@ -273,60 +274,18 @@ def test_fuzz_corrupted_checkpoints(good_files, tmp_path_factory, cuts, truncate
     assert info["arch"] == "resnet20"
 
 
-def _descendants(pid: int) -> list:
-    """All live descendants of ``pid`` (torchrun's workers may run in sessions of their own)."""
-    parent = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                stat = open(f"/proc/{d}/stat").read()
-            except OSError:
-                continue
-            parent[int(d)] = int(stat.rsplit(")", 1)[1].split()[1])
-    out, frontier = [], [pid]
-    while frontier:
-        kids = [c for c, p in parent.items() if p in frontier]
-        out += kids
-        frontier = kids
-    return out
-
-
 def test_killed_torchrun_job_resumes(tmp_path, ckpt):
     """kill -9 the whole torchrun job mid-surface; re-running the same torchrun command finishes it, and the
     result equals a single-process run."""
-    import signal
-    import time
-
     args = ["-m", "landscape.plot", "--ckpt", ckpt, "--x", "-1:1:8", "--y", "-1:1:5", "--samples", "400",
             "--batch-size", "400", "--quiet", "--no-render", "--device", "cpu"]
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
     tr = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     h5 = tmp_path / "two" / "r20.h5"
     proc = subprocess.Popen(tr + args + ["--out", str(tmp_path / "two")], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline, done = time.time() + 180, 0
-    while time.time() < deadline and proc.poll() is None and done < 6:
-        time.sleep(0.1)
-        if h5.exists():
-            try:
-                with h5py.File(h5, "r", locking=False) as f:
-                    done = int(f["train_done"][()].sum())
-            except (OSError, KeyError):
-                pass
+    wait_for_points(h5, proc, 6)
     assert proc.poll() is None, "job finished before it could be killed"
-    for pid in [proc.pid, *_descendants(proc.pid)]:  # as a cluster scheduler kills a job: every process at once
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    proc.wait()
-    for _ in range(100):  # the ranks die asynchronously: wait until rank 0's lock is gone with it
-        lock = FileLock(str(h5))
-        try:
-            lock.acquire()
-            lock.release()
-            break
-        except LandscapeError:
-            time.sleep(0.1)
+    kill_job(proc, h5)  # as a cluster scheduler kills a job: every process at once
     with h5py.File(h5, "r") as f:
         killed_done = int(f["train_done"][()].sum())
     assert 6 <= killed_done < 40
@@ -354,15 +313,7 @@ def test_sigterm_to_torchrun_stops_every_rank_after_the_round(tmp_path, ckpt):
     h5 = tmp_path / "two" / "r20.h5"
     proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                              *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline, done = time.time() + 180, 0
-    while time.time() < deadline and proc.poll() is None and done < 4:
-        time.sleep(0.1)
-        if h5.exists():
-            try:
-                with h5py.File(h5, "r", locking=False) as f:
-                    done = int(f["train_done"][()].sum())
-            except (OSError, KeyError):
-                pass
+    wait_for_points(h5, proc, 4)
     assert proc.poll() is None, "job finished before it could be stopped"
     t = time.time()
     proc.send_signal(signal.SIGTERM)

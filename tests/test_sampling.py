@@ -3,10 +3,8 @@
 import copy
 import math
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import h5py
 import numpy as np
@@ -20,8 +18,9 @@ from landscape.data import load_data
 from landscape.directions import make_directions
 from landscape.errors import LandscapeError
 from landscape.evaluate import PlaneEvaluator
+from procs import kill_job, wait_for_points
 from landscape.sampling import Z95, Sampling, chunk_ends, standard_error
-from landscape.surface import FileLock, read_direction, read_surface, summarize
+from landscape.surface import read_direction, read_surface, summarize
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 ONE_D = dict(one_d=True, x="-0.6:0.6:3", render=False, progress=False)
@@ -216,21 +215,6 @@ def test_resuming_with_another_tolerance_is_an_error(tmp_path, tiny, digits400):
         landscape.compute(tiny, data=data, out=str(tmp_path), **ONE_D)
 
 
-def _descendants(pid: int) -> list:
-    parent = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                parent[int(d)] = int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-    out, frontier = [], [pid]
-    while frontier:
-        frontier = [c for c, p in parent.items() if p in frontier]
-        out += frontier
-    return out
-
-
 def test_tolerance_counts_are_equal_across_a_killed_torchrun_job_and_one_process(tmp_path, ckpt):
     """kill -9 a two-rank torchrun job computing with --tolerance, resume it: every point's value, error and
     sample count equal a single-process run's."""
@@ -242,30 +226,9 @@ def test_tolerance_counts_are_equal_across_a_killed_torchrun_job_and_one_process
     h5 = tmp_path / "two" / "r20.h5"
     proc = subprocess.Popen(tr + args + ["--out", str(tmp_path / "two")], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline, done = time.time() + 180, 0
-    while time.time() < deadline and proc.poll() is None and done < 6:
-        time.sleep(0.05)
-        if h5.exists():
-            try:
-                with h5py.File(h5, "r", locking=False) as f:
-                    done = int(f["train_done"][()].sum())
-            except (OSError, KeyError):
-                pass
+    wait_for_points(h5, proc, 6)
     assert proc.poll() is None, "job finished before it could be killed"
-    for pid in [proc.pid, *_descendants(proc.pid)]:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    proc.wait()
-    for _ in range(100):
-        lock = FileLock(str(h5))
-        try:
-            lock.acquire()
-            lock.release()
-            break
-        except LandscapeError:
-            time.sleep(0.1)
+    kill_job(proc, h5)
     with h5py.File(h5, "r") as f:
         killed_done = int(f["train_done"][()].sum())
     assert 6 <= killed_done < 40

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from landscape.errors import LandscapeError
+from procs import done_points, wait_for_points
 from landscape.surface import (SurfaceWriter, compute_surface, grid_coords, parse_grid, read_surface, summarize)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -162,21 +163,15 @@ def test_killed_run_resumes_and_fills_only_missing_points(tmp_path, clean_run, m
     h5 = out / "r20.h5"
     want = {"start": 0, "early": 3, "late": 35}[moment]
     proc = subprocess.Popen(_plot_cmd(ckpt, out), cwd=ROOT, env=_env())
-    deadline, done = time.time() + 120, 0
+    deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
         if moment == "start":
             if h5.exists() or time.time() > deadline - 117:  # ~3 s: during start-up or file creation
                 break
             continue
-        if h5.exists():
-            try:
-                with h5py.File(h5, "r", locking=False) as f:  # the writer holds the file open
-                    done = int(f["train_done"][()].sum())
-            except (OSError, KeyError):
-                continue
-            if done >= want:
-                break
+        if done_points(h5) >= want:
+            break
     assert proc.poll() is None, "run finished before it could be killed; grid too small"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -336,15 +331,7 @@ def test_sigterm_stops_after_the_block_and_resumes_to_the_clean_values(tmp_path,
     h5 = out / "r20.h5"
     proc = subprocess.Popen(_plot_cmd(ckpt, out), cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    deadline, done = time.time() + 120, 0
-    while time.time() < deadline and proc.poll() is None and done < 5:
-        time.sleep(0.05)
-        if h5.exists():
-            try:
-                with h5py.File(h5, "r", locking=False) as f:
-                    done = int(f["train_done"][()].sum())
-            except (OSError, KeyError):
-                pass
+    wait_for_points(h5, proc, 5, timeout=120)
     assert proc.poll() is None, "run finished before it could be stopped; grid too small"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)

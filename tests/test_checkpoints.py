@@ -7,6 +7,7 @@ import torch
 import torchvision
 
 from conftest import make_model
+from fakes import FailingFile
 from landscape.checkpoints import load_checkpoint, save_checkpoint
 from landscape.errors import LandscapeError
 
@@ -275,26 +276,7 @@ def test_a_failed_save_is_one_line_and_keeps_the_old_checkpoint(tmp_path, monkey
     save_checkpoint(str(p), make_model(seed=1), "resnet20")
     old = p.read_bytes()
 
-    class Failing:
-        def __init__(self, f):
-            self.f, self.n = f, 0
-
-        def write(self, b):
-            self.n += len(b)
-            if self.n > 4096:
-                raise OSError(err, os.strerror(err))
-            return self.f.write(b)
-
-        def __getattr__(self, k):
-            return getattr(self.f, k)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-    monkeypatch.setattr(paths, "open", lambda *a, **kw: Failing(open(*a, **kw)), raising=False)
+    monkeypatch.setattr(paths, "open", lambda *a, **kw: FailingFile(open(*a, **kw), 4096, err), raising=False)
     with pytest.raises(LandscapeError) as e:
         save_checkpoint(str(p), make_model(seed=2), "resnet20")
     monkeypatch.undo()

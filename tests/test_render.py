@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fakes import FailingFile
 from landscape.errors import LandscapeError
 from landscape.render import render_surface
 from landscape.render.html import figure_data
@@ -156,31 +157,6 @@ def test_default_scale_shows_the_basin():
     np.testing.assert_allclose(fixed.levels, [0.1, 2.575, 5.05, 7.525, 10])
 
 
-class _FullDisk:
-    """A file whose writes fail with ENOSPC once ``room`` bytes are in it (what a full disk does)."""
-
-    def __init__(self, f, room):
-        self.f, self.room = f, room
-
-    def write(self, data):
-        if self.room < len(data):
-            self.f.write(data[:self.room])  # the start of it lands on the disk, as it would
-            self.room = 0
-            self.f.flush()
-            raise OSError(28, "No space left on device")
-        self.room -= len(data)
-        return self.f.write(data)
-
-    def __getattr__(self, name):
-        return getattr(self.f, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.f.close()
-
-
 @pytest.mark.parametrize("fmt,name", [("png", "s_contour.png"), ("pdf", "s_contour.pdf"), ("svg", "s_contour.svg"),
                                       ("html", "s.html"), ("vtp", "s.vtp")])
 def test_a_full_disk_while_drawing_is_one_line_and_leaves_no_partial_file(tmp_path, monkeypatch, capsys, fmt,
@@ -196,7 +172,7 @@ def test_a_full_disk_while_drawing_is_one_line_and_leaves_no_partial_file(tmp_pa
     render_surface(p, str(tmp_path), fmt)
     before = {f: (tmp_path / f).read_bytes() for f in os.listdir(tmp_path) if not f.endswith(".h5")}
     assert name in before
-    monkeypatch.setattr(paths, "open", lambda *a, **kw: _FullDisk(open(*a, **kw), 1000), raising=False)
+    monkeypatch.setattr(paths, "open", lambda *a, **kw: FailingFile(open(*a, **kw), 1000), raising=False)
     rc = run(render_main, [p, "--formats", fmt], prog="landscape.render")
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err

@@ -22,6 +22,13 @@ def ensure_writable_dir(out: str) -> None:
         raise LandscapeError(f"output folder {out!r} is not writable; pass a writable --out")
 
 
+def shown(path: str) -> str:
+    """``path`` as a message shows it: relative to the working directory when it lies below it, else absolute
+    (``--out /tmp/x`` run from a project folder is reported as ``/tmp/x/...``, not ``../../tmp/x/...``)."""
+    rel = os.path.relpath(path)
+    return os.path.abspath(path) if rel == os.pardir or rel.startswith(os.pardir + os.sep) else rel
+
+
 def list_snapshots(run_dir: str) -> list[tuple[int, str]]:
     """``(epoch, path)`` of a training run's ``epoch_NNN.pt`` snapshots, in epoch order."""
     found = []

@@ -7,10 +7,10 @@ is :func:`landscape.compute` (which also draws the figures).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from landscape.cli import Parser, add_scale_args, run
+from landscape.paths import shown
 from landscape.settings import CPU_GRID, GPU_GRID, Config, add_arguments, from_namespace
 
 EPILOG = f"""examples:
@@ -70,7 +70,7 @@ def _main(argv: list[str] | None = None) -> int:
                     f"({s['samples_full'] / max(s['samples_used'], 1):.1f}x fewer than all the data)")
         print(f"largest standard error: loss {s['max_loss_se']:.3g}{acc_se}{used}")
     if res.figures:
-        print("figures: " + ", ".join(os.path.relpath(f) for f in res.figures))
+        print("figures: " + ", ".join(shown(f) for f in res.figures))
     return 0
 
 

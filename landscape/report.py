@@ -17,7 +17,7 @@ from landscape.checkpoints import load_checkpoint
 from landscape.cli import Parser, run
 from landscape.data import load_data
 from landscape.errors import LandscapeError
-from landscape.paths import ensure_writable_dir
+from landscape.paths import ensure_writable_dir, shown
 
 
 def _checkpoint_of(run: str) -> str:
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             responses[label] = layer_responses(model, data.x)
             print(f"{label}: {len(responses[label])} layers, response std mean {sum(responses[label]) / len(responses[label]):.3f}")
         files = responses_figure(responses, os.path.join(args.out, args.name or "report"), formats)
-    print("figures: " + ", ".join(os.path.relpath(f) for f in files))
+    print("figures: " + ", ".join(shown(f) for f in files))
     return 0
 
 

@@ -6,6 +6,7 @@ import os
 import sys
 
 from landscape.cli import Parser, add_scale_args, run
+from landscape.paths import shown
 
 
 def build_parser() -> Parser:
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         for f in args.files:
             written += render_surface(f, args.out, args.formats or "png,html",
                                       args.name if len(args.files) == 1 else None, *scale)
-    print("figures: " + ", ".join(os.path.relpath(w) for w in written))
+    print("figures: " + ", ".join(shown(w) for w in written))
     return 0
 
 

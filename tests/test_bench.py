@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import torch
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -89,3 +90,20 @@ def test_precision_benchmark_reports_every_mode(tmp_path):
                                                                          "bf16_autocast"]
     err = {k: float(v) for k, v in (kv.split("=") for kv in last[1:])}
     assert 0 < err["tf32_emulated"] < err["bf16_emulated"] < 0.1  # fewer mantissa bits, larger error
+
+
+def test_eigen_map_summary_counts_the_convex_points(tmp_path):
+    import h5py
+
+    import eigen_maps
+
+    p = tmp_path / "m.h5"
+    with h5py.File(p, "w") as f:
+        f["xcoordinates"] = np.array([-1.0, 0.0, 1.0])
+        f["ycoordinates"] = np.array([-1.0, 0.0])
+        f["max_eig"] = np.array([[10.0, 8.0, 4.0], [10.0, 9.0, 2.0]])  # (len(y), len(x)), as the loss
+        f["min_eig"] = np.array([[-0.2, -0.1, -1.0], [-1.5, 0.5, -1.0]])  # ratios .02 .0125 .25 / .15 .0556 .5
+    s = eigen_maps.summary(str(p))
+    assert (s["points"], s["under_0.05"], s["under_0.1"], s["under_0.2"]) == (6, 2, 3, 4)
+    assert s["centre_max_eig"] == 9.0 and s["centre_min_eig"] == 0.5  # x = 0, y = 0: row 1, column 1
+    assert abs(s["mean"] - (0.02 + 0.15 + 0.0125 + 0.5 / 9 + 0.25 + 0.5) / 6) < 1e-12

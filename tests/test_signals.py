@@ -15,6 +15,16 @@ from landscape.surface import SurfaceWriter, compute_surface, parse_grid, read_s
 from test_surface import DIRS, _fake_eval, _settings
 
 
+@pytest.fixture(autouse=True)
+def default_handlers():
+    """Start each test from the default handlers: under ``nohup`` SIGHUP is ignored, and graceful() rightly
+    leaves an ignored signal alone, which is not what these tests are about."""
+    before = {s: signal.signal(s, signal.SIG_DFL) for s in signals.STOP_SIGNALS}
+    yield
+    for s, h in before.items():
+        signal.signal(s, h)
+
+
 def _signalling_eval(at_call: int, *sigs):
     """The fake evaluator, sending ``sigs`` to this process during its ``at_call``-th call (a block in flight)."""
     calls = [0]

@@ -111,7 +111,7 @@ def compute(model: nn.Module | str | os.PathLike | None = None, data: Any = None
     attrs = recorded(cfg, prov)
     attrs["loss"] = loss.name
     # --min-samples means something only with --tolerance: record what was used, so a resume must match it
-    attrs["min_samples"] = (cfg.min_samples or DEFAULT_MIN_SAMPLES) if cfg.tolerance is not None else None
+    attrs["min_samples"] = (cfg.min_samples or DEFAULT_MIN_SAMPLES) if cfg.adaptive else None
     attrs["identity_attrs"] = attr_names(Provenance, type(cfg), flag="identity")
     attrs["shown_attrs"] = attr_names(Provenance, type(cfg), flag="shown") + ["created"]
     attrs["config"] = cfg.to_json()
@@ -125,9 +125,10 @@ def compute(model: nn.Module | str | os.PathLike | None = None, data: Any = None
     evaluators = [PlaneEvaluator(net, d, dirs, batch_size=cfg.batch_size, precision=cfg.precision, bn_mode=cfg.bn,
                                  points_per_step=cfg.points_per_step, fold_bn=cfg.fold_bn,
                                  compile_model=cfg.compile, loss=loss, tolerance=cfg.tolerance,
-                                 min_samples=cfg.min_samples, sample_seed=cfg.seed) for d in datas]
+                                 rtol=cfg.rtol, min_samples=cfg.min_samples, sample_seed=cfg.seed)
+                  for d in datas]
     evaluator = evaluators[0]
-    if cfg.tolerance is not None:
+    if cfg.adaptive:
         # One number for every rank and every resume: the file's, else made now from the loss at theta*.
         cap = ctx.on_main(lambda: _loss_cap(path, evaluator))
         for ev in evaluators:

@@ -82,7 +82,9 @@ class Sampling:
     Attributes:
         n_data: samples in the evaluation data.
         population: the data set the samples come from (``None``: the evaluation data is the population).
-        tolerance: ``--tolerance`` in loss units (``None``: every point on all the data).
+        tolerance: ``--tolerance`` in loss units (``None``: every point on all the data, unless ``rtol``).
+        rtol: ``--rtol``, relative to the point's mean loss: a point's tolerance is ``tolerance + rtol * |mean|``
+            (as ``numpy.allclose``); 0 for none.
         min_samples: samples before the first check (adaptive only).
         cap: a point whose 95 % interval lies above it stops (the figure's cap; ``inf`` until measured).
         seed: the permutation's seed.
@@ -92,6 +94,7 @@ class Sampling:
     n_data: int
     population: int | None = None
     tolerance: float | None = None
+    rtol: float = 0.0
     min_samples: int = DEFAULT_MIN_SAMPLES
     cap: float = math.inf
     seed: int = 0
@@ -100,6 +103,8 @@ class Sampling:
     def __post_init__(self) -> None:
         if self.tolerance is not None and not (self.tolerance > 0 and math.isfinite(self.tolerance)):
             raise LandscapeError(f"--tolerance must be a positive number (loss units); got {self.tolerance!r}")
+        if not (self.rtol >= 0 and math.isfinite(self.rtol)):
+            raise LandscapeError(f"--rtol must be a positive number (a fraction of the loss); got {self.rtol!r}")
         if self.min_samples < 2:
             raise LandscapeError(f"--min-samples must be at least 2; got {self.min_samples}")
         if self.population is None or self.population < self.n_data:
@@ -107,7 +112,7 @@ class Sampling:
 
     @property
     def adaptive(self) -> bool:
-        return self.tolerance is not None
+        return self.tolerance is not None or self.rtol > 0
 
     def ends(self) -> list[int]:
         """The sample counts after which a point may stop (all the data at once without a tolerance)."""
@@ -148,5 +153,5 @@ class Sampling:
             return False, False  # spread unknown yet (one batch of a mean-only loss): keep going
         if mean - half > self.cap:
             return True, False
-        met = half <= self.tolerance
+        met = half <= (self.tolerance or 0.0) + self.rtol * abs(mean)
         return met and met_before, met

@@ -78,10 +78,11 @@ class Config:
     trust_checkpoint: bool = setting(False, "allow checkpoints that need code execution to load (only for files "
                                      "you trust)", group="model")
     # the data
-    data: str = setting("digits", "digits (default) | cifar10:DIR | imagefolder:DIR | synthetic[:N]; from "
-                        "Python also tensors, a Dataset or a DataLoader", group="data")
+    data: str = setting("digits", "digits (default) | cifar10:DIR | cifar100:DIR | mnist:DIR | "
+                        "fashion-mnist:DIR | imagefolder:DIR | synthetic[:N]; from Python also tensors, a Dataset "
+                        "or a DataLoader", group="data")
     split: str = setting("train", "data split (default train, as in Li et al.); train,test evaluates both at every "
-                         "point into one file", choices=SPLITS, attr="split",
+                         "point into one file", choices=SPLITS, attr="split", metavar="|".join(SPLITS),
                          identity=True, shown=True, group="data")
     samples: int | None = setting(None, "evaluate on the first N samples (default: all)", group="data",
                                   metavar="N")
@@ -94,7 +95,7 @@ class Config:
                                      metavar="N")
     # the grid
     x: str | None = setting(None, f"alpha grid MIN:MAX:NUM (default {GPU_GRID} on a GPU, {CPU_GRID} on the CPU; "
-                            "with --trajectory: covering the path)", group="grid", metavar="MIN:MAX:NUM")
+                            "with --1d: -1:1:51; with --trajectory: covering the path)", group="grid", metavar="MIN:MAX:NUM")
     y: str | None = setting(None, "beta grid MIN:MAX:NUM (default: like x; with --trajectory: covering the path)",
                             group="grid", metavar="MIN:MAX:NUM")
     one_d: bool = setting(False, "a 1D curve along x instead of the 2D surface", flag="--1d", group="grid")
@@ -137,7 +138,11 @@ class Config:
                                       "+-T of its mean loss (loss units) or above the figure's cap (default: all "
                                       "the data for every point)", attr="tolerance", identity=True, shown=True,
                                       metavar="T")
-    min_samples: int | None = setting(None, "with --tolerance: samples a point uses before it may stop (default "
+    rtol: float | None = setting(None, "adaptive sampling relative to each point's loss: stop once the 95%% "
+                                 "interval is within +-(T + R*|mean loss|), as numpy.allclose; --rtol 0.02 alone: "
+                                 "within 2%% of the loss (default: off)", attr="rtol", identity=True, shown=True,
+                                 metavar="R")
+    min_samples: int | None = setting(None, "with --tolerance/--rtol: samples a point uses before it may stop (default "
                                       f"{DEFAULT_MIN_SAMPLES})", attr="min_samples", identity=True, shown=True,
                                       metavar="N")
     eigen: bool = setting(False, "also the Hessian's largest and smallest eigenvalues at every point (max_eig, "
@@ -168,6 +173,14 @@ class Config:
         t = self.tolerance
         if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < float("inf")):
             raise LandscapeError(f"tolerance must be a positive number of loss units, e.g. 0.01; got {t!r}")
+        r = self.rtol
+        if r is not None and (isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r < float("inf")):
+            raise LandscapeError(f"rtol must be a positive fraction of the loss, e.g. 0.02 for 2%; got {r!r}")
+
+    @property
+    def adaptive(self) -> bool:
+        """Points are sampled adaptively (``--tolerance`` or ``--rtol``)."""
+        return self.tolerance is not None or self.rtol is not None
 
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)

@@ -81,6 +81,15 @@ def test_sampling_arithmetic_by_hand():
     assert Sampling(1000, None, tolerance=0.05, cap=2.0).stops(1250.0, 3750.0, 500, 1) == (True, False)  # > cap
     with pytest.raises(LandscapeError, match="tolerance must be a positive number"):
         Sampling(1000, tolerance=0.0)
+    # --rtol: the tolerance grows with the mean (2.5): 0.02 * 2.5 = 0.05 < 0.098, 0.05 + 0.02 * 2.5 = 0.1 >= 0.098
+    rel = Sampling(1000, None, rtol=0.02)
+    assert rel.adaptive and rel.ends() == [500, 750, 1000] and rel.permutation() is not None
+    assert rel.stops(1250.0, 3750.0, 500, 1, met_before=True) == (False, False)
+    assert Sampling(1000, None, tolerance=0.05, rtol=0.02).stops(1250.0, 3750.0, 500, 1, True) == (True, True)
+    assert Sampling(1000, None, rtol=0.04).stops(-1250.0, 3750.0, 500, 1, True) == (True, True)  # |mean|
+    assert not Sampling(1000).adaptive
+    with pytest.raises(LandscapeError, match="rtol must be a positive number"):
+        Sampling(1000, rtol=-0.1)
 
 
 def test_stored_errors_are_the_sample_std_over_sqrt_n_with_the_population_correction(tmp_path, tiny, digits400):
@@ -122,7 +131,7 @@ def test_a_mean_only_loss_takes_its_error_from_the_batch_means(tmp_path, tiny, d
         assert s.values["train_loss_se"][k] == pytest.approx(math.sqrt(var / 100 * (1 - 100 / 400)), rel=1e-5)
 
 
-def _expected_adaptive(model, data, xdir, ydir, coords, tol, min_samples, cap, seed):
+def _expected_adaptive(model, data, xdir, ydir, coords, tol, min_samples, cap, seed, rtol=0.0):
     """The stopping rule applied by hand to per-sample losses of the permuted data: (n, mean) per point."""
     perm = np.random.RandomState(seed).permutation(len(data))
     out = []
@@ -136,9 +145,10 @@ def _expected_adaptive(model, data, xdir, ydir, coords, tol, min_samples, cap, s
         for n in chunk_ends(len(data), min_samples):
             head = loss[:n]
             half = Z95 * head.std(ddof=1) / math.sqrt(n) * math.sqrt(1 - n / 1437)  # population: the 1,437
-            if n == len(data) or (half <= tol and before) or head.mean() - half > cap:
+            met = half <= tol + rtol * abs(head.mean())
+            if n == len(data) or (met and before) or head.mean() - half > cap:
                 break  # the tolerance met at two checks in a row, or the interval above the cap
-            before = half <= tol
+            before = met
         out.append((n, head.mean()))
     return out
 
@@ -158,6 +168,23 @@ def test_tolerance_chunks_and_stopping_rule_match_the_rule_by_hand(model, digits
     assert stats["n"] == [144.0, 216.0, 324.0, 400.0, 64.0, 64.0]
     np.testing.assert_allclose(losses, [m for _, m in want], rtol=2e-5)
     assert ev.evaluate_points(coords)[2]["n"] == stats["n"]  # and again: deterministic
+
+
+def test_rtol_stops_each_point_at_its_own_relative_precision(model, digits400):
+    """--rtol alone: a point stops once its 95 % half-width is within rtol of its own mean loss (the rule by hand),
+    so a point with a larger loss may stop sooner than under an absolute tolerance."""
+    xdir, ydir = make_directions(model, seed=4)
+    coords = [(0.0, 0.0), (0.1, 0.1), (0.2, -0.1), (0.3, 0.25), (0.45, 0.4), (0.8, -0.9)]
+    ev = PlaneEvaluator(model, digits400, xdir, ydir, batch_size=50, rtol=0.1, min_samples=64, sample_seed=9)
+    ev.sampling.cap = 20.0
+    losses, _, stats = ev.evaluate_points(coords)
+    want = _expected_adaptive(model, digits400, xdir, ydir, coords, 0.0, 64, 20.0, 9, rtol=0.1)
+    assert stats["n"] == [float(n) for n, _ in want]
+    # the fourth point (loss 8.0) stops after 216 samples; with the absolute --tolerance 0.3 it takes all 400 (above)
+    assert stats["n"] == [144.0, 144.0, 216.0, 216.0, 64.0, 64.0]
+    np.testing.assert_allclose(losses, [m for _, m in want], rtol=2e-5)
+    half = Z95 * np.array(stats["loss_se"][:4])
+    assert np.all(half <= 0.1 * np.array(losses[:4])) and half[3] > 0.3  # met rtol, and not the absolute 0.3
 
 
 def test_a_point_is_read_back_once_per_chunk_never_per_batch(model, digits400, monkeypatch):
@@ -213,6 +240,12 @@ def test_resuming_with_another_tolerance_is_an_error(tmp_path, tiny, digits400):
         landscape.compute(tiny, data=data, tolerance=0.2, out=str(tmp_path), **ONE_D)
     with pytest.raises(LandscapeError, match="tolerance: file has 0.2, this run ''"):
         landscape.compute(tiny, data=data, out=str(tmp_path), **ONE_D)
+    with pytest.raises(LandscapeError, match="rtol: file has '', this run 0.05"):
+        landscape.compute(tiny, data=data, tolerance=0.2, rtol=0.05, min_samples=100, out=str(tmp_path), **ONE_D)
+    rel = landscape.compute(tiny, data=data, rtol=0.05, min_samples=100, out=str(tmp_path), name="rel", **ONE_D)
+    r = read_surface(rel.path)
+    assert (r.attrs["tolerance"], r.attrs["rtol"], r.attrs["min_samples"]) == ("", 0.05, 100)
+    assert r.attrs["loss_cap"] == s.attrs["loss_cap"]
 
 
 def test_tolerance_counts_are_equal_across_a_killed_torchrun_job_and_one_process(tmp_path, ckpt):

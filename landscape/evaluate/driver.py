@@ -50,12 +50,16 @@ class PlaneEvaluator:
         points_per_step: K points per step; K > 1 is the batched (vmap) engine. ``None``: 1, except on a GPU when
             the data is smaller than one batch (then K fills the step, within free memory).
         fold_bn: evaluate with each conv -> BN pair folded into one conv, refolded per point (same numbers to
-            float rounding). ``None``: on a GPU when the model has such pairs (measured faster there), off on
-            the CPU (measured no faster).
+            float rounding). Default False here; ``None`` (what the CLI and :func:`landscape.compute` pass by
+            default): on a GPU when the model has such pairs (measured faster there), off on the CPU (measured no
+            faster).
         compile_model: run the forward passes through ``torch.compile`` (compiled once, on the first point).
         loss: ``cross_entropy`` (default), ``mse``, ``nll``, a callable ``fn(output, target)`` or a ``Loss``.
         tolerance: adaptive sampling: each point stops once the 95 % interval of its mean loss is at most this
-            wide on either side (loss units), or lies above :attr:`cap`. ``None``: every point on all the data.
+            wide on either side (loss units), or lies above :attr:`cap`. ``None``: every point on all the data
+            (unless ``rtol``).
+        rtol: adaptive sampling relative to each point's mean loss: it stops once the 95 % half-width is at most
+            ``tolerance + rtol * |mean|`` (``--rtol``; 0 or ``None``: none).
         min_samples: samples before a point may stop (default :data:`landscape.sampling.DEFAULT_MIN_SAMPLES`).
         sample_seed: the seed of the one permutation of the data that every point reads in order.
 
@@ -70,7 +74,7 @@ class PlaneEvaluator:
                  batch_size: int | None = None, precision: str = "fp32", bn_mode: str = "eval",
                  points_per_step: int | None = None, fold_bn: bool | None = False, compile_model: bool = False,
                  loss: LossSpec | None = None, tolerance: float | None = None, min_samples: int | None = None,
-                 sample_seed: int = 0):
+                 sample_seed: int = 0, rtol: float | None = None):
         if bn_mode not in BN_MODES:
             raise LandscapeError(f"unknown BN mode {bn_mode!r}; valid: {', '.join(BN_MODES)}")
         if precision not in PRECISIONS:
@@ -83,8 +87,8 @@ class PlaneEvaluator:
         self.device = data.device
         self.precision, self.bn_mode, self.compile_model = precision, bn_mode, compile_model
         self.loss = resolve_loss(loss)
-        self.sampling = Sampling(len(data), data.population, tolerance, min_samples or DEFAULT_MIN_SAMPLES,
-                                 seed=sample_seed)
+        self.sampling = Sampling(len(data), data.population, tolerance, rtol or 0.0,
+                                 min_samples or DEFAULT_MIN_SAMPLES, seed=sample_seed)
         perm = self.sampling.permutation()
         if perm is not None:  # the order every point reads the data in (gathered batch by batch: no copy)
             data = data.in_order(torch.from_numpy(perm))
@@ -190,11 +194,12 @@ class PlaneEvaluator:
 
     def centre_loss(self) -> float:
         """The loss at theta* on all the data, whatever the tolerance (what the figure's cap is made from)."""
-        tolerance, self.sampling.tolerance = self.sampling.tolerance, None
+        sp = self.sampling
+        kept, (sp.tolerance, sp.rtol) = (sp.tolerance, sp.rtol), (None, 0.0)
         try:
             return self.evaluate([(0.0, 0.0)])[0][0]
         finally:
-            self.sampling.tolerance = tolerance
+            sp.tolerance, sp.rtol = kept
 
     def _sums(self, coords: Sequence[tuple[float, float]]) -> list:
         """Every point's loss sums and counts (see :data:`landscape.evaluate.engines.PointSums`)."""

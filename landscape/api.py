@@ -64,7 +64,9 @@ def compute(model: nn.Module | str | os.PathLike | None = None, data: Any = None
         model: an ``nn.Module`` (left exactly as it came in: the evaluation runs on a copy) or a checkpoint path.
         data: a spec string (``digits``, ``cifar10:DIR``, ...), a :class:`~landscape.data.Data`, an
             ``(inputs, targets)`` pair of tensors, a ``Dataset`` or a ``DataLoader`` (read once, then resident on
-            the device or streamed from pinned host memory). Default: ``config.data`` (``digits``).
+            the device or streamed from pinned host memory), or a dict of those per split, ``{"train": ...,
+            "test": ...}`` (both evaluated at every point into one file, as ``split="train,test"`` does for a
+            spec string). Default: ``config.data`` (``digits``).
         config: a :class:`~landscape.settings.Config`; ``options`` override its fields.
         render_options: figure scale for :func:`landscape.render.render_surface` (``log``, ``vmin``, ``vmax``,
             ``levels``).
@@ -81,6 +83,9 @@ def compute(model: nn.Module | str | os.PathLike | None = None, data: Any = None
     cfg = make_config(config, **options)
     if data is not None:
         cfg = cfg.replace(data=data)
+    if isinstance(cfg.data, dict):
+        asked = options.get("split", config.split if config is not None and config.split != "train" else None)
+        cfg = cfg.replace(split=_dict_split(cfg.data, asked))
     if model is None:
         raise LandscapeError("compute() needs a model: an nn.Module or a checkpoint path")
     dev = resolve_device(cfg.device)
@@ -92,11 +97,12 @@ def compute(model: nn.Module | str | os.PathLike | None = None, data: Any = None
     path = os.path.join(cfg.out, f"{cfg.name or default_name(info['stem'], yc is not None)}.h5")
     ctx = distributed.setup(dev)  # a torchrun job: this rank's device; otherwise rank 0 of 1
     splits = split_names(cfg.split)
-    if len(splits) > 1 and not isinstance(cfg.data, str):
+    if len(splits) > 1 and not isinstance(cfg.data, (str, dict)):
         raise LandscapeError(f"split={cfg.split!r} needs a data spec string (e.g. 'cifar10:DIR') to load each "
-                             "split from; for tensors or Datasets compute one surface per split")
-    datas = [resolve_data(cfg.data, split=sp, samples=cfg.samples, device=ctx.device,
-                          in_channels=info.get("in_channels"), image_size=cfg.image_size,
+                             "split from, or data={'train': ..., 'test': ...}")
+    datas = [resolve_data(cfg.data[sp] if isinstance(cfg.data, dict) else cfg.data, split=sp,
+                          samples=cfg.samples, device=ctx.device, in_channels=info.get("in_channels"),
+                          image_size=cfg.image_size,
                           normalization=cfg.normalization, recorded_normalization=info.get("normalization"))
              for sp in splits]
     ds = datas[0]
@@ -246,6 +252,18 @@ def _check_data(ds: Data, info: dict) -> None:
     if n_cls is not None and is_class_labels(ds.y) and ((ds.num_classes or 0) > n_cls or int(ds.y.max()) >= n_cls):
         raise LandscapeError(f"the data has {ds.num_classes} classes but the model's classifier has {n_cls}; use "
                              "the data the model was trained on")
+
+
+def _dict_split(data: dict, asked: str | None) -> str:
+    """The split a ``{"train": ..., "test": ...}`` data argument evaluates (its keys, train first)."""
+    names = [k for k in ("train", "test") if k in data]
+    if not data or len(names) != len(data):
+        raise LandscapeError(f"data given per split takes the keys 'train' and/or 'test'; got {sorted(map(str, data))}")
+    split = ",".join(names)
+    if asked is not None and asked != split:
+        raise LandscapeError(f"split={asked!r} but the data is given for {split!r}; drop split= (the data's keys "
+                             "say it)")
+    return split
 
 
 def _norm_str(ds: Data) -> str:

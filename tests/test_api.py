@@ -251,3 +251,25 @@ def test_hessian_directions_are_the_top_eigenvectors(tmp_path, tensors):
     # a second call resumes from the file's directions (no second eigen-solve, same settings)
     assert landscape.compute(net, data=(x, y), directions="hessian", norm="none", x="-0.02:0.02:3",
                              y="-0.02:0.02:3", out=str(tmp_path), render=False, progress=False).computed == 0
+
+
+def test_train_and_test_tensors_in_one_file(tmp_path, net, tensors):
+    """data={'train': ..., 'test': ...} from a notebook: both evaluated at every point with the same weights, the
+    test values equal to the loss by hand on the test tensors, the file saying split train,test."""
+    x, y = tensors
+    res = landscape.compute(net, data={"test": (x[80:], y[80:]), "train": (x[:80], y[:80])}, out=str(tmp_path),
+                            **GRID)
+    s = read_surface(res.path)
+    assert s.attrs["split"] == "train,test" and s.attrs["n_samples"] == 80 and s.attrs["test_n_samples"] == 40
+    for key, (xs, ys) in (("train_loss", (x[:80], y[:80])), ("test_loss", (x[80:], y[80:]))):
+        for (i, j), v in _by_hand(net, res.path, xs, ys, F.cross_entropy).items():
+            assert s.values[key][i, j] == pytest.approx(v, rel=1e-5)
+    assert s.done["test"].all() and s.values["test_acc"].shape == (3, 3)
+    only_test = landscape.compute(net, data={"test": (x[80:], y[80:])}, out=str(tmp_path), name="t", **GRID)
+    assert read_surface(only_test.path).attrs["split"] == "test"
+    with pytest.raises(LandscapeError, match=r"keys 'train' and/or 'test'; got \['train', 'val'\]"):
+        landscape.compute(net, data={"train": (x, y), "val": (x, y)}, out=str(tmp_path), **GRID)
+    with pytest.raises(LandscapeError, match="split='train' but the data is given for 'train,test'"):
+        landscape.compute(net, data={"train": (x, y), "test": (x, y)}, split="train", out=str(tmp_path), **GRID)
+    with pytest.raises(LandscapeError, match=r"or data=\{'train': \.\.\., 'test': \.\.\.\}"):
+        landscape.compute(net, data=(x, y), split="train,test", out=str(tmp_path), **GRID)

@@ -51,13 +51,19 @@ def augment(x: torch.Tensor, pad: int, flip: bool, fill: torch.Tensor, g: torch.
     return x.contiguous()
 
 
+def default_run_dir(arch: str, data: str) -> str:
+    """``runs/<arch>_<data kind>``, e.g. ``runs/resnet56_digits``."""
+    return os.path.join("runs", f"{canonical_name(arch)}_{data.split(':')[0]}")
+
+
 def train(arch: str = "resnet56", data: str = "digits", epochs: int = 30, batch_size: int = 128, lr: float = 0.1,
-          weight_decay: float = 1e-4, seed: int = 0, save_every: int = 0, out: str = "runs/resnet56",
+          weight_decay: float = 1e-4, seed: int = 0, save_every: int = 0, out: str | None = None,
           resume: bool = False, device: str = "auto", progress: bool = True, amp: bool | None = None) -> dict:
     """Train ``arch`` on ``data`` and write ``out/final.pt`` (+ ``out/epoch_NNN.pt`` snapshots).
 
     Args:
         save_every: snapshot every N epochs (0: none); ``epoch_000.pt`` is the initialization.
+        out: the run folder (default ``runs/<arch>_<data kind>``, as the CLI).
         resume: continue from the newest snapshot in ``out``.
         amp: bfloat16 autocast (default: on for CUDA, off on the CPU).
 
@@ -94,6 +100,7 @@ def train(arch: str = "resnet56", data: str = "digits", epochs: int = 30, batch_
             "args": {"arch": canonical_name(arch), "data": data, "epochs": epochs, "batch_size": batch_size,
                      "lr": lr, "weight_decay": weight_decay, "seed": seed, "augment": {"pad": pad, "flip": flip}}}
     start = 0
+    out = out or default_run_dir(arch, data)
     ensure_writable_dir(out)
     if resume:
         snaps = list_snapshots(out)
@@ -188,7 +195,7 @@ def build_parser() -> Parser:
 
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
-    out = a.out or os.path.join("runs", f"{canonical_name(a.arch)}_{a.data.split(':')[0]}")
+    out = a.out or default_run_dir(a.arch, a.data)
     h = train(a.arch, a.data, a.epochs, a.batch_size, a.lr, a.weight_decay, a.seed, a.save_every, out, a.resume,
               a.device, not a.quiet)
     print(f"{os.path.join(out, 'final.pt')}: train accuracy {h['final_train_acc']:.2f}%, test accuracy "

@@ -1,3 +1,5 @@
+import os
+
 import torch
 
 from landscape.checkpoints import load_checkpoint
@@ -86,3 +88,10 @@ def test_mixed_precision_training_the_gpu_default_runs_in_bf16_and_learns(monkey
     model, _ = load_checkpoint(str(tmp_path / "final.pt"))
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert h["test_err"][-1] < 50 and h["train_loss"][1] < h["train_loss"][0]
+
+
+def test_python_and_cli_share_the_default_run_folder():
+    from landscape.train import default_run_dir
+
+    assert default_run_dir("resnet56", "cifar10:/data/cifar") == os.path.join("runs", "resnet56_cifar10")
+    assert default_run_dir("resnet20", "digits") == os.path.join("runs", "resnet20_digits")

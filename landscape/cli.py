@@ -91,6 +91,7 @@ def add_scale_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--log", action="store_true", help="log10 scale for loss values")
     g.add_argument("--vmin", type=float, default=None, help="lowest value shown (default: the surface's minimum)")
     g.add_argument("--vmax", type=float, default=None,
-                   help="highest value shown (default: the 95th percentile, capped at max(10*min, min+10) and at a recorded loss_cap, so the basin is visible)")
+                   help="highest value shown (default: the 95th percentile, capped at max(10*min, min+10) and at a "
+                        "recorded loss_cap, so the basin is visible)")
     g.add_argument("--levels", type=int, default=None,
                    help="number of contour levels (default: round values, log-spaced over a wide loss range)")

@@ -30,6 +30,9 @@ IGNORES = ("biasbn", "none")
 DIR_TYPES = ("weights", "states")
 PRECISIONS = ("fp32", "tf32", "bf16")
 BN_MODES = ("eval", "recompute")
+# the --data kinds, for every command's help (landscape.datasets loads them)
+DATA_KINDS = ("digits (default) | cifar10:DIR | cifar100:DIR | mnist:DIR | fashion-mnist:DIR | imagefolder:DIR | "
+              "synthetic[:N]")
 SPLITS = ("train", "test", "train,test")  # train,test: both at every point, one file (the first is the main one)
 LOSSES = ("cross_entropy", "mse", "nll")
 GPU_GRID = "-1:1:51"  # the authors' 51x51, ~3 min for 10,000 CIFAR images on an H100 in bf16 (BENCHMARKS.md)
@@ -78,9 +81,8 @@ class Config:
     trust_checkpoint: bool = setting(False, "allow checkpoints that need code execution to load (only for files "
                                      "you trust)", group="model")
     # the data
-    data: str = setting("digits", "digits (default) | cifar10:DIR | cifar100:DIR | mnist:DIR | "
-                        "fashion-mnist:DIR | imagefolder:DIR | synthetic[:N]; from Python also tensors, a Dataset "
-                        "or a DataLoader", group="data")
+    data: str = setting("digits", DATA_KINDS + "; from Python also tensors, a Dataset or a DataLoader (or a "
+                        "dict of them per split)", group="data")
     split: str = setting("train", "data split (default train, as in Li et al.); train,test evaluates both at every "
                          "point into one file", choices=SPLITS, attr="split", metavar="|".join(SPLITS),
                          identity=True, shown=True, group="data")
@@ -95,7 +97,8 @@ class Config:
                                      metavar="N")
     # the grid
     x: str | None = setting(None, f"alpha grid MIN:MAX:NUM (default {GPU_GRID} on a GPU, {CPU_GRID} on the CPU; "
-                            "with --1d: -1:1:51; with --trajectory: covering the path)", group="grid", metavar="MIN:MAX:NUM")
+                            "with --1d: -1:1:51; with --trajectory: covering the path)", group="grid",
+                            metavar="MIN:MAX:NUM")
     y: str | None = setting(None, "beta grid MIN:MAX:NUM (default: like x; with --trajectory: covering the path)",
                             group="grid", metavar="MIN:MAX:NUM")
     one_d: bool = setting(False, "a 1D curve along x instead of the 2D surface", flag="--1d", group="grid")
@@ -142,8 +145,8 @@ class Config:
                                  "interval is within +-(T + R*|mean loss|), as numpy.allclose; --rtol 0.02 alone: "
                                  "within 2%% of the loss (default: off)", attr="rtol", identity=True, shown=True,
                                  metavar="R")
-    min_samples: int | None = setting(None, "with --tolerance/--rtol: samples a point uses before it may stop (default "
-                                      f"{DEFAULT_MIN_SAMPLES})", attr="min_samples", identity=True, shown=True,
+    min_samples: int | None = setting(None, "with --tolerance/--rtol: samples a point uses before it may stop "
+                                      f"(default {DEFAULT_MIN_SAMPLES})", attr="min_samples", identity=True, shown=True,
                                       metavar="N")
     eigen: bool = setting(False, "also the Hessian's largest and smallest eigenvalues at every point (max_eig, "
                           "min_eig; drawn as Li et al.'s |min/max| convexity map)", attr="eigen", identity=True,

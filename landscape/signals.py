@@ -27,6 +27,7 @@ STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP", "SIGUSR1"
 
 _pending: int | None = None  # the first stop signal received while deferring
 _swallowed: int | None = None  # a Stopped that Python reported as "Exception ignored" instead of raising it
+_previous_hook = sys.unraisablehook  # what reports every other unraisable exception while graceful() runs
 _deferring = 0  # depth of deferred() contexts
 
 
@@ -112,12 +113,12 @@ def graceful() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    global _swallowed
+    global _swallowed, _previous_hook
     previous = {}
     for sig in STOP_SIGNALS:
         if signal.getsignal(sig) is signal.SIG_DFL:
             previous[sig] = signal.signal(sig, _handler)
-    old_hook = sys.unraisablehook
+    old_hook = _previous_hook = sys.unraisablehook
     sys.unraisablehook = _unraisable
     try:
         yield
@@ -139,7 +140,7 @@ def _unraisable(info) -> None:
         if _swallowed is None:
             _swallowed = info.exc_value.signum
         return
-    sys.__unraisablehook__(info)
+    _previous_hook(info)
 
 
 @contextlib.contextmanager

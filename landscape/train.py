@@ -23,6 +23,7 @@ from landscape.errors import LandscapeError
 from landscape.evaluate import default_batch_size, loss_and_accuracy, resolve_device
 from landscape.models import canonical_name, create_model
 from landscape.paths import ensure_writable_dir, list_snapshots
+from landscape.settings import DATA_KINDS
 
 
 def lr_at(epoch: int, epochs: int, lr: float) -> float:
@@ -179,7 +180,7 @@ def build_parser() -> Parser:
     p = Parser(prog="python -m landscape.train", description="Train a registry model (He et al. recipe) and save "
                "checkpoints for landscape.plot.")
     p.add_argument("--arch", default="resnet56", help="registry name, e.g. resnet56, plain56, resnet20")
-    p.add_argument("--data", default="digits", help="digits (default) | cifar10:DIR | cifar100:DIR | mnist:DIR | fashion-mnist:DIR | imagefolder:DIR | synthetic[:N]")
+    p.add_argument("--data", default="digits", help=DATA_KINDS)
     p.add_argument("--epochs", type=int, default=30, help="default 30 (He et al. CIFAR: 164)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.1, help="initial learning rate (/10 at 50%% and 75%%)")

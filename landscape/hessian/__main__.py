@@ -9,6 +9,7 @@ import sys
 
 from landscape.cli import Parser, run
 from landscape.hessian.lanczos import DEFAULT_TOL
+from landscape.settings import DATA_KINDS
 
 EPILOG = """examples:
   python -m landscape.hessian --ckpt checkpoints/resnet56_digits.pt --top 5 --out plots/resnet56_hessian.h5
@@ -26,7 +27,7 @@ def build_parser() -> Parser:
                    help="any other network: torchvision:NAME, timm:NAME or MODULE:FACTORY")
     p.add_argument("--normalization", default="default", metavar="CHOICE",
                    help="default | reference | none | MEAN/STD (as landscape.plot)")
-    p.add_argument("--data", default="digits", help="digits (default) | cifar10:DIR | cifar100:DIR | mnist:DIR | fashion-mnist:DIR | imagefolder:DIR | synthetic[:N]")
+    p.add_argument("--data", default="digits", help=DATA_KINDS)
     p.add_argument("--split", default="train", choices=["train", "test"], help="data split (default train)")
     p.add_argument("--samples", type=int, default=None, help="use the first N samples (default: all)")
     p.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default 512)")
@@ -37,7 +38,8 @@ def build_parser() -> Parser:
     p.add_argument("--top", type=int, default=1, help="number of largest eigenvalues (default 1)")
     p.add_argument("--tol", type=float, default=DEFAULT_TOL,
                    help=f"Lanczos residual tolerance relative to the largest |eigenvalue| (default {DEFAULT_TOL:g})")
-    p.add_argument("--max-iter", type=int, default=None, help="most Lanczos steps, one HVP each (default max(100, 3*(top+1)+20), at most the parameter count)")
+    p.add_argument("--max-iter", type=int, default=None, help="most Lanczos steps, one HVP each (default max(100, 3*(top+1)+20), at most the "
+                   "parameter count)")
     p.add_argument("--trace-samples", type=int, default=50,
                    help="Hutchinson probes for the trace, one HVP each (default 50; 0: skip)")
     p.add_argument("--density", action="store_true", help="also the eigenvalue density (stochastic Lanczos quadrature)")

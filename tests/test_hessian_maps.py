@@ -66,6 +66,36 @@ def test_eigen_ratio_map_values(tmp_path):
     np.testing.assert_allclose(eigen_ratio(s), [[-0.5, 0.0]])
 
 
+def test_eigen_page_shows_both_maps_and_the_eigenvalues_on_hover(tmp_path):
+    """``<name>_eigen.html``: |ratio| and the signed ratio as heatmaps on fixed scales, theta* starred, and each
+    cell's lambda_max, lambda_min, ratio and loss in its hover data."""
+    pytest.importorskip("plotly")
+    from landscape.render import render_surface
+    from landscape.render.html import figure_data
+
+    p = str(tmp_path / "e.h5")
+    hi, lo = np.array([[2.0, 4.0, 5.0], [8.0, 1.0, 2.0]]), np.array([[-1.0, 0.0, 1.0], [-2.0, -0.5, -4.0]])
+    loss = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    with h5py.File(p, "w") as f:
+        f.attrs.update(format_version=1, arch="mlp")
+        f["xcoordinates"], f["ycoordinates"] = np.array([-1.0, 0.0, 1.0]), np.array([0.0, 1.0])
+        f["train_loss"], f["train_done"] = loss, np.ones((2, 3), bool)
+        f["max_eig"], f["min_eig"] = hi, lo
+    written = render_surface(p, str(tmp_path), "html")
+    page = str(tmp_path / "e_eigen.html")
+    assert page in written
+    heat = [t for t in figure_data(page) if t["type"] == "heatmap"]
+    ratio = lo / hi  # -0.5 0 0.2 / -0.25 -0.5 -2
+    np.testing.assert_allclose(heat[0]["z"], np.abs(ratio))
+    np.testing.assert_allclose(heat[1]["z"], ratio)
+    assert [(h["zmin"], h["zmax"]) for h in heat] == [(0.0, 1.0), (-1.0, 1.0)]
+    custom = np.array(heat[0]["customdata"])  # (ny, nx, [lambda_max, lambda_min, loss, ratio])
+    np.testing.assert_allclose(custom[1, 2], [2.0, -4.0, 6.0, -2.0])
+    assert "λmax %{customdata[0]" in heat[0]["hovertemplate"] and "train loss" in heat[0]["hovertemplate"]
+    stars = [t for t in figure_data(page) if t["type"] == "scatter"]
+    assert [(t["x"], t["y"], t["marker"]["symbol"]) for t in stars] == [([0.0], [0.0], "star")] * 2
+
+
 def test_batched_eigen_problems_equal_the_exact_hessian_and_the_one_point_path(mlp_and_data):
     """K points' Lanczos runs in lockstep on vmap-batched HVPs (landscape.hessian.batched) follow each run's own
     steps: the same eigenvalues as one point at a time, and as the exact Hessian."""

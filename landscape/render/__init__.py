@@ -75,10 +75,13 @@ def render_surface(path: str, out: str | None = None, formats: str | list[str] =
             from landscape.render.html import render_html_2d
 
             written.append(render_html_2d(s, key, f"{base}.html", scale))
-        if static and "max_eig" in s.values and "min_eig" in s.values:
-            from landscape.render.eigen import render_eigen
+        if "max_eig" in s.values and "min_eig" in s.values:
+            from landscape.render.eigen import render_eigen, render_html_eigen
 
-            written += render_eigen(s, base, static)
+            if static:
+                written += render_eigen(s, base, static)
+            if "html" in fmts:
+                written.append(render_html_eigen(s, key, f"{base}_eigen.html"))
     else:
         scale = None
         if static:

@@ -46,3 +46,33 @@ def render_eigen(s: Surface, base: str, formats: list[str]) -> list[str]:
     from landscape.render.static import save
 
     return save(fig, f"{base}_eigen", formats, dpi=150, bbox_inches=None)
+
+
+def render_html_eigen(s: Surface, key: str, path: str) -> str:
+    """``<name>_eigen.html``: the same two maps, interactive; hovering a cell gives alpha, beta, lambda_max,
+    lambda_min, the ratio and the loss there (what a reader checks before trusting a bright cell)."""
+    from landscape.render.html import _arch, _page, _plotly, _settings_html, _xy_axes
+
+    go, _ = _plotly()
+    r = eigen_ratio(s)
+    custom = np.dstack([s.values["max_eig"], s.values["min_eig"], s.values[key], r])
+    hover = ("α %{x:.2f}, β %{y:.2f}<br>λmax %{customdata[0]:.4g}<br>λmin %{customdata[1]:.4g}"
+             "<br>λmin/λmax %{customdata[3]:.3f}<br>" + key.replace("_", " ") + " %{customdata[2]:.3g}<extra></extra>")
+    cols = [[0.0, 0.42], [0.56, 0.98]]
+    panels = [(np.abs(r), "|λmin / λmax|  (0: convex)", "Viridis", 0.0, 1.0),
+              (r, "λmin / λmax  (signed)", "RdBu_r", -1.0, 1.0)]
+    fig = go.Figure()
+    notes = []
+    for c, (z, title, cmap, lo, hi) in enumerate(panels):
+        xa, ya = ("x", "y") if c == 0 else ("x2", "y2")
+        fig.add_trace(go.Heatmap(x=s.xcoordinates, y=s.ycoordinates, z=z, zmin=lo, zmax=hi, colorscale=cmap,
+                                 customdata=custom, hovertemplate=hover, xaxis=xa, yaxis=ya,
+                                 colorbar=dict(x=cols[c][1] + 0.005, xanchor="left", len=0.9, thickness=14)))
+        fig.add_trace(go.Scatter(x=[0.0], y=[0.0], mode="markers", xaxis=xa, yaxis=ya, hoverinfo="skip",
+                                 marker=dict(symbol="star", size=16, color="white", line=dict(color="black",
+                                                                                               width=1))))
+        notes.append(dict(text=title, x=(cols[c][0] + cols[c][1]) / 2, y=1.0, xref="paper", yref="paper",
+                          yanchor="bottom", showarrow=False, font=dict(size=14)))
+    _xy_axes(fig, 2, [0.0, 0.94], cols)
+    fig.update_layout(annotations=notes, margin=dict(l=10, r=60, t=30, b=40), showlegend=False)
+    return _page(fig, f"{_arch(s)} — Hessian eigenvalue ratio (Li et al. Fig. 8)", _settings_html(s), path)

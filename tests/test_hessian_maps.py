@@ -96,6 +96,37 @@ def test_eigen_page_shows_both_maps_and_the_eigenvalues_on_hover(tmp_path):
     assert [(t["x"], t["y"], t["marker"]["symbol"]) for t in stars] == [([0.0], [0.0], "star")] * 2
 
 
+def test_1d_eigen_figure_draws_both_eigenvalues_and_the_ratio(tmp_path, monkeypatch):
+    """--1d --eigen: lambda_max and lambda_min along alpha on a symmetric-log axis (decade ticks, none crowding
+    0), |ratio| below on [0, 1]."""
+    import landscape.render.static as static
+    from landscape.render import render_surface
+    from landscape.render.eigen import _linthresh, _symlog_ticks
+
+    p = str(tmp_path / "c.h5")
+    hi, lo = np.array([995.0, 0.3, 623.0]), np.array([-411.0, -0.0085, -354.0])
+    with h5py.File(p, "w") as f:
+        f.attrs.update(format_version=1, arch="resnet20")
+        f["xcoordinates"] = np.array([-1.0, 0.0, 1.0])
+        f["train_loss"], f["train_done"] = np.array([30.0, 0.01, 20.0]), np.ones(3, bool)
+        f["max_eig"], f["min_eig"] = hi, lo
+    figs = []
+    real = static.save
+    monkeypatch.setattr(static, "save", lambda fig, base, *a, **kw: figs.append(fig) or real(fig, base, *a, **kw))
+    written = render_surface(p, str(tmp_path), "png")
+    assert str(tmp_path / "c_eigen.png") in written
+    top, bottom = figs[-1].axes
+    (l_hi, l_lo), (l_r,) = top.get_lines()[:2], bottom.get_lines()[:1]
+    np.testing.assert_allclose(l_hi.get_ydata(), hi)
+    np.testing.assert_allclose(l_lo.get_ydata(), lo)
+    np.testing.assert_allclose(l_r.get_ydata(), np.abs(lo / hi))
+    assert top.get_yscale() == "symlog" and bottom.get_ylim() == (0.0, 1.0)
+    both = np.concatenate([hi, lo])
+    assert _linthresh(both) == 0.1  # the decade of max(smallest |value|, 1e-3 of the largest)
+    assert list(top.get_yticks()) == _symlog_ticks(both, 0.1) == [-1e3, -1e2, -1e1, -1.0, 0.0, 1.0, 1e1, 1e2, 1e3]
+    assert _symlog_ticks(np.array([2.0, 5e6]), 1.0) == [0.0, 10.0, 1e3, 1e5, 1e7]  # 7 decades: every other, one side
+
+
 def test_batched_eigen_problems_equal_the_exact_hessian_and_the_one_point_path(mlp_and_data):
     """K points' Lanczos runs in lockstep on vmap-batched HVPs (landscape.hessian.batched) follow each run's own
     steps: the same eigenvalues as one point at a time, and as the exact Hessian."""

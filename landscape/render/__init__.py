@@ -88,6 +88,10 @@ def render_surface(path: str, out: str | None = None, formats: str | list[str] =
             from landscape.render.curve import render_1d
 
             written += render_1d(s, base, static, log, vmin, vmax)
+            if "max_eig" in s.values and "min_eig" in s.values:
+                from landscape.render.eigen import render_eigen_1d
+
+                written += render_eigen_1d(s, base, static)
         if "html" in fmts:
             from landscape.render.html import render_html_1d
 

@@ -48,6 +48,59 @@ def render_eigen(s: Surface, base: str, formats: list[str]) -> list[str]:
     return save(fig, f"{base}_eigen", formats, dpi=150, bbox_inches=None)
 
 
+def render_eigen_1d(s: Surface, base: str, formats: list[str]) -> list[str]:
+    """Write ``<base>_eigen.<ext>`` for a 1D surface: lambda_max and lambda_min along alpha (symmetric-log axis:
+    they differ by decades and lambda_min changes sign) above |lambda_min / lambda_max|."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x, hi, lo, r = s.xcoordinates, s.values["max_eig"], s.values["min_eig"], eigen_ratio(s)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 5.6), sharex=True, constrained_layout=True,
+                                      gridspec_kw=dict(height_ratios=[3, 2]))
+    top.plot(x, hi, "o-", color="C3", ms=3, label="λmax")
+    top.plot(x, lo, "o-", color="C0", ms=3, label="λmin")
+    both = np.concatenate([hi[np.isfinite(hi)], lo[np.isfinite(lo)]])
+    top.set_yscale("symlog", linthresh=_linthresh(both))
+    top.set_yticks(_symlog_ticks(both, _linthresh(both)))
+    top.axhline(0.0, color="0.6", lw=0.8)
+    top.set_ylabel("Hessian eigenvalue")
+    top.legend(loc="best", fontsize=9)
+    bottom.plot(x, np.abs(r), "o-", color="k", ms=3)
+    bottom.set_ylim(0.0, 1.0)
+    bottom.set_ylabel("|λmin / λmax|  (0: convex)")
+    bottom.set_xlabel("α")
+    for ax in (top, bottom):
+        ax.axvline(0.0, color="0.8", lw=0.8, zorder=0)
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{s.attrs.get('arch', '')}: curvature along α")
+    from landscape.render.static import save
+
+    return save(fig, f"{base}_eigen", formats, dpi=150, bbox_inches=None)
+
+
+def _linthresh(v: np.ndarray) -> float:
+    """The symmetric-log axis's linear half-width: the decade of the smallest nonzero |value|, at least 1e-3 of
+    the largest (so one tiny value does not spread the axis over many empty decades)."""
+    mag = np.abs(v[v != 0])
+    if not mag.size:
+        return 1.0
+    return float(10.0 ** np.floor(np.log10(max(mag.min(), 1e-3 * mag.max()))))
+
+
+def _symlog_ticks(v: np.ndarray, linthresh: float, most: int = 4) -> list[float]:
+    """0 and +-10^k above the linear region, on the sides the values reach, at most ``most`` decades a side
+    (matplotlib's own ticks crowd around 0 and overlap)."""
+    mag = np.abs(v[np.isfinite(v)])
+    if not mag.size or mag.max() <= linthresh:
+        return [0.0]
+    ks = list(range(int(round(np.log10(linthresh))) + 1, int(np.ceil(np.log10(mag.max()))) + 1))
+    ks = ks[::-(-len(ks) // most)]
+    signs = [sg for sg, has in ((1.0, np.any(v > linthresh)), (-1.0, np.any(v < -linthresh))) if has]
+    return sorted([0.0] + [sg * 10.0 ** k for k in ks for sg in signs])
+
+
 def render_html_eigen(s: Surface, key: str, path: str) -> str:
     """``<name>_eigen.html``: the same two maps, interactive; hovering a cell gives alpha, beta, lambda_max,
     lambda_min, the ratio and the loss there (what a reader checks before trusting a bright cell)."""

@@ -278,3 +278,18 @@ def test_tolerance_counts_are_equal_across_a_killed_torchrun_job_and_one_process
         n = b["train_n"][()]
         assert set(np.unique(n)) <= {100, 150, 225, 338, 400} and len(np.unique(n)) >= 2
         assert b.attrs["loss_cap"] == a.attrs["loss_cap"]
+
+
+def test_every_split_records_its_own_precision(tmp_path, ckpt):
+    """--split train,test: each split's errors are those of its own data (and its own population: 1,437 and 360
+    digits), the test split's equal to a surface of the test split alone."""
+    res = landscape.compute(ckpt, data="digits", split="train,test", samples=100, out=str(tmp_path), **ONE_D)
+    s = read_surface(res.path)
+    for split in ("train", "test"):
+        np.testing.assert_array_equal(s.values[f"{split}_n"], 100.0)
+        assert np.all(s.values[f"{split}_loss_se"] > 0) and np.all(np.isfinite(s.values[f"{split}_acc_se"]))
+    model, _ = landscape.checkpoints.load_checkpoint(ckpt)
+    res1 = landscape.compute(model, data=load_data("digits", "test", samples=100), out=str(tmp_path), name="t",
+                             **ONE_D)
+    np.testing.assert_allclose(read_surface(res1.path).values["train_loss_se"], s.values["test_loss_se"],
+                               rtol=1e-5)

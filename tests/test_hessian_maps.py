@@ -66,7 +66,7 @@ def test_eigen_ratio_map_values(tmp_path):
     np.testing.assert_allclose(eigen_ratio(s), [[-0.5, 0.0]])
 
 
-def test_eigen_page_shows_both_maps_and_the_eigenvalues_on_hover(tmp_path):
+def test_eigen_page_shows_both_maps_and_the_eigenvalues_on_hover(tmp_path, monkeypatch):
     """``<name>_eigen.html``: |ratio| and the signed ratio as heatmaps on fixed scales, theta* starred, and each
     cell's lambda_max, lambda_min, ratio and loss in its hover data."""
     pytest.importorskip("plotly")
@@ -94,6 +94,14 @@ def test_eigen_page_shows_both_maps_and_the_eigenvalues_on_hover(tmp_path):
     assert "λmax %{customdata[0]" in heat[0]["hovertemplate"] and "train loss" in heat[0]["hovertemplate"]
     stars = [t for t in figure_data(page) if t["type"] == "scatter"]
     assert [(t["x"], t["y"], t["marker"]["symbol"]) for t in stars] == [([0.0], [0.0], "star")] * 2
+    # a grid finer than the page's map is drawn at most MAP_POINTS a side, the first and last points kept
+    import landscape.render.html_traces as traces
+
+    monkeypatch.setattr(traces, "MAP_POINTS", 2)
+    render_surface(p, str(tmp_path), "html")
+    thin = [t for t in figure_data(page) if t["type"] == "heatmap"][1]
+    assert thin["x"] == [-1.0, 1.0] and thin["y"] == [0.0, 1.0]
+    np.testing.assert_allclose(thin["z"], ratio[:, [0, 2]])
 
 
 def test_1d_eigen_figure_draws_both_eigenvalues_and_the_ratio(tmp_path, monkeypatch):

@@ -106,9 +106,15 @@ def render_html_eigen(s: Surface, key: str, path: str) -> str:
     lambda_min, the ratio and the loss there (what a reader checks before trusting a bright cell)."""
     from landscape.render.html import _arch, _page, _plotly, _settings_html, _xy_axes
 
+    from landscape.render.geometry import thin_indices
+    from landscape.render.html_traces import MAP_POINTS
+
     go, _ = _plotly()
-    r = eigen_ratio(s)
-    custom = np.dstack([s.values["max_eig"], s.values["min_eig"], s.values[key], r])
+    # a grid finer than the page's pixels is drawn at most MAP_POINTS a side, as the main page's map
+    iy, ix = thin_indices(len(s.ycoordinates), MAP_POINTS), thin_indices(len(s.xcoordinates), MAP_POINTS)
+    pick = np.ix_(iy, ix)
+    r = eigen_ratio(s)[pick]
+    custom = np.dstack([s.values["max_eig"][pick], s.values["min_eig"][pick], s.values[key][pick], r])
     hover = ("α %{x:.2f}, β %{y:.2f}<br>λmax %{customdata[0]:.4g}<br>λmin %{customdata[1]:.4g}"
              "<br>λmin/λmax %{customdata[3]:.3f}<br>" + key.replace("_", " ") + " %{customdata[2]:.3g}<extra></extra>")
     cols = [[0.0, 0.42], [0.56, 0.98]]
@@ -118,7 +124,7 @@ def render_html_eigen(s: Surface, key: str, path: str) -> str:
     notes = []
     for c, (z, title, cmap, lo, hi) in enumerate(panels):
         xa, ya = ("x", "y") if c == 0 else ("x2", "y2")
-        fig.add_trace(go.Heatmap(x=s.xcoordinates, y=s.ycoordinates, z=z, zmin=lo, zmax=hi, colorscale=cmap,
+        fig.add_trace(go.Heatmap(x=s.xcoordinates[ix], y=s.ycoordinates[iy], z=z, zmin=lo, zmax=hi, colorscale=cmap,
                                  customdata=custom, hovertemplate=hover, xaxis=xa, yaxis=ya,
                                  colorbar=dict(x=cols[c][1] + 0.005, xanchor="left", len=0.9, thickness=14)))
         fig.add_trace(go.Scatter(x=[0.0], y=[0.0], mode="markers", xaxis=xa, yaxis=ya, hoverinfo="skip",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import h5py
@@ -72,3 +73,30 @@ def kill_job(proc: subprocess.Popen, h5) -> None:
             return
         except LandscapeError:
             time.sleep(0.1)
+
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+TORCHRUN = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+
+
+def kill_torchrun_and_resume(tmp_path, args: list[str], points: int, total: int, name: str = "r20.h5"):
+    """Run ``python -m torch.distributed.run ... args`` (two ranks), ``kill -9`` the whole job once ``points`` are
+    saved, run the same command again, and the same ``args`` in one process; returns the paths of the resumed
+    (``two/``) and single-process (``one/``) surface files. Asserts the job was killed mid-surface (``points`` to
+    ``total`` - 1 saved), the resume computed exactly the rest, and both runs succeeded."""
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
+    tr = [sys.executable, *TORCHRUN, *args, "--out", str(tmp_path / "two")]
+    h5 = tmp_path / "two" / name
+    proc = subprocess.Popen(tr, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_points(h5, proc, points)
+    assert proc.poll() is None, "job finished before it could be killed"
+    kill_job(proc, h5)  # as a cluster scheduler kills a job: every process at once
+    killed_done = done_points(h5)
+    assert points <= killed_done < total
+    again = subprocess.run(tr, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"computed {total - killed_done} in" in again.stdout
+    one = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], cwd=ROOT, env=env,
+                         capture_output=True, text=True)
+    assert one.returncode == 0, one.stderr
+    return h5, tmp_path / "one" / name

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import make_model
-from procs import kill_job, wait_for_points
+from procs import kill_torchrun_and_resume, wait_for_points
 from landscape.checkpoints import load_checkpoint, save_checkpoint
 from landscape.cli import run
 from landscape.errors import LandscapeError
@@ -279,24 +279,8 @@ def test_killed_torchrun_job_resumes(tmp_path, ckpt):
     result equals a single-process run."""
     args = ["-m", "landscape.plot", "--ckpt", ckpt, "--x", "-1:1:8", "--y", "-1:1:5", "--samples", "400",
             "--batch-size", "400", "--quiet", "--no-render", "--device", "cpu"]
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
-    tr = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    h5 = tmp_path / "two" / "r20.h5"
-    proc = subprocess.Popen(tr + args + ["--out", str(tmp_path / "two")], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_points(h5, proc, 6)
-    assert proc.poll() is None, "job finished before it could be killed"
-    kill_job(proc, h5)  # as a cluster scheduler kills a job: every process at once
-    with h5py.File(h5, "r") as f:
-        killed_done = int(f["train_done"][()].sum())
-    assert 6 <= killed_done < 40
-    again = subprocess.run(tr + args + ["--out", str(tmp_path / "two")], cwd=ROOT, env=env, capture_output=True,
-                           text=True, timeout=300)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert f"computed {40 - killed_done} in" in again.stdout
-    one = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], cwd=ROOT, env=env,
-                         capture_output=True, text=True)
-    assert one.returncode == 0, one.stderr
-    with h5py.File(tmp_path / "one" / "r20.h5") as a, h5py.File(h5) as b:
+    h5, one = kill_torchrun_and_resume(tmp_path, args, points=6, total=40)
+    with h5py.File(one) as a, h5py.File(h5) as b:
         np.testing.assert_array_equal(a["train_loss"][()], b["train_loss"][()])
 
 

@@ -3,8 +3,6 @@
 import copy
 import math
 import os
-import subprocess
-import sys
 
 import h5py
 import numpy as np
@@ -18,7 +16,7 @@ from landscape.data import load_data
 from landscape.directions import make_directions
 from landscape.errors import LandscapeError
 from landscape.evaluate import PlaneEvaluator
-from procs import kill_job, wait_for_points
+from procs import kill_torchrun_and_resume
 from landscape.sampling import Z95, Sampling, chunk_ends, standard_error
 from landscape.surface import read_direction, read_surface, summarize
 
@@ -254,25 +252,8 @@ def test_tolerance_counts_are_equal_across_a_killed_torchrun_job_and_one_process
     args = ["-m", "landscape.plot", "--ckpt", ckpt, "--x", "-1:1:8", "--y", "-1:1:5", "--samples", "400",
             "--batch-size", "100", "--tolerance", "0.05", "--min-samples", "100", "--quiet", "--no-render",
             "--device", "cpu"]
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
-    tr = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    h5 = tmp_path / "two" / "r20.h5"
-    proc = subprocess.Popen(tr + args + ["--out", str(tmp_path / "two")], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_points(h5, proc, 6)
-    assert proc.poll() is None, "job finished before it could be killed"
-    kill_job(proc, h5)
-    with h5py.File(h5, "r") as f:
-        killed_done = int(f["train_done"][()].sum())
-    assert 6 <= killed_done < 40
-    again = subprocess.run(tr + args + ["--out", str(tmp_path / "two")], cwd=ROOT, env=env, capture_output=True,
-                           text=True, timeout=300)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert f"computed {40 - killed_done} in" in again.stdout
-    one = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], cwd=ROOT, env=env,
-                         capture_output=True, text=True)
-    assert one.returncode == 0, one.stderr
-    with h5py.File(tmp_path / "one" / "r20.h5") as a, h5py.File(h5) as b:
+    h5, one = kill_torchrun_and_resume(tmp_path, args, points=6, total=40)
+    with h5py.File(one) as a, h5py.File(h5) as b:
         for key in ("train_loss", "train_loss_se", "train_n", "train_acc"):
             np.testing.assert_array_equal(a[key][()], b[key][()])
         n = b["train_n"][()]

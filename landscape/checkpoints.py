@@ -222,8 +222,11 @@ def load_checkpoint(path: str, arch: str | None = None, trust: bool = False,
     net.eval()
     info = {k: v for k, v in meta.items() if k in ("epoch", "acc", "dataset", "normalization", "history",
                                                     "args", "train_acc", "test_acc")}
+    # without a convolution the input channels are unknown (a guess of 3 would reject 1-channel data)
+    conv = any(v.dim() == 4 for k, v in sd.items() if k.endswith("weight"))
+    in_ch = meta.get("in_channels", hints["in_channels"] if conv else None)
     info.update(arch=name, num_classes=int(meta.get("num_classes", hints["num_classes"])),
-                in_channels=int(meta.get("in_channels", hints["in_channels"])), sha256=file_sha256(path),
+                in_channels=int(in_ch) if in_ch is not None else None, sha256=file_sha256(path),
                 path=os.path.abspath(path), prefix=prefix)
     return net, info
 

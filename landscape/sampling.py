@@ -15,6 +15,10 @@ sampling, decides after each chunk of a fixed permutation of the data whether th
 * **A loss callable that returns only the batch mean** has no per-sample values: its spread is estimated from
   the batch means, ``s^2 = sum_b B_b (m_b - m)^2 / (k - 1)`` over the ``k`` batches (the per-sample variance when
   batches are equal-sized random subsets). With one batch it is unknown: NaN (0 on the whole population).
+* **Token-weighted losses** (a language model's mean over non-ignored tokens, :mod:`landscape.objectives`): the
+  mean is a ratio ``r = sum l_i / sum w_i`` of per-unit loss sums ``l_i`` and token counts ``w_i``; its standard
+  error is the ratio estimator's, ``sqrt(sum (l_i - r w_i)^2 / (u - 1) * u) / sum w_i`` over ``u`` units, with
+  the same finite-population correction (and the same for token accuracy).
 * **Stopping (``--tolerance T``).** A point is evaluated on growing prefixes of one seeded permutation of the
   data: ``min_samples``, then x1.5 each chunk, up to all of it. After each chunk it stops when the 95 % interval's
   half-width ``1.96 * SE <= T`` (loss units) at this check and the one before (see :meth:`Sampling.stops`), or
@@ -75,6 +79,24 @@ def standard_error(s1: float, s2: float, n: int, units: int, population: int | N
     return math.sqrt(var / n * fpc)
 
 
+def ratio_standard_error(s1: float, s2: float, w: float, ww: float, lw: float, n: int, units: int,
+                         population: int | None) -> float:
+    """Standard error of the ratio ``s1 / w`` of ``units`` units' loss sums ``l_i`` (``s1 = sum l_i``, ``s2 = sum
+    l_i^2``) and weights ``w_i`` (``w = sum w_i``, ``ww = sum w_i^2``, ``lw = sum l_i w_i``) covering ``n`` samples
+    (the ratio estimator's, with the finite-population correction). 0.0 on the whole population, NaN when unknown.
+    """
+    if n <= 0 or w <= 0:
+        return math.nan
+    if population is not None and n >= population:
+        return 0.0 if math.isfinite(s1) else math.nan
+    if units < 2 or not all(math.isfinite(v) for v in (s1, s2, lw)):
+        return math.nan
+    r = s1 / w
+    resid = max(s2 - 2.0 * r * lw + r * r * ww, 0.0)  # sum (l_i - r w_i)^2, clear of rounding below zero
+    fpc = 1.0 - n / population if population else 1.0
+    return math.sqrt(resid / (units - 1) * units * fpc) / w
+
+
 @dataclass
 class Sampling:
     """How a surface's points are sampled.
@@ -89,6 +111,8 @@ class Sampling:
         cap: a point whose 95 % interval lies above it stops (the figure's cap; ``inf`` until measured).
         seed: the permutation's seed.
         per_sample: the loss gives per-sample values (else batch means: the spread comes from the batches).
+        weighted: the units carry token weights (the mean and its error are a ratio's, see
+            :func:`ratio_standard_error`).
     """
 
     n_data: int
@@ -99,6 +123,7 @@ class Sampling:
     cap: float = math.inf
     seed: int = 0
     per_sample: bool = True
+    weighted: bool = False
 
     def __post_init__(self) -> None:
         if self.tolerance is not None and not (self.tolerance > 0 and math.isfinite(self.tolerance)):
@@ -126,14 +151,34 @@ class Sampling:
     def units(self, n: int, batches: int) -> int:
         return n if self.per_sample else batches
 
-    def loss_se(self, s1: float, s2: float, n: int, batches: int) -> float:
+    def loss_se(self, s1: float, s2: float, n: int, batches: int, weights: tuple | None = None) -> float:
+        """Standard error of the mean loss; ``weights``: ``(w, ww, lw)`` of a weighted point (:attr:`weighted`)."""
+        if self.weighted and weights is not None:
+            return ratio_standard_error(s1, s2, *weights, n, self.units(n, batches), self.population)
         return standard_error(s1, s2, n, self.units(n, batches), self.population)
 
-    def acc_se(self, correct: float, n: int) -> float:
-        """Standard error of the accuracy in percent (the 0/1 indicators' mean, whatever the loss)."""
+    def acc_se(self, correct: float, n: int, weights: tuple | None = None, batches: int = 0) -> float:
+        """Standard error of the accuracy in percent (the 0/1 indicators' mean, whatever the loss; for token
+        accuracy ``weights`` is ``(csq, w, ww, cw)``, the correct counts' ratio estimator)."""
+        if self.weighted and weights is not None:
+            csq, w, ww, cw = weights
+            return 100.0 * ratio_standard_error(correct, csq, w, ww, cw, n, self.units(n, batches),
+                                                self.population)
         return 100.0 * standard_error(correct, correct, n, n, self.population)
 
-    def stops(self, s1: float, s2: float, n: int, batches: int, met_before: bool = False) -> tuple[bool, bool]:
+    def point(self, row: list[float], n: int, batches: int) -> dict[str, float]:
+        """A point's row of sums (:data:`landscape.objectives.COLUMNS`) -> its ``loss``, ``loss_se``, ``acc``
+        (percent) and ``acc_se``."""
+        s1, s2, c, w, ww, lw, cc, cw = row
+        return {"loss": s1 / w if w else math.nan, "loss_se": self.loss_se(s1, s2, n, batches, (w, ww, lw)),
+                "acc": 100.0 * c / w if w else math.nan, "acc_se": self.acc_se(c, n, (cc, w, ww, cw), batches)}
+
+    def stops_row(self, row: list[float], n: int, batches: int, met_before: bool = False) -> tuple[bool, bool]:
+        """:meth:`stops` for a point's row of sums (weighted or not)."""
+        return self.stops(row[0], row[1], n, batches, met_before, (row[3], row[4], row[5]))
+
+    def stops(self, s1: float, s2: float, n: int, batches: int, met_before: bool = False,
+              weights: tuple | None = None) -> tuple[bool, bool]:
         """After a chunk: ``(stop, met)``: whether the point is known well enough (or already diverged), and
         whether the tolerance is met at this check (pass it back as ``met_before`` at the next one).
 
@@ -145,10 +190,10 @@ class Sampling:
         points within T (T = 0.02, 0.05, 0.1), one check as few as 95.7 % (93.7 % with seed 123), for 5-10 %
         more image-forwards. The cap stops a point at once: a one-sided test far from the figure's range.
         """
-        mean = s1 / n
+        mean = s1 / (weights[0] if self.weighted and weights is not None else n)
         if not math.isfinite(mean):
             return True, False  # more samples keep an inf/NaN sum inf/NaN: the full evaluation diverges too
-        half = Z95 * self.loss_se(s1, s2, n, batches)
+        half = Z95 * self.loss_se(s1, s2, n, batches, weights)
         if not math.isfinite(half):
             return False, False  # spread unknown yet (one batch of a mean-only loss): keep going
         if mean - half > self.cap:

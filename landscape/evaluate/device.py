@@ -50,15 +50,26 @@ def precision_context(precision: str, device: torch.device) -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
 
 
-def default_batch_size(device: torch.device, image_shape: Sequence[int] = (3, 32, 32)) -> int:
+# Tokens per forward pass for sequence inputs (a language model's logits alone are tokens x vocabulary floats).
+CPU_BATCH_TOKENS = 4096
+GPU_BATCH_TOKENS = 65536
+
+
+def default_batch_size(device: torch.device, image_shape: Sequence[int] = (3, 32, 32), tokens: int | None = None
+                       ) -> int:
     """Samples per forward pass, by device and input size (on a GPU: the most, before free memory caps it).
 
     On 2 CPU cores (measured, resnet20/56): 512 is best for 8x8 digits, while on 32x32 images 512 falls out of
     cache and runs at half the speed of 128-256; larger images get smaller batches. On an H100 (measured,
     BENCHMARKS.md) 1,024 to 8,192 32x32 images per step ran within 7 % of each other, fastest at the large end,
     so a GPU step holds 4,096 32x32 images; smaller images get proportionally more (65,536 8x8 digits), so a
-    step holds the same work. Inputs that are not images (fewer than 3 dimensions) get 512 / 4,096.
+    step holds the same work. Inputs that are not images (fewer than 3 dimensions) get 512 / 4,096; sequences of
+    ``tokens`` tokens get :data:`CPU_BATCH_TOKENS` / :data:`GPU_BATCH_TOKENS` tokens a step (at least one sequence,
+    at most 512 / 4,096), which a GPU's free memory may lower further.
     """
+    if tokens:
+        per_step = GPU_BATCH_TOKENS if device.type == "cuda" else CPU_BATCH_TOKENS
+        return max(1, min(4096 if device.type == "cuda" else 512, per_step // tokens))
     if len(image_shape) < 3:
         return 4096 if device.type == "cuda" else 512
     pixels = int(image_shape[-1]) * int(image_shape[-2])
@@ -100,12 +111,20 @@ def plan_gpu_step(n_images: int, batch_size: int, bytes_per_image: float, free_b
 
 
 
-def gpu_bytes_per_image(model: nn.Module, x: torch.Tensor, probe_images: int = 64) -> float:
-    """Peak device memory per image of one eval-mode forward pass, measured on the first ``probe_images``."""
-    probe = x[:probe_images].to(next(iter(model.parameters()), x).device)
+def gpu_bytes_per_image(model: nn.Module, data, probe_images: int = 64, cost=None) -> float:
+    """Peak device memory per sample of one eval-mode forward pass, measured on the first ``probe_images``
+    samples of ``data`` (a :class:`~landscape.data.Data`, or an input tensor); ``cost(model, x, y)``: what a
+    batch runs (default: the model's forward pass)."""
+    from landscape import batching
+    from landscape.data import Data
+
+    if not isinstance(data, Data):
+        data = Data(data, None, "probe", "", None, layout="inputs")
+    x, y = next(data.batches(min(probe_images, len(data))))
+    x, y = (batching.tree_map(lambda t: t.to(next(iter(model.parameters()), t).device), v) for v in (x, y))
     torch.cuda.synchronize()
     base = torch.cuda.memory_allocated()
     torch.cuda.reset_peak_memory_stats()
     with torch.no_grad():
-        model(probe)
-    return max(torch.cuda.max_memory_allocated() - base, 1) / len(probe)
+        batching.call_model(model, x) if cost is None else cost(model, x, y)
+    return max(torch.cuda.max_memory_allocated() - base, 1) / batching.length(x)

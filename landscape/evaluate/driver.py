@@ -16,6 +16,7 @@ Every point comes with its standard error and sample count (:meth:`PlaneEvaluato
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import Sequence
 
@@ -30,7 +31,8 @@ from landscape.evaluate.device import (BN_MODES, PRECISIONS, default_batch_size,
 from landscape.evaluate.engines import Engine, LoopEngine, VmapEngine
 from landscape.evaluate.perturb import Perturbation
 from landscape.fold import fold_batchnorm
-from landscape.losses import LossSpec, is_class_labels, resolve_loss
+from landscape.losses import LossSpec
+from landscape.objectives import Objective, ObjectiveFn, resolve_objective
 from landscape.sampling import DEFAULT_MIN_SAMPLES, Sampling
 
 
@@ -54,7 +56,8 @@ class PlaneEvaluator:
             default): on a GPU when the model has such pairs (measured faster there), off on the CPU (measured no
             faster).
         compile_model: run the forward passes through ``torch.compile`` (compiled once, on the first point).
-        loss: ``cross_entropy`` (default), ``mse``, ``nll``, a callable ``fn(output, target)`` or a ``Loss``.
+        loss: ``cross_entropy``, ``mse``, ``nll``, a callable ``fn(output, target)`` or a ``Loss``; default: the
+            model's own loss when its output carries one, else ``cross_entropy`` (:mod:`landscape.objectives`).
         tolerance: adaptive sampling: each point stops once the 95 % interval of its mean loss is at most this
             wide on either side (loss units), or lies above :attr:`cap`. ``None``: every point on all the data
             (unless ``rtol``).
@@ -62,9 +65,12 @@ class PlaneEvaluator:
             ``tolerance + rtol * |mean|`` (``--rtol``; 0 or ``None``: none).
         min_samples: samples before a point may stop (default :data:`landscape.sampling.DEFAULT_MIN_SAMPLES`).
         sample_seed: the seed of the one permutation of the data that every point reads in order.
+        objective: ``fn(model, batch)`` returning per-sample losses or their mean, instead of ``loss``; or a
+            resolved :class:`~landscape.objectives.Objective`.
 
     Attributes:
-        has_accuracy: accuracy is computed (class-label targets and a (B, classes) output).
+        objective: what a batch costs, probed on the data (its ``name`` is what the file records as ``loss``).
+        has_accuracy: accuracy is computed (class labels, or token labels of a token loss).
         sampling: how points are sampled (:class:`landscape.sampling.Sampling`); set ``sampling.cap`` (e.g. to
             the figure's cap) before evaluating adaptively, or points stop only on the tolerance.
     """
@@ -74,7 +80,8 @@ class PlaneEvaluator:
                  batch_size: int | None = None, precision: str = "fp32", bn_mode: str = "eval",
                  points_per_step: int | None = None, fold_bn: bool | None = False, compile_model: bool = False,
                  loss: LossSpec | None = None, tolerance: float | None = None, min_samples: int | None = None,
-                 sample_seed: int = 0, rtol: float | None = None):
+                 sample_seed: int = 0, rtol: float | None = None,
+                 objective: Objective | ObjectiveFn | str | None = None):
         if bn_mode not in BN_MODES:
             raise LandscapeError(f"unknown BN mode {bn_mode!r}; valid: {', '.join(BN_MODES)}")
         if precision not in PRECISIONS:
@@ -86,7 +93,12 @@ class PlaneEvaluator:
         self.directions = xdir if isinstance(xdir, Directions) else Directions.of(model, xdir, ydir, dir_type)
         self.device = data.device
         self.precision, self.bn_mode, self.compile_model = precision, bn_mode, compile_model
-        self.loss = resolve_loss(loss)
+        # a copy: each evaluator probes its own data (a caller's Objective is left as it was)
+        self.objective = dataclasses.replace(objective) if isinstance(objective, Objective) else \
+            resolve_objective(loss, objective)
+        if bn_mode == "recompute" and not data.images:
+            raise LandscapeError("--bn recompute runs the images through the network in training mode; it needs "
+                                 "image inputs (N, C, H, W); use --bn eval")
         self.sampling = Sampling(len(data), data.population, tolerance, rtol or 0.0,
                                  min_samples or DEFAULT_MIN_SAMPLES, seed=sample_seed)
         perm = self.sampling.permutation()
@@ -96,13 +108,22 @@ class PlaneEvaluator:
         self._fold_request = fold_bn
         self._memory_format = torch.channels_last
         self._build()
-        self.has_accuracy = self._probe()
-        self.batch_size = batch_size or default_batch_size(self.device, tuple(data.x.shape[1:]))
+        self.objective.probe(self.pert.module, self.data)
+        self.has_accuracy = self.objective.accuracy
+        self.sampling.per_sample, self.sampling.weighted = self.objective.per_sample, self.objective.weighted
+        if points_per_step is not None and points_per_step > 1 and not self.objective.vmappable:
+            raise LandscapeError(f"--points-per-step {points_per_step} is the batched (vmap) engine, which takes a "
+                                 "model returning a tensor and a loss= on it (not the model's own loss or an "
+                                 "objective); drop --points-per-step")
+        sample_shape = tuple(data.x.shape[1:]) if data.images else ()
+        self.batch_size = batch_size or default_batch_size(self.device, sample_shape, data.tokens)
         self.points_per_step = points_per_step or 1  # the CPU engine: the loop measured fastest there
         if self.device.type == "cuda" and (batch_size is None or points_per_step is None):
-            batch, k = plan_gpu_step(len(data), self.batch_size, gpu_bytes_per_image(self.model, self.data.x),
+            batch, k = plan_gpu_step(len(data), self.batch_size, gpu_bytes_per_image(
+                self.model, self.data, cost=lambda m, x, y: self.objective.moments(m, x, y, self.data.layout)),
                                      torch.cuda.mem_get_info(self.device)[0], balance=batch_size is None)
-            self.batch_size, self.points_per_step = batch, points_per_step or k
+            self.batch_size = batch
+            self.points_per_step = points_per_step or (k if self.objective.vmappable else 1)
 
     # -- construction ------------------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -118,31 +139,6 @@ class PlaneEvaluator:
                     raise  # asked for explicitly: say why it cannot be done
         self._engines: dict[bool, Engine] = {}
 
-    def _probe(self) -> bool:
-        """Run two samples through the model and the loss: a clear error now instead of at the first point, and
-        whether accuracy means anything (class-label targets and a (B, classes) output)."""
-        x, y = next(self.data.batches(2))
-        try:
-            with torch.no_grad():
-                out = self.pert.module(x)
-        except Exception as e:  # noqa: BLE001 - a user's model can raise anything on the wrong input
-            raise LandscapeError(f"the model fails on the data (inputs of shape {tuple(x.shape[1:])}): "
-                                 f"{type(e).__name__}: {_first_line(e)}; pass data the model accepts") from e
-        if not isinstance(out, torch.Tensor):
-            raise LandscapeError(f"the model returns a {type(out).__name__}, not a tensor; wrap it so that "
-                                 "forward returns the output tensor")
-        try:
-            # a loss that returns only batch means has no per-sample spread: its errors come from batch means
-            self.sampling.per_sample = self.loss.values(out.float(), y).dim() > 0
-        except LandscapeError:
-            raise
-        except Exception as e:  # noqa: BLE001 - same: a user's loss can raise anything
-            raise LandscapeError(f"loss {self.loss.name!r} fails on the model's output (shape {tuple(out.shape)}) "
-                                 f"and targets (shape {tuple(y.shape)}, {str(y.dtype).replace('torch.', '')}): "
-                                 f"{type(e).__name__}: {_first_line(e)}; use loss='mse' or a callable for "
-                                 "regression targets") from e
-        return is_class_labels(y) and out.dim() == 2 and out.shape[1] > 1
-
     @property
     def model(self) -> nn.Module:
         """The evaluator's own copy of the network (theta* between calls)."""
@@ -156,7 +152,7 @@ class PlaneEvaluator:
         batched = self.points_per_step > 1
         if batched not in self._engines:
             cls = VmapEngine if batched else LoopEngine
-            self._engines[batched] = cls(self.pert, self.data, self.loss, self.has_accuracy, self.batch_size,
+            self._engines[batched] = cls(self.pert, self.data, self.objective, self.batch_size,
                                          self.precision, self.bn_mode, self._folded, self.compile_model,
                                          self.sampling)
         e = self._engines[batched]
@@ -183,14 +179,13 @@ class PlaneEvaluator:
         the standard errors of the mean loss and of the accuracy (percent; only with accuracy) and the samples
         used (:mod:`landscape.sampling`)."""
         sums = self._sums(coords)
-        sp = self.sampling
-        losses = [s1 / n for s1, _, _, n, _ in sums]
-        stats = {"loss_se": [sp.loss_se(s1, s2, n, nb) for s1, s2, _, n, nb in sums],
-                 "n": [float(n) for *_, n, _ in sums]}
+        points = [self.sampling.point(row, n, nb) for row, n, nb in sums]
+        stats = {"loss_se": [p["loss_se"] for p in points], "n": [float(n) for _, n, _ in sums]}
+        losses = [p["loss"] for p in points]
         if not self.has_accuracy:
             return losses, None, stats
-        stats["acc_se"] = [sp.acc_se(c, n) for _, _, c, n, _ in sums]
-        return losses, [100.0 * c / n for _, _, c, n, _ in sums], stats
+        stats["acc_se"] = [p["acc_se"] for p in points]
+        return losses, [p["acc"] for p in points], stats
 
     def centre_loss(self) -> float:
         """The loss at theta* on all the data, whatever the tolerance (what the figure's cap is made from)."""
@@ -256,7 +251,7 @@ class PlaneEvaluator:
     def _step_down(self, e: Exception) -> bool:
         """The batched engine failed: try NCHW, then the loop engine. Returns whether there was a step left."""
         self.pert.restore()
-        if self._memory_format == torch.channels_last and self.data.x.dim() == 4:
+        if self._memory_format == torch.channels_last and self.data.images:
             # vmap cannot answer channels_last contiguity queries (cuDNN's batch norm asks them); NCHW works.
             self._memory_format = torch.contiguous_format
             self._build()

@@ -6,9 +6,10 @@
   + ``vmap``: each batch of data is read once per block of K points. On an H100 it measured 1.57x the loop when
   the data (256 images) is smaller than one batch.
 
-Both reduce the loss the same way (float64 sums of the loss and its square on the device, one read-back per call),
-so they give the same numbers to float rounding; each point's result is its sums, sample and batch counts
-(:data:`PointSums`), from which the driver takes the mean and its standard error. With ``--tolerance`` a point
+Both reduce the loss the same way (float64 rows of sums on the device, :data:`landscape.objectives.COLUMNS`, one
+read-back per call), so they give the same numbers to float rounding; each point's result is its sums, sample and
+batch counts (:data:`PointSums`), from which the driver takes the mean and its standard error. The batched engine
+takes only a loss on a tensor output (:attr:`Objective.vmappable`); the driver gives everything else to the loop. With ``--tolerance`` a point
 runs on growing prefixes of the (permuted) data and is checked after each: one read-back per chunk of data, never
 per batch (:mod:`landscape.sampling`). Neither knows about memory policy or fallbacks: that is the driver's job.
 """
@@ -20,14 +21,16 @@ import torch.nn as nn
 
 from landscape.data import Data
 from landscape.evaluate.device import precision_context
-from landscape.evaluate.passes import CORRECT, SUM, SUMSQ, add_moments, recompute_bn_statistics
+from landscape import batching
+from landscape.evaluate.passes import add_moments, recompute_bn_statistics
 from landscape.evaluate.perturb import Perturbation
 from landscape.fold import FoldedNetwork, named_tensors
-from landscape.losses import Loss
+from landscape.losses import Units
+from landscape.objectives import COLUMNS, Objective, unit_sums
 from landscape.sampling import Sampling
 
-# One point's result: loss sum, sum of squares, number correct (all float64 sums), samples used, batches used.
-PointSums = tuple[float, float, float, int, int]
+# One point's result: its row of float64 sums (landscape.objectives.COLUMNS), samples used, batches used.
+PointSums = tuple[list, int, int]
 
 
 class Engine:
@@ -36,8 +39,7 @@ class Engine:
     Args:
         pert: theta*, the directions and the model copy they move.
         data: evaluation data in the model copy's layout.
-        loss: the resolved loss.
-        accuracy: whether to count correct predictions (class-label targets only).
+        objective: what a batch costs (probed: :class:`landscape.objectives.Objective`).
         batch_size, precision, bn_mode: as the evaluator's.
         folded: the BN-folded copy of the network, refolded per point, or ``None``.
         compile_model: run the forward through ``torch.compile`` (built once, reused as weights change).
@@ -46,10 +48,10 @@ class Engine:
 
     batched = False
 
-    def __init__(self, pert: Perturbation, data: Data, loss: Loss, accuracy: bool, batch_size: int,
+    def __init__(self, pert: Perturbation, data: Data, objective: Objective, batch_size: int,
                  precision: str, bn_mode: str, folded: FoldedNetwork | None, compile_model: bool,
                  sampling: Sampling | None = None):
-        self.pert, self.data, self.loss, self.accuracy = pert, data, loss, accuracy
+        self.pert, self.data, self.objective = pert, data, objective
         self.batch_size, self.precision, self.bn_mode = batch_size, precision, bn_mode
         self.folded, self.compile_model = folded, compile_model
         self.sampling = sampling or Sampling(len(data))
@@ -61,7 +63,7 @@ class Engine:
 
     def _stops(self, row: list[float], n: int, batches: int, met: list[bool], i: int) -> bool:
         """Point ``i``'s check after a chunk; ``met[i]`` carries whether its tolerance was met at the last one."""
-        stop, met[i] = self.sampling.stops(row[SUM], row[SUMSQ], n, batches, met[i])
+        stop, met[i] = self.sampling.stops_row(row, n, batches, met[i])
         return stop
 
 
@@ -79,7 +81,7 @@ class LoopEngine(Engine):
         # order, so it never overtakes them): one host synchronisation per block, not per point. With a
         # tolerance, one more per chunk of data of a point that may stop there.
         ends = self.sampling.ends()
-        sums = torch.zeros(len(coords), 3, dtype=torch.float64, device=self.data.device)
+        sums = torch.zeros(len(coords), len(COLUMNS), dtype=torch.float64, device=self.data.device)
         counts, met = [], [False] * len(coords)
         for i, (a, b) in enumerate(coords):
             self.pert.set_point(a, b)
@@ -89,14 +91,14 @@ class LoopEngine(Engine):
                 self.folded.load_from(self.pert.module)
             n = batches = 0
             for end in ends:
-                batches += add_moments(self.runner(), self.data, self.batch_size, self.precision, self.loss,
-                                       sums[i], self.accuracy, n, end)
+                batches += add_moments(self.runner(), self.data, self.batch_size, self.precision, self.objective,
+                                       sums[i], n, end)
                 n = end
                 if end < ends[-1] and self._stops(sums[i].tolist(), n, batches, met, i):
                     break
             counts.append((n, batches))
         rows = sums.tolist()  # the one read-back of the block
-        return [(r[SUM], r[SUMSQ], r[CORRECT], n, nb) for r, (n, nb) in zip(rows, counts)]
+        return [(r, n, nb) for r, (n, nb) in zip(rows, counts)]
 
 
 class VmapEngine(Engine):
@@ -111,7 +113,8 @@ class VmapEngine(Engine):
             net = self.net
 
             def forward(p, s, x):
-                return functional_call(net, {**p, **s}, (x,))
+                args, kwargs = (((), x) if isinstance(x, dict) else (x if isinstance(x, tuple) else (x,), {}))
+                return functional_call(net, {**p, **s}, args, kwargs)
 
             # All tensors come in as arguments (none captured), so a compiled version is reused across blocks.
             run = vmap(forward, in_dims=(0, None, None))
@@ -138,7 +141,7 @@ class VmapEngine(Engine):
             shared = {n: t for n, t in folded.items() if n not in stacked}
         fwd = self.runner()
         device = self.data.device
-        sums = torch.zeros(k, 3, dtype=torch.float64, device=device)
+        sums = torch.zeros(k, len(COLUMNS), dtype=torch.float64, device=device)
         ends = self.sampling.ends()
         active = list(range(n_real))  # the points still running (padding points are never read)
         counts = [[0, 0] for _ in range(k)]
@@ -155,10 +158,8 @@ class VmapEngine(Engine):
             batches = 0
             with precision_context(self.precision, device):
                 for x, y in self.data.batches(self.batch_size, start, end):
-                    out = fwd(params, shared, x).float()  # (len(rows), B, ...)
-                    s, q = self._sums(out, y)
-                    c = (out.argmax(2) == y).sum(1).double() if self.accuracy else torch.zeros_like(s)
-                    sums.index_add_(0, live, torch.stack([s, q, c], 1)[:len(active)])
+                    out = fwd(params, shared, x)  # (len(rows), B, ...)
+                    sums.index_add_(0, live, self._sums(out, x, y)[:len(active)])
                     batches += 1
             for i in active:
                 counts[i] = [end, counts[i][1] + batches]
@@ -170,18 +171,22 @@ class VmapEngine(Engine):
             if not active:
                 break
         rows_out = sums.tolist()  # the one read-back of the block
-        return [(r[SUM], r[SUMSQ], r[CORRECT], n, nb) for r, (n, nb) in zip(rows_out[:n_real], counts[:n_real])]
+        return [(r, n, nb) for r, (n, nb) in zip(rows_out[:n_real], counts[:n_real])]
 
-    def _sums(self, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-point loss sums and sums of squares of a (K, B, ...) output: one flat call for built-in losses,
+    def _sums(self, out: torch.Tensor, x, y) -> torch.Tensor:
+        """Per-point rows of sums (K, len(COLUMNS)) of a (K, B, ...) output: one flat call for built-in losses,
         else per point."""
         k = out.shape[0]
-        if self.loss.name in ("cross_entropy", "nll", "mse"):
-            yk = y.unsqueeze(0).expand(k, *y.shape).reshape(k * y.shape[0], *y.shape[1:])
-            per = self.loss.fn(out.flatten(0, 1), yk).reshape(k, -1).double()
-            return per.sum(1), per.square().sum(1)
-        s, q = zip(*(self.loss.batch_moments(out[i], y) for i in range(k)))
-        return torch.stack(s), torch.stack(q)
+        obj = self.objective
+        t = batching.targets_of(x, y, self.data.layout)
+        if obj.loss.builtin:
+            b = t.shape[0]
+            tk = t.unsqueeze(0).expand(k, *t.shape).reshape(k * b, *t.shape[1:])
+            u = obj.loss.units(out.flatten(0, 1), tk, obj.accuracy)
+            per_point = (lambda v: v.reshape(k, b) if v is not None else None)
+            return unit_sums(Units(per_point(u.loss), per_point(u.weight), per_point(u.correct), u.per_sample,
+                                   u.ratio))
+        return torch.stack([unit_sums(obj.loss.units(out[i], t, obj.accuracy)) for i in range(k)])
 
     def _recomputed_bn_stats(self, stacked: dict, shared: dict, k: int) -> dict:
         """Per-point BN running statistics from one training-mode pass of the data, all K points together.
@@ -211,7 +216,7 @@ class VmapEngine(Engine):
             fwd = vmap(forward, in_dims=(0, 0, None))
             with precision_context(self.precision, device):
                 for x, _ in self.data.batches(self.batch_size):
-                    fwd(stacked, stats, x)
+                    fwd(stacked, stats, x)  # images only: the driver gives other inputs to the loop engine
         finally:
             for n, m in bns.items():
                 m.momentum = momenta[n]

@@ -10,50 +10,48 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from landscape import batching
 from landscape.data import Data
 from landscape.evaluate.device import precision_context
-from landscape.losses import Loss, LossSpec, is_class_labels, resolve_loss
-
-# The columns of a point's sums: what landscape.sampling needs for the mean and its standard error.
-SUM, SUMSQ, CORRECT = 0, 1, 2
+from landscape.objectives import COLUMNS, CORRECT, SUM, WEIGHT, Objective, resolve_objective
+from landscape.losses import LossSpec
 
 
-def add_moments(model: nn.Module, data: Data, batch_size: int, precision: str, loss: Loss, sums: torch.Tensor,
-                accuracy: bool = True, start: int = 0, stop: int | None = None) -> int:
-    """Add the loss sum, its sum of squares and the number correct over samples ``start..stop`` to ``sums``
-    (a float64 tensor of 3 on the device; no host synchronisation). Returns the number of batches."""
+def add_moments(model: nn.Module, data: Data, batch_size: int, precision: str, objective: Objective,
+                sums: torch.Tensor, start: int = 0, stop: int | None = None) -> int:
+    """Add each batch's row of sums (:data:`landscape.objectives.COLUMNS`: the loss sum, its square, the number
+    correct, the weights, ...) over samples ``start..stop`` to ``sums`` (a float64 tensor on the device; no host
+    synchronisation). Returns the number of batches."""
     batches = 0
     with precision_context(precision, data.device):
         for x, y in data.batches(batch_size, start, stop):
-            out = model(x).float()
-            s, q = loss.batch_moments(out, y)
-            sums[SUM] += s
-            sums[SUMSQ] += q
-            if accuracy:
-                sums[CORRECT] += (out.argmax(1) == y).sum()
+            sums += objective.moments(model, x, y, data.layout)
             batches += 1
     return batches
 
 
-def loss_sums(model: nn.Module, data: Data, batch_size: int, precision: str, loss: Loss,
-              accuracy: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Summed loss (float64) and number correct (or ``None``), left on the device (no host synchronisation)."""
-    sums = torch.zeros(3, dtype=torch.float64, device=data.device)
-    add_moments(model, data, batch_size, precision, loss, sums, accuracy)
-    return sums[SUM], (sums[CORRECT] if accuracy else None)
+def loss_sums(model: nn.Module, data: Data, batch_size: int, precision: str, objective: Objective
+              ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """Summed loss (float64), number correct (or ``None``) and summed weight (the number of samples, or of
+    tokens for a token loss), left on the device (no host synchronisation)."""
+    sums = torch.zeros(len(COLUMNS), dtype=torch.float64, device=data.device)
+    add_moments(model, data, batch_size, precision, objective, sums)
+    return sums[SUM], (sums[CORRECT] if objective.accuracy else None), sums[WEIGHT]
 
 
 @torch.no_grad()
 def loss_and_accuracy(model: nn.Module, data: Data, batch_size: int = 512, precision: str = "fp32",
-                      loss: LossSpec | None = None) -> tuple[float, float | None]:
-    """Mean loss and accuracy (percent; ``None`` for non-class targets) of ``model`` as it is now, over ``data``.
+                      loss: LossSpec | None = None, objective=None) -> tuple[float, float | None]:
+    """Mean loss and accuracy (percent; ``None`` without class labels) of ``model`` as it is now, over ``data``
+    (``loss``/``objective`` as :func:`landscape.compute` takes them).
 
-    The sum of per-sample losses is accumulated in float64 on the device and read back once.
+    The sums are accumulated in float64 on the device and read back once.
     """
-    acc = is_class_labels(data.y)
-    total, correct = loss_sums(model, data, batch_size, precision, resolve_loss(loss), acc)
-    n = len(data)
-    return float(total.item()) / n, (100.0 * float(correct.item()) / n if correct is not None else None)
+    obj = resolve_objective(loss, objective)
+    obj.probe(model, data)
+    total, correct, weight = loss_sums(model, data, batch_size, precision, obj)
+    w = float(weight.item())
+    return float(total.item()) / w, (100.0 * float(correct.item()) / w if correct is not None else None)
 
 
 @torch.no_grad()
@@ -73,7 +71,7 @@ def recompute_bn_statistics(model: nn.Module, data: Data, batch_size: int = 512,
     try:
         with precision_context(precision, data.device):
             for x, _ in data.batches(batch_size):
-                model(x)
+                batching.call_model(model, x)
     finally:
         for m, mom in zip(bns, momenta):
             m.momentum = mom

@@ -44,13 +44,14 @@ class CurvatureMap:
                                  "reference); drop --bn recompute")
         self.ev, self.seed, self.max_iter, self.points = evaluator, seed, max_iter, points
         data = evaluator.data
-        self.op = HessianOperator(evaluator.model, data.x, data.y, loss=evaluator.loss.fn, params="weights",
+        loss = evaluator.objective.plain_loss(data, "--eigen")
+        self.op = HessianOperator(evaluator.model, data.x, data.y, loss=loss.fn, params="weights",
                                   batch_size=evaluator.batch_size)
         self.stacked = None
         if points > 1:
             from landscape.hessian.batched import StackedHessians
 
-            self.stacked = StackedHessians(evaluator.model, data.x, data.y, loss=evaluator.loss.fn,
+            self.stacked = StackedHessians(evaluator.model, data.x, data.y, loss=loss.fn,
                                            params="weights", batch_size=evaluator.batch_size)
 
     def evaluate(self, coords: Sequence[tuple[float, float]]):

@@ -15,7 +15,7 @@ from landscape.checkpoints import load_checkpoint
 from landscape.data import Data
 from landscape.directions import Directions, load_directions, make_directions
 from landscape.errors import LandscapeError
-from landscape.losses import Loss
+from landscape.objectives import Objective
 from landscape.settings import CPU_GRID, GPU_GRID, ONE_D_GRID, Config
 from landscape.surface import check_resume, parse_grid, read_direction
 from landscape.surface.h5io import open_h5
@@ -29,11 +29,10 @@ def plane_grid(cfg: Config, dev: torch.device, net: nn.Module, info: dict):
     if cfg.trajectory:
         if cfg.directions or cfg.ckpt2 or cfg.ckpt3:
             raise LandscapeError("--trajectory sets both directions; drop --directions/--ckpt2/--ckpt3")
-        if not info["path"]:
-            raise LandscapeError("--trajectory needs the final model as a checkpoint path")
-        from landscape.job import covering_grid, trajectory_directions
+        from landscape.trajectory import covering_grid, trajectory_directions
 
-        traj = trajectory_directions(info["path"], cfg.trajectory, cfg.arch, cfg.ignore, cfg.trust_checkpoint,
+        final = info["path"] if info["path"] and os.path.isfile(info["path"]) else net
+        traj = trajectory_directions(final, cfg.trajectory, cfg.arch, cfg.ignore, cfg.trust_checkpoint,
                                      cfg.model_spec)
         num = GPU_GRID if dev.type == "cuda" else "-1:1:21"  # 51x51 is ~10 min for the digits demo on 2 cores
         x = cfg.x or covering_grid([p[0] for p in traj["path"]], num)
@@ -56,7 +55,9 @@ def direction_source(cfg: Config, traj: dict | None) -> str:
     if cfg.directions:
         return f"file:{os.path.basename(cfg.directions)}"
     if traj:
-        return f"pca:{os.path.basename(os.path.normpath(cfg.trajectory))}"
+        if isinstance(cfg.trajectory, (str, os.PathLike)):
+            return f"pca:{os.path.basename(os.path.normpath(cfg.trajectory))}"
+        return f"pca:{len(cfg.trajectory)} modules"
     if cfg.ckpt2 or cfg.ckpt3:
         return "target:" + "/".join(_label(p) for p in (cfg.ckpt2, cfg.ckpt3) if p is not None)
     return "random"
@@ -67,7 +68,7 @@ def _label(p: Any) -> str:
 
 
 def plane_directions(path: str, xc, yc, attrs: dict, cfg: Config, net: nn.Module, info: dict, traj: dict | None,
-                ds: Data, loss: Loss) -> Directions:
+                     ds: Data, objective: Objective) -> Directions:
     """The file's directions when resuming (after checking its settings), else new ones for these settings
     (``attrs`` gains ``direction_eigenvalues`` for Hessian directions)."""
     if os.path.exists(path):
@@ -84,7 +85,8 @@ def plane_directions(path: str, xc, yc, attrs: dict, cfg: Config, net: nn.Module
     if cfg.directions == HESSIAN:
         from landscape.hessian.directions import hessian_directions
 
-        d, eig = hessian_directions(net, ds, loss, yc is not None, cfg.norm, cfg.seed)
+        d, eig = hessian_directions(net, ds, objective.plain_loss(ds, "--directions hessian"), yc is not None,
+                                    cfg.norm, cfg.seed)
         attrs["direction_eigenvalues"] = eig
         attrs["shown_attrs"] = list(attrs["shown_attrs"]) + ["direction_eigenvalues"]
         return d

@@ -18,6 +18,7 @@ EPILOG = f"""examples:
   python -m landscape.plot --ckpt checkpoints/resnet56_digits.pt --1d            # 1D curve, 51 points
   python -m landscape.plot --ckpt resnet56.t7 --arch resnet56 --data cifar10:~/data/cifar-10-batches-py \\
       --x -1:1:51 --y -1:1:51                                                     # Li et al. Fig. 5
+  python -m landscape.plot --model hf:my_gpt2 --data text:valid.txt --seq-len 128  # a language model's own loss
 Running the same command again resumes an interrupted surface."""
 
 
@@ -25,7 +26,8 @@ def build_parser() -> Parser:
     p = Parser(prog="python -m landscape.plot", description="Compute and draw the loss landscape of a checkpoint "
                "along filter-normalized random directions (Li et al. 2018).", epilog=EPILOG,
                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--ckpt", required=True, help="trained checkpoint (our format, a state_dict, or the reference's)")
+    p.add_argument("--ckpt", default=None, help="trained checkpoint (our format, a state_dict, or the reference's), or "
+                   "a HuggingFace model folder; required unless --model hf:DIR")
     add_arguments(p, Config)
     p.add_argument("--quiet", dest="progress", action="store_false", help="no progress bar (= --no-progress)")
     add_scale_args(p)
@@ -48,6 +50,8 @@ def _main(argv: list[str] | None = None) -> int:
 
     parse_formats(args.formats)  # fail on a typo before computing for an hour
     cfg = from_namespace(args, Config)
+    if args.ckpt is None and not str(cfg.model_spec or "").startswith("hf:"):
+        build_parser().error("the following arguments are required: --ckpt (or --model hf:DIR)")
     res = compute(args.ckpt, config=cfg, render_options=dict(log=args.log, vmin=args.vmin, vmax=args.vmax,
                                                              levels=args.levels))
     if not res.is_main:  # ranks > 0 of a torchrun job: rank 0 reports and draws

@@ -32,7 +32,7 @@ PRECISIONS = ("fp32", "tf32", "bf16")
 BN_MODES = ("eval", "recompute")
 # the --data kinds, for every command's help (landscape.datasets loads them)
 DATA_KINDS = ("digits (default) | cifar10:DIR | cifar100:DIR | mnist:DIR | fashion-mnist:DIR | imagefolder:DIR | "
-              "synthetic[:N]")
+              "synthetic[:N] | text:FILE | jsonl:FILE (with --model hf:DIR)")
 SPLITS = ("train", "test", "train,test")  # train,test: both at every point, one file (the first is the main one)
 LOSSES = ("cross_entropy", "mse", "nll")
 GPU_GRID = "-1:1:51"  # the authors' 51x51, ~3 min for 10,000 CIFAR images on an H100 in bf16 (BENCHMARKS.md)
@@ -76,8 +76,9 @@ class Config:
                                "plain56 / resnet56_noshort, resnet50", group="model")
     model_spec: str | None = setting(None, "any other network: torchvision:NAME, timm:NAME, or MODULE:FACTORY (an "
                                      "import path or a .py file) returning the untrained nn.Module; the checkpoint's "
-                                     "weights are loaded into it", flag="--model", group="model",
-                                     metavar="SPEC")
+                                     "weights are loaded into it; or hf:DIR, a local HuggingFace model folder "
+                                     "(config and safetensors, weights included: --ckpt may be omitted)",
+                                     flag="--model", group="model", metavar="SPEC")
     trust_checkpoint: bool = setting(False, "allow checkpoints that need code execution to load (only for files "
                                      "you trust)", group="model")
     # the data
@@ -89,12 +90,18 @@ class Config:
     samples: int | None = setting(None, "evaluate on the first N samples (default: all)", group="data",
                                   metavar="N")
     normalization: str = setting("default", "input normalization: default (the checkpoint's recorded one, else the "
-                                 "data set's usual one), reference (the reference code's CIFAR constants, for its "
-                                 "checkpoints), none, or MEAN/STD (e.g. 0.5,0.5,0.5/0.5,0.5,0.5)",
+                                 "data set's usual one for built-in architectures; your own network must say), "
+                                 "dataset (the data set's usual one), reference (the reference code's CIFAR "
+                                 "constants, for its checkpoints), none, or MEAN/STD (e.g. 0.5,0.5,0.5/0.5,0.5,0.5)",
                                  attr="normalization", identity=True, group="data", metavar="CHOICE")
     image_size: int | None = setting(None, "imagefolder: resize the shorter side to N and centre-crop N x N "
                                      "(default: the images' own size, which they must share)", group="data",
                                      metavar="N")
+    seq_len: int | None = setting(None, "text:/jsonl: data: tokens per sequence (the text is tokenized with the "
+                                  "--model hf:DIR folder's tokenizer and cut into blocks of N; default 128)",
+                                  attr="seq_len", identity=True, shown=True, group="data", metavar="N")
+    text_key: str = setting("text", "jsonl: data: the field holding each record's text (default text)",
+                            group="data", metavar="KEY")
     # the grid
     x: str | None = setting(None, f"alpha grid MIN:MAX:NUM (default {GPU_GRID} on a GPU, {CPU_GRID} on the CPU; "
                             "with --1d: -1:1:51; with --trajectory: covering the path)", group="grid",
@@ -120,9 +127,16 @@ class Config:
     trajectory: str | None = setting(None, "PCA directions of the run's epoch_*.pt snapshots; the optimizer's "
                                      "path is drawn", group="directions", metavar="RUN_DIR")
     # the evaluation
-    loss: str = setting("cross_entropy", "cross_entropy (default), mse (the reference's: softmax vs one-hot; "
-                        "plain MSE for float targets) or nll; from Python also a callable", choices=LOSSES,
-                        attr="loss", identity=True, shown=True)
+    loss: str | None = setting(None, "cross_entropy, mse (the reference's: softmax vs one-hot; plain MSE for float "
+                               "targets) or nll; from Python also a callable fn(output, target) (default: the "
+                               "model's own loss when its output carries one, e.g. a HuggingFace model given "
+                               "labels; else cross_entropy, token-averaged for sequence outputs)", choices=LOSSES,
+                               attr="loss", identity=True, shown=True)
+    objective: str | None = setting(None, "a loss computed from the model and the batch, for objectives without "
+                                    "targets (PINN, autoencoder, contrastive): MODULE:FN (an import path or a .py "
+                                    "file) with FN(model, batch) returning per-sample losses or their mean; from "
+                                    "Python the callable itself (the file records it as its loss)",
+                                    metavar="MODULE:FN")
     precision: str = setting("fp32", "fp32 (default, strict), tf32 (GPU) or bf16 (autocast)", choices=PRECISIONS,
                              attr="precision", identity=True, shown=True)
     bn: str = setting("eval", "eval: BN running statistics (default, as the reference); recompute: per point",
@@ -169,7 +183,7 @@ class Config:
             value = getattr(self, f.name)
             if choices and isinstance(value, str) and value not in choices:
                 raise LandscapeError(f"unknown {f.name} {value!r}; valid: {', '.join(choices)}")
-        for f in ("samples", "batch_size", "points_per_step", "image_size", "eigen_points", "min_samples"):
+        for f in ("samples", "batch_size", "points_per_step", "image_size", "eigen_points", "min_samples", "seq_len"):
             v = getattr(self, f)
             if v is not None and (not isinstance(v, int) or v < 1):
                 raise LandscapeError(f"{f} must be a positive integer; got {v!r}")

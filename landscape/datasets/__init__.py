@@ -2,7 +2,8 @@
 
 Built in: ``digits`` (scikit-learn's 1,797 real 8x8 images; the default), ``cifar10:DIR``, ``cifar100:DIR``
 (the python pickles), ``mnist:DIR``, ``fashion-mnist:DIR`` (IDX files, gzipped or not), ``imagefolder:DIR``
-(class sub-folders) and ``synthetic[:N]`` (seeded Gaussian images). Any other kind: :func:`register_dataset`.
+(class sub-folders), ``synthetic[:N]`` (seeded Gaussian images), and for language models ``text:FILE`` and
+``jsonl:FILE`` (:mod:`landscape.datasets.text`). Any other kind: :func:`register_dataset`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from landscape.datasets.cifar import load_cifar
 from landscape.datasets.idx import load_idx
 from landscape.datasets.images import load_imagefolder
 from landscape.datasets.normalization import resolve_normalization
+from landscape.datasets.text import load_text
 from landscape.errors import LandscapeError
 
 _LOADERS: dict[str, tuple[Callable, bool]] = {}  # kind -> (loader, needs an argument)
@@ -80,13 +82,16 @@ for _kind in ("cifar10", "cifar100"):
 for _kind in ("mnist", "fashion-mnist"):
     register_dataset(_kind, lambda arg, split, k=_kind: load_idx(k, arg, split))
 register_dataset("imagefolder", lambda arg, split, image_size=None: load_imagefolder(arg, split, image_size))
+for _kind in ("text", "jsonl"):
+    register_dataset(_kind, lambda arg, split, k=_kind, **text: load_text(k, arg, split, **text))
 register_dataset("digits", _digits, needs_arg=False)
 register_dataset("synthetic", _synthetic, needs_arg=False)
 
 
 def load_data(spec: str = "digits", split: str = "train", samples: int | None = None,
               device: torch.device | str = "cpu", in_channels: int | None = None, image_size: int | None = None,
-              normalization: str = "default", recorded_normalization: dict | None = None) -> Data:
+              normalization: str = "default", recorded_normalization: dict | None = None,
+              text: dict | None = None) -> Data:
     """Load a data set by spec, normalize it, keep the first ``samples`` images, and move it to ``device`` once.
 
     Args:
@@ -99,7 +104,10 @@ def load_data(spec: str = "digits", split: str = "train", samples: int | None = 
             own size, which they must then share).
         normalization: ``default`` | ``reference`` | ``none`` | ``MEAN/STD``
             (:mod:`landscape.datasets.normalization`).
-        recorded_normalization: the checkpoint's recorded ``{"mean", "std"}``, what ``default`` uses first.
+        recorded_normalization: the checkpoint's recorded ``{"mean", "std"}``, what ``default`` uses first; a dict
+            without them (``{}``: the model is the user's own and records none) makes ``default`` an error that
+            asks for ``dataset``, ``none`` or ``MEAN/STD``.
+        text: ``text:``/``jsonl:`` settings: ``tokenizer_dir``, ``seq_len``, ``text_key``.
 
     Raises:
         LandscapeError: unknown spec, missing or corrupt files, bad ``samples`` or normalization.
@@ -109,7 +117,7 @@ def load_data(spec: str = "digits", split: str = "train", samples: int | None = 
     check_split(split)
     if kind not in _LOADERS:
         raise LandscapeError(f"unknown dataset {spec!r}; valid: digits, cifar10:DIR, cifar100:DIR, mnist:DIR, "
-                             "fashion-mnist:DIR, imagefolder:DIR, synthetic[:N]"
+                             "fashion-mnist:DIR, imagefolder:DIR, synthetic[:N], text:FILE, jsonl:FILE"
                              + "".join(f", {k}:ARG" for k in _LOADERS if k not in _BUILTIN))
     loader, needs_arg = _LOADERS[kind]
     if needs_arg and not arg:
@@ -117,9 +125,13 @@ def load_data(spec: str = "digits", split: str = "train", samples: int | None = 
     if samples is not None and samples <= 0:
         raise LandscapeError(f"--samples must be a positive integer; got {samples}")
     extra = {"image_size": image_size} if kind == "imagefolder" else {"in_channels": in_channels} \
-        if kind == "synthetic" else {}
+        if kind == "synthetic" else dict(text or {}) if kind in ("text", "jsonl") else {}
     raw = loader(os.path.expanduser(arg) if arg else arg, split, **extra)
-    if isinstance(raw, RawImages):
+    if isinstance(raw, Data) and kind in ("text", "jsonl"):
+        if str(normalization) != "default":
+            raise LandscapeError(f"--normalization {normalization!r} applies to images; {kind}: data is token ids")
+        data = raw.head(samples) if samples else raw
+    elif isinstance(raw, RawImages):
         data = _normalized(raw, split, samples, normalization, recorded_normalization)
     else:
         if str(normalization) != "default":

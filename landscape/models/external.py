@@ -42,7 +42,7 @@ def build_model(spec: str, num_classes: int = 10, in_channels: int = 3) -> nn.Mo
     elif kind == "timm":
         model = _timm(name, num_classes, in_channels)
     else:
-        factory = _import_factory(kind, name)
+        factory = import_callable(kind, name, "--model")
         try:
             model = call_factory(factory, num_classes=num_classes, in_channels=in_channels)
         except Exception as e:  # noqa: BLE001 - the user's code: report whatever it raised, in one line
@@ -83,13 +83,15 @@ def _timm(name: str, num_classes: int, in_channels: int) -> nn.Module:
     return timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=in_channels)
 
 
-def _import_factory(module: str, attr: str) -> Any:
-    """``module`` (an import path, or a ``.py`` file) -> its attribute ``attr`` (dotted names allowed)."""
+def import_callable(module: str, attr: str, flag: str = "--model") -> Any:
+    """``module`` (an import path, or a ``.py`` file) -> its callable attribute ``attr`` (dotted names allowed);
+    errors name ``flag``."""
+    help_ = SPEC_HELP if flag == "--model" else f"{flag} takes MODULE:FN (an import path or a .py file)"
     try:
         if module.endswith(".py") or os.sep in module or "/" in module:
             path = os.path.abspath(os.path.expanduser(module))
             if not os.path.isfile(path):
-                raise LandscapeError(f"--model: no such file {module!r}; {SPEC_HELP}")
+                raise LandscapeError(f"{flag}: no such file {module!r}; {help_}")
             # A unique module name per file, so two files called model.py do not shadow each other; the file's
             # folder goes on sys.path so its own imports of neighbouring modules work.
             mod_name = f"landscape_user_{hashlib.sha1(path.encode()).hexdigest()[:10]}"
@@ -111,14 +113,14 @@ def _import_factory(module: str, attr: str) -> Any:
     except LandscapeError:
         raise
     except Exception as e:  # noqa: BLE001 - the user's module: whatever its import raises, in one line
-        raise LandscapeError(f"--model: cannot import {module!r} ({type(e).__name__}: {str(e)[:200]}); pass an "
+        raise LandscapeError(f"{flag}: cannot import {module!r} ({type(e).__name__}: {str(e)[:200]}); pass an "
                              "importable module path or a .py file")
     obj: Any = mod
     for part in attr.split("."):
         if not hasattr(obj, part):
             found = sorted(n for n, v in vars(mod).items() if callable(v) and not n.startswith("_"))[:12]
-            raise LandscapeError(f"--model: {module!r} has no {attr!r}; its callables: {', '.join(found) or 'none'}")
+            raise LandscapeError(f"{flag}: {module!r} has no {attr!r}; its callables: {', '.join(found) or 'none'}")
         obj = getattr(obj, part)
     if not callable(obj):
-        raise LandscapeError(f"--model: {module}:{attr} is a {type(obj).__name__}, not a callable factory")
+        raise LandscapeError(f"{flag}: {module}:{attr} is a {type(obj).__name__}, not a callable")
     return obj

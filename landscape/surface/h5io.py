@@ -11,10 +11,12 @@ import time
 from typing import Callable
 
 import h5py
-import numpy as np
 
 from landscape.errors import LandscapeError
 from landscape.paths import write_error
+from landscape.surface.layout import attr_value, touch_everything
+
+__all__ = ["probe_h5", "open_h5", "attr_value", "FileLock"]
 
 
 def probe_h5(path: str, timeout: float | None = None, touch: Callable[[str], None] | None = None) -> None:
@@ -36,11 +38,7 @@ def probe_h5(path: str, timeout: float | None = None, touch: Callable[[str], Non
             faulthandler.disable()  # a crash here is expected and reported by the parent, not dumped
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 2)  # and HDF5's own error stack is noise for a file we are only probing
-            if touch is None:
-                from landscape.surface.schema import touch_everything as touch_fn
-            else:
-                touch_fn = touch
-            touch_fn(path)
+            (touch or touch_everything)(path)
         except BaseException:  # noqa: BLE001 - a Python-level error is reproduced by the parent's own read
             code = 3
         os._exit(code)
@@ -91,11 +89,6 @@ def _open_for_writing(path: str) -> h5py.File:
     fapl.set_fclose_degree(h5py.h5f.CLOSE_STRONG)  # as h5py.File does: closing the file closes everything in it
     fapl.set_sieve_buf_size(0)
     return h5py.File(h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDWR, fapl=fapl))
-
-
-def attr_value(v):
-    """An HDF5 attribute as a plain Python value (bytes decoded, numpy scalars unwrapped)."""
-    return v.decode() if isinstance(v, bytes) else (v.item() if isinstance(v, np.generic) else v)
 
 
 class FileLock:

@@ -21,19 +21,14 @@ import h5py
 import numpy as np
 
 from landscape.errors import LandscapeError
-from landscape.settings import IDENTITY_ATTRS, SHOWN_ATTRS, split_names
+from landscape.settings import SHOWN_ATTRS, split_names
 from landscape.surface.grid import grid_shape
-from landscape.surface.h5io import attr_value, open_h5
+from landscape.surface.h5io import open_h5
+from landscape.surface.layout import (ATTRS, FORMAT_VERSION, STAT_KEYS, VALUE_KEYS, attr_names_of, attr_value,
+                                      touch_everything)
 
-FORMAT_VERSION = 1
-STAT_KEYS = ("loss_se", "n", "acc_se")  # each point's precision, stored as {split}_loss_se, {split}_n, ...
-VALUE_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc", "train_err", "test_err", "max_eig", "min_eig") + \
-    tuple(f"{sp}_{k}" for sp in ("train", "test") for k in STAT_KEYS)
-# Attributes every reader looks up by name (a lookup stays bounded on a damaged file; iterating may not).
-BASE_ATTRS = ("format_version", "created", "config", "identity_attrs", "shown_attrs", "ckpt", "engine",
-              "direction_eigenvalues", "population", "permutation_seed", "loss_cap")
-ATTRS = tuple(dict.fromkeys(BASE_ATTRS + IDENTITY_ATTRS + SHOWN_ATTRS))
-
+__all__ = ["ATTRS", "FORMAT_VERSION", "STAT_KEYS", "VALUE_KEYS", "attr_names_of", "touch_everything", "stat_keys",
+           "write_direction", "read_direction", "Surface", "listed_attrs", "read_surface", "summarize"]
 
 def stat_keys(split: str, accuracy: bool = True) -> tuple[str, ...]:
     """The per-point precision datasets of ``split``: ``{split}_loss_se``, ``{split}_n`` (, ``{split}_acc_se``)."""
@@ -89,40 +84,12 @@ class Surface:
         return listed_attrs(self.attrs, "shown_attrs", SHOWN_ATTRS)
 
 
-def attr_names_of(f: h5py.File) -> list[str]:
-    """The attribute names to read: the known ones and those the file's own lists name."""
-    names = list(ATTRS)
-    for key in ("identity_attrs", "shown_attrs"):
-        if key in f.attrs:
-            names += [str(attr_value(n)) for n in np.atleast_1d(f.attrs[key])]
-    return list(dict.fromkeys(names))
-
-
 def listed_attrs(attrs: dict, key: str, default: Sequence[str]) -> list[str]:
     """A surface's ``identity_attrs``/``shown_attrs`` list (files written before them: ``default``)."""
     v = attrs.get(key)
     if v is None or isinstance(v, str):
         return list(default)
     return [str(attr_value(n)) for n in np.atleast_1d(v)]
-
-
-def touch_everything(path: str) -> None:
-    """Read every part of a file that landscape ever reads (used by :func:`probe_h5` in a child process)."""
-    with h5py.File(path, "r", locking=False) as f:
-        for k in attr_names_of(f):
-            if k in f.attrs:
-                f.attrs[k]
-        for key in ("xcoordinates", "ycoordinates") + VALUE_KEYS + ("train_done", "test_done"):
-            if key in f:
-                f[key][()]
-        for group in ("xdirection", "ydirection", "trajectory"):
-            if group in f:
-                g = f[group]
-                for name in [str(i) for i in range(len(g))] + ["x", "y", "epochs"]:
-                    if name in g:
-                        g[name][()]
-                if "names" in g.attrs:
-                    g.attrs["names"]
 
 
 def read_surface(path: str, probe: bool = True) -> Surface:

@@ -29,3 +29,30 @@ def moved(model: torch.nn.Module, path: str, i: int, j: int) -> torch.nn.Module:
         for p, u, v in zip(m.parameters(), dx, dy):
             p.add_(torch.from_numpy(u).to(p.dtype) * a + torch.from_numpy(v).to(p.dtype) * b)
     return m
+
+
+def crash_and_resume(model: torch.nn.Module, after: int, **compute_kwargs):
+    """Run ``landscape.compute`` on a copy of ``model`` whose forward raises after ``after`` calls (a crash
+    mid-grid), then the same call again; returns ``(points done before the crash, the resumed result)``."""
+    import landscape
+    from landscape.surface import read_surface
+
+    net = copy.deepcopy(model)
+    calls = {"n": 0}
+
+    def crash(*_):
+        calls["n"] += 1
+        if calls["n"] > after:
+            raise RuntimeError("simulated crash")
+
+    hook = net.register_forward_hook(crash)
+    try:
+        landscape.compute(net, **compute_kwargs)
+    except RuntimeError as e:
+        assert "simulated crash" in str(e)
+    else:
+        raise AssertionError("the run did not crash: raise 'after' less")
+    finally:
+        hook.remove()
+    done = int(read_surface(compute_kwargs["out"] + "/" + compute_kwargs["name"] + ".h5").done["train"].sum())
+    return done, landscape.compute(net, **compute_kwargs)

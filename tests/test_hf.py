@@ -4,6 +4,7 @@ dict batches and BatchEncodings, the model's own loss weighted by tokens, and ``
 
 import copy
 import json
+import math
 import subprocess
 import sys
 
@@ -15,7 +16,7 @@ import torch.nn.functional as F
 import landscape
 from landscape.errors import LandscapeError
 from landscape.surface import read_surface
-from byhand import POINTS, moved
+from byhand import POINTS, crash_and_resume, moved
 
 transformers = pytest.importorskip("transformers")
 transformers.logging.set_verbosity_error()
@@ -265,3 +266,35 @@ def test_torchrun_two_ranks_equal_one_process_for_a_language_model(tmp_path):
         np.testing.assert_array_equal(a["train_loss"][()], b["train_loss"][()])
         np.testing.assert_array_equal(a["train_acc"][()], b["train_acc"][()])
         assert b["train_done"][()].all() and b.attrs["device"] == "cpu x2 ranks" and b.attrs["loss"] == "model"
+
+
+def test_gpt2_resumes_and_its_error_bars_come_from_token_weighted_batches(tmp_path, tokens):
+    """The model's own loss is a batch mean: under --tolerance a stopped point's value is the token-weighted mean
+    of the batches it read, its standard error the ratio estimator's over those batches, by hand."""
+    ids, mask, labels = tokens
+    net = gpt2()
+    data = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    full = landscape.compute(net, data=data, batch_size=6, out=str(tmp_path), name="full", **GRID)
+    done, again = crash_and_resume(net, 2 + 4 * 4, data=data, batch_size=6, out=str(tmp_path), name="resumed",
+                                   **GRID)
+    assert done == 4 and again.computed == 5
+    np.testing.assert_array_equal(read_surface(again.path).values["train_loss"],
+                                  read_surface(full.path).values["train_loss"])
+    res = landscape.compute(net, data=data, batch_size=4, tolerance=50.0, min_samples=8, seed=2, one_d=True,
+                            x="-0.5:0.5:3", render=False, progress=False, out=str(tmp_path), name="adaptive")
+    s = read_surface(res.path)
+    n = int(s.values["train_n"][1])
+    assert n == 12  # stopped at the second check: 8, then 12 of 24 sequences, in 3 batches of 4
+    order = torch.from_numpy(np.random.RandomState(2).permutation(24)[:n])
+    sums, weights = [], []
+    with torch.no_grad():
+        for k in range(0, n, 4):
+            b = {key: v[order[k:k + 4]] for key, v in data.items()}
+            w = float((b["labels"][:, 1:] != -100).sum())
+            sums.append(float(net(**b).loss) * w)
+            weights.append(w)
+    sums, weights = np.array(sums), np.array(weights)
+    r = sums.sum() / weights.sum()
+    se = math.sqrt(((sums - r * weights) ** 2).sum() / 2 * 3 * (1 - n / 24)) / weights.sum()
+    assert s.values["train_loss"][1] == pytest.approx(r, rel=1e-6)
+    assert s.values["train_loss_se"][1] == pytest.approx(se, rel=1e-5)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 import landscape
 from landscape.errors import LandscapeError
 from landscape.surface import read_surface
-from byhand import POINTS, moved
+from byhand import POINTS, crash_and_resume, moved
 
 GRID = dict(x="-1:1:3", y="-1:1:3", render=False, progress=False)
 
@@ -103,22 +103,8 @@ def test_token_loss_error_bars_under_adaptive_sampling_are_the_ratio_estimators(
 def test_a_language_model_resumes_after_a_crash_with_the_same_values(tmp_path, lm, lm_data):
     ids, targets = lm_data
     full = landscape.compute(lm, data=(ids, targets), out=str(tmp_path), name="full", **GRID)
-    net = copy.deepcopy(lm)
-    calls = {"n": 0}
-
-    def crash(*_):
-        calls["n"] += 1
-        if calls["n"] > 4:  # the probes, then a few points
-            raise RuntimeError("simulated crash")
-
-    hook = net.register_forward_hook(crash)
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        landscape.compute(net, data=(ids, targets), out=str(tmp_path), name="resumed", **GRID)
-    hook.remove()
-    partial = read_surface(str(tmp_path / "resumed.h5"))
-    assert 0 < partial.done["train"].sum() < 9
-    again = landscape.compute(net, data=(ids, targets), out=str(tmp_path), name="resumed", **GRID)
-    assert again.computed == 9 - partial.done["train"].sum()
+    done, again = crash_and_resume(lm, 4, data=(ids, targets), out=str(tmp_path), name="resumed", **GRID)
+    assert 0 < done < 9 and again.computed == 9 - done
     np.testing.assert_array_equal(read_surface(again.path).values["train_loss"],
                                   read_surface(full.path).values["train_loss"])
 
@@ -180,6 +166,26 @@ def test_a_pinn_objective_differentiates_with_respect_to_its_inputs(tmp_path):
                                              r"run 'objective:test_objectives\..*<lambda>'"):
         landscape.compute(net, data=pts, objective=lambda m, b: laplace_residual(m, b).mean(), out=str(tmp_path),
                           **GRID)
+
+
+def test_a_pinn_resumes_and_its_error_bars_are_per_sample(tmp_path):
+    net = pinn()
+    pts = torch.rand(50, 2)
+    common = dict(data=pts, objective=laplace_residual, batch_size=16, out=str(tmp_path))
+    full = landscape.compute(net, name="full", **common, **GRID)
+    done, again = crash_and_resume(net, 2 + 4 * 3, name="resumed", **common, **GRID)  # 2 probes, 4 batches a point
+    assert done == 3 and again.computed == 6
+    np.testing.assert_array_equal(read_surface(again.path).values["train_loss"],
+                                  read_surface(full.path).values["train_loss"])
+    res = landscape.compute(net, name="adaptive", tolerance=10.0, min_samples=10, seed=1, one_d=True,
+                            x="-0.5:0.5:3", render=False, progress=False, **common)
+    s = read_surface(res.path)
+    n = int(s.values["train_n"][1])
+    assert n == 15  # stopped at the second check: 10, then 15 of 50
+    per = laplace_residual(net, pts[np.random.RandomState(1).permutation(50)[:n]]).detach().double().numpy()
+    assert s.values["train_loss"][1] == pytest.approx(per.mean(), rel=1e-6)
+    assert s.values["train_loss_se"][1] == pytest.approx(per.std(ddof=1) / math.sqrt(n) * math.sqrt(1 - n / 50),
+                                                         rel=1e-5)
 
 
 class AutoEncoder(nn.Module):
@@ -446,3 +452,25 @@ def test_trajectory_snapshots_named_by_step_and_given_as_modules(tmp_path, digit
     (run / "epoch_ish7.pt").write_bytes(b"")
     with pytest.raises(LandscapeError, match="mixes snapshot namings"):
         landscape.compute(str(tmp_path / "final.pt"), trajectory=str(run), out=str(tmp_path), name="c", **common)
+
+
+def test_the_batched_engine_gives_the_loops_values_for_token_losses_and_dict_inputs(tmp_path, lm, lm_data):
+    """points_per_step > 1 (vmap over stacked weights): token-weighted sums per point, and keyword inputs."""
+    ids, targets = lm_data
+    loop = landscape.compute(lm, data=(ids, targets), out=str(tmp_path), name="loop", **GRID)
+    vmap = landscape.compute(lm, data=(ids, targets), points_per_step=4, out=str(tmp_path), name="vmap", **GRID)
+    a, b = read_surface(loop.path), read_surface(vmap.path)
+    np.testing.assert_allclose(b.values["train_loss"], a.values["train_loss"], rtol=1e-6)
+    np.testing.assert_array_equal(b.values["train_acc"], a.values["train_acc"])
+    g = torch.Generator().manual_seed(8)
+    data = {"features": torch.randn(25, 6, generator=g), "mask": torch.ones(25, 6),
+            "labels": torch.randint(0, 3, (25,), generator=g)}
+    torch.manual_seed(6)
+    net = DictModelWithLabels().eval()
+    loop = landscape.compute(net, data=data, out=str(tmp_path), name="dloop", **GRID)
+    vmap = landscape.compute(net, data=data, points_per_step=3, out=str(tmp_path), name="dvmap", **GRID)
+    np.testing.assert_allclose(read_surface(vmap.path).values["train_loss"],
+                               read_surface(loop.path).values["train_loss"], rtol=1e-6)
+    with pytest.raises(LandscapeError, match="--points-per-step 2 is the batched \\(vmap\\) engine"):
+        landscape.compute(pinn(), data=torch.rand(8, 2), objective=laplace_residual, points_per_step=2,
+                          out=str(tmp_path), name="p", **GRID)

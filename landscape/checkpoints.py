@@ -192,7 +192,8 @@ def load_checkpoint(path: str, arch: str | None = None, trust: bool = False,
 
     Returns:
         ``(model, info)``: the model in eval mode on the CPU; ``info`` holds ``arch``, ``num_classes``,
-        ``in_channels``, ``sha256``, ``path``, the ``prefix`` removed from the keys, and any stored metadata
+        ``in_channels``, ``sha256``, ``path``, the ``prefix`` removed from the keys, ``own`` (a network of the
+        user's own: ``--model``, or a whole pickled module of an unregistered class), and any stored metadata
         (``epoch``, ``acc``, ``dataset``, ``normalization``, ``history``).
 
     Raises:
@@ -227,8 +228,17 @@ def load_checkpoint(path: str, arch: str | None = None, trust: bool = False,
     in_ch = meta.get("in_channels", hints["in_channels"] if conv else None)
     info.update(arch=name, num_classes=int(meta.get("num_classes", hints["num_classes"])),
                 in_channels=int(in_ch) if in_ch is not None else None, sha256=file_sha256(path),
-                path=os.path.abspath(path), prefix=prefix)
+                path=os.path.abspath(path), prefix=prefix,
+                own=bool(model) or canonical_name_or_none(name) is None)  # a network of the user's own
     return net, info
+
+
+def canonical_name_or_none(name: str) -> str | None:
+    """The registry's name for ``name``, or ``None`` when it is not a registered architecture."""
+    try:
+        return canonical_name(name)
+    except LandscapeError:
+        return None
 
 
 def save_checkpoint(path: str, model: nn.Module, arch: str, **meta: Any) -> None:

@@ -17,6 +17,7 @@ import torch.nn as nn
 from landscape import batching
 from landscape.checkpoints import load_checkpoint
 from landscape.data import Data
+from landscape.datasets.normalization import recorded_for
 from landscape.datasource import resolve_data
 from landscape.errors import LandscapeError
 from landscape.losses import is_class_labels
@@ -82,11 +83,8 @@ def resolve_model(model: Any, cfg: Config) -> tuple[nn.Module, dict]:
         if is_hf_folder(path) and not cfg.model_spec:
             net, info = load_hf_model(path)
             return net, dict(info, own=True)
-        from landscape.models import list_models
-
         net, info = load_checkpoint(path, arch=cfg.arch, trust=cfg.trust_checkpoint, model=cfg.model_spec)
-        info = dict(info, stem=os.path.splitext(os.path.basename(path.rstrip("/")))[0] or "surface",
-                    own=bool(cfg.model_spec) or info["arch"] not in list_models())
+        info = dict(info, stem=os.path.splitext(os.path.basename(path.rstrip("/")))[0] or "surface")
         return net, info
     raise LandscapeError(f"model must be an nn.Module, a checkpoint path or a HuggingFace folder; got "
                          f"{type(model).__name__}")
@@ -141,8 +139,7 @@ def load_splits(cfg: Config, info: dict, net: nn.Module, device: torch.device) -
     if len(splits) > 1 and isinstance(cfg.data, str) and cfg.data.split(":")[0].lower() in ("text", "jsonl"):
         raise LandscapeError(f"--data {cfg.data} is one set of sequences, not a train and a test split; evaluate "
                              "each file in its own run (--split train)")
-    # a network of the user's own that records no normalization must say which inputs it was trained on
-    recorded_norm = info.get("normalization") or ({} if info.get("own") else None)
+    recorded_norm = recorded_for(info)  # a network of the user's own that records none must say which
     text = {"tokenizer_dir": info.get("tokenizer"), "seq_len": cfg.seq_len, "text_key": cfg.text_key}
     dtype = model_dtype(net)
     datas = []

@@ -77,6 +77,13 @@ def _parse(spec: str, channels: int) -> tuple[tuple, tuple]:
     return mean, std
 
 
+def recorded_for(info: dict) -> dict | None:
+    """What ``resolve_normalization`` takes as ``recorded`` for a model's ``info``: its recorded normalization;
+    ``{}`` for a network of the user's own that records none (``default`` must then be stated); ``None`` for a
+    built-in architecture (the data set's usual one)."""
+    return info.get("normalization") or ({} if info.get("own") else None)
+
+
 def _identity(mean: tuple, std: tuple) -> bool:
     """A normalization that changes nothing (``synthetic`` data's): no ambiguity to ask about."""
     return all(m == 0 for m in mean) and all(s == 1 for s in std)

@@ -86,6 +86,7 @@ def compute_curvature(ckpt: str, *, arch: str | None = None, model: str | None =
     """
     from landscape.checkpoints import load_checkpoint
     from landscape.data import load_data
+    from landscape.datasets.normalization import recorded_for
     from landscape.evaluate import resolve_device
 
     if params not in PARAMS:
@@ -103,7 +104,7 @@ def compute_curvature(ckpt: str, *, arch: str | None = None, model: str | None =
     dev = resolve_device(device)
     model, info = load_checkpoint(ckpt, arch, trust=trust, model=model)
     d = load_data(data, split, samples=samples, device=dev, in_channels=info["in_channels"],
-                  normalization=normalization, recorded_normalization=info.get("normalization"))
+                  normalization=normalization, recorded_normalization=recorded_for(info))
     model = model.to(dev)
     op = HessianOperator(model, d.x, d.y, loss=loss, params=params, batch_size=512 if batch_size is None else batch_size,
                          method=method)

@@ -19,12 +19,14 @@ from typing import Any
 import torch.nn as nn
 
 from landscape import distributed
-from landscape.directions import Directions
+from landscape.directions import save_directions
 from landscape.evaluate import resolve_device
-from landscape.plane import direction_source, plane_directions, plane_grid
+from landscape.plane import direction_source, lean_path, moving_mask, plane_directions, plane_grid
 from landscape.prepare import (default_name, effective_precision, load_splits, make_settings, objective_for,
                                resolve_model, state_sha256, surface_attributes, surface_path)
 from landscape.runner import SplitEvaluation, fill_surface, loss_cap
+from landscape.seeded import SeededDirections, make_seeded
+from landscape.sharded import is_sharded, shard_of
 from landscape.settings import Config
 from landscape.surface import read_surface, summarize
 
@@ -87,24 +89,39 @@ def compute(model: nn.Module | str | os.PathLike | None = None, data: Any = None
     path = surface_path(cfg, info, yc is not None)
     datas = load_splits(cfg, info, net, ctx.device)
     objective = objective_for(cfg, net, datas[0])
-    attrs = surface_attributes(cfg, info, datas, objective, direction_source(cfg, traj), _device_name(ctx),
-                               effective_precision(cfg.precision, net))
+    attrs = surface_attributes(cfg, info, datas, objective, direction_source(cfg, traj),
+                               _device_name(ctx, is_sharded(net)), effective_precision(cfg.precision, net))
     # Rank 0 alone reads or makes the directions; the other ranks get them from it, or its error, so a bad file
     # stops every rank with one message.
-    dirs: Directions = ctx.on_main(lambda: plane_directions(path, xc, yc, attrs, cfg, net, info, traj, datas[0],
-                                                            objective))
-    evaluation = SplitEvaluation(net, datas, dirs, cfg, objective)
-    if cfg.adaptive:  # one cap for every rank and every resume: the file's, else made now from the loss at theta*
-        cap = ctx.on_main(lambda: loss_cap(path, evaluation.main))
-        evaluation.set_cap(cap)
-        attrs.update(loss_cap=cap, permutation_seed=cfg.seed)
-        attrs["shown_attrs"] = list(attrs["shown_attrs"]) + ["loss_cap"]
-    computed, seconds = fill_surface(path, (xc, yc), attrs, dirs, evaluation, ctx, cfg.progress)
+    sharded = is_sharded(net)  # FSDP2: every rank moves its shard, all evaluate each point together
+    dirs = ctx.on_main(lambda: plane_directions(path, xc, yc, attrs, cfg, net, info, traj, datas[0], objective,
+                                                ctx.device, make_seeded_here=not sharded))
+    if dirs is None:  # new regenerable directions of a sharded model: each rank's rows, assembled (collective)
+        dirs = make_seeded(net, yc is not None, cfg.seed, cfg.norm, cfg.ignore, cfg.dir_type, moving_mask(cfg, net),
+                           ctx.device)
+    # the lean path for large models; a file with regenerable directions always resumes on it
+    lean = isinstance(dirs, SeededDirections) or lean_path(cfg, net, moving_mask(cfg, net))
+    if sharded:
+        datas = [shard_of(d, ctx.rank, ctx.world) for d in datas]
+    evaluation = SplitEvaluation(net, datas, dirs, cfg, objective, lean, ranks=ctx.world if sharded else 1)
+    try:  # on the lean path the caller's model is moved in place: always given back, whatever happens
+        if cfg.adaptive:  # one cap for every rank and resume: the file's, else made now from the loss at theta*
+            cap = ctx.on_main(lambda: loss_cap(path, evaluation.main))
+            evaluation.set_cap(cap)
+            attrs.update(loss_cap=cap, permutation_seed=cfg.seed)
+            attrs["shown_attrs"] = list(attrs["shown_attrs"]) + ["loss_cap"]
+        computed, seconds = fill_surface(path, (xc, yc), attrs, dirs, evaluation, ctx, cfg.progress, sharded)
+    finally:
+        evaluation.close()
+    if cfg.save_directions and ctx.is_main:
+        save_directions(path[:-len(".h5")] + "_directions.h5", dirs, net)
     return _result(path, cfg, ctx, attrs, evaluation, computed, seconds, render_options)
 
 
-def _device_name(ctx) -> str:
-    return str(ctx.device) if ctx.world == 1 else f"{ctx.device.type} x{ctx.world} ranks"
+def _device_name(ctx, sharded: bool = False) -> str:
+    if ctx.world == 1:
+        return str(ctx.device)
+    return f"{ctx.device.type} x{ctx.world} ranks" + (", model sharded (FSDP2)" if sharded else "")
 
 
 def _result(path: str, cfg: Config, ctx, attrs: dict, evaluation: SplitEvaluation, computed: int, seconds: float,

@@ -23,18 +23,27 @@ from landscape.errors import LandscapeError
 from landscape.keymatch import load_into
 from landscape.models import canonical_name, create_model, detect_arch, shape_hints
 from landscape.paths import atomic_open, write_error
-from landscape.tensorfile import is_safetensors, read_safetensors
+from landscape.tensorfile import INDEX_SUFFIX, is_safetensors, read_safetensors, read_safetensors_index
 
 STATE_KEYS = ("state_dict", "model", "model_state_dict", "net")
 PREFIXES = ("module.", "_orig_mod.")
 
 
 def file_sha256(path: str) -> str:
-    """Hex SHA-256 of a file, recorded in surface files so a resumed run can tell the checkpoint changed."""
+    """Hex SHA-256 of a file (a sharded checkpoint's index: of it and its shards), recorded in surface files so a
+    resumed run can tell the checkpoint changed."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    files = [path]
+    if path.endswith(INDEX_SUFFIX):
+        import json
+
+        with open(path, encoding="utf-8") as f:
+            shards = dict.fromkeys(json.load(f).get("weight_map", {}).values())
+        files += [os.path.join(os.path.dirname(os.path.abspath(path)), os.path.basename(str(s))) for s in shards]
+    for file in files:
+        with open(file, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
     return h.hexdigest()
 
 
@@ -177,12 +186,36 @@ def build_for(sd: dict, meta: dict, path: str, arch: str | None, model: str | No
     return create_model(name, **hints), canonical_name(name)
 
 
+def _build_and_load(sd: dict, meta: dict, path: str, arch: str | None, model: str | None, hint: str
+                    ) -> tuple[nn.Module, str, str]:
+    """The network with the checkpoint's weights: built on the meta device (no random weights made only to be
+    overwritten) and given the checkpoint's tensors themselves, so the weights are in memory once; a network
+    that cannot be built so (an initializer that reads its weights, buffers that are not saved) is built and
+    loaded the usual way."""
+    try:
+        with torch.device("meta"):
+            net, name = build_for(sd, meta, path, arch, model)
+    except LandscapeError:
+        raise
+    except Exception:  # noqa: BLE001 - a factory that cannot run on the meta device: build it normally below
+        net = None
+    tied = net is not None and len(list(net.named_parameters(remove_duplicate=False))) != \
+        len(list(net.named_parameters()))  # assigning would untie shared weights
+    if net is not None and not tied:
+        prefix = load_into(net, sd, source=f"checkpoint {path!r}", hint=hint, assign=True)
+        if not any(t.is_meta for t in list(net.parameters()) + list(net.buffers())):
+            return net, name, prefix
+    net, name = build_for(sd, meta, path, arch, model)
+    return net, name, load_into(net, sd, source=f"checkpoint {path!r}", hint=hint)
+
+
 def load_checkpoint(path: str, arch: str | None = None, trust: bool = False,
                     num_classes: int | None = None, model: str | None = None) -> tuple[nn.Module, dict]:
     """Load a checkpoint file into a freshly built model.
 
     Args:
-        path: checkpoint file (any format of DESIGN section 3, Lightning ``.ckpt``, ``.safetensors``).
+        path: checkpoint file (any format of DESIGN section 3, Lightning ``.ckpt``, ``.safetensors``, or a sharded
+            checkpoint's ``*.safetensors.index.json``).
         arch: registry name; optional when the checkpoint records ``arch`` (ours do) or its keys and shapes are
             those of a built-in architecture (detected).
         trust: allow full unpickling (code execution). Only for files from trusted authors.
@@ -199,7 +232,10 @@ def load_checkpoint(path: str, arch: str | None = None, trust: bool = False,
     Raises:
         LandscapeError: unreadable/unsafe files, non-finite weights, unknown or mismatched architecture.
     """
-    if is_safetensors(path):
+    if path.endswith(INDEX_SUFFIX):  # a sharded checkpoint: its shards, one after another
+        sd, meta = read_safetensors_index(path)
+        whole_module = None
+    elif is_safetensors(path):
         sd, meta = read_safetensors(path)
         whole_module = None
     else:
@@ -215,11 +251,10 @@ def load_checkpoint(path: str, arch: str | None = None, trust: bool = False,
     if whole_module is not None and not (arch or model):
         net, name = whole_module, str(getattr(whole_module, "arch", type(whole_module).__name__))
     else:
-        net, name = build_for(sd, meta, path, arch, model)
         hint = ("check --model" if model else
                 "check --arch (e.g. resnet56 vs plain56 / resnet56_noshort), or name any other network with "
                 "--model torchvision:NAME / MODULE:FACTORY")
-        prefix = load_into(net, sd, source=f"checkpoint {path!r}", hint=hint)
+        net, name, prefix = _build_and_load(sd, meta, path, arch, model, hint)
     net.eval()
     info = {k: v for k, v in meta.items() if k in ("epoch", "acc", "dataset", "normalization", "history",
                                                     "args", "train_acc", "test_acc")}

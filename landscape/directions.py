@@ -95,6 +95,46 @@ def perturbed_tensors(model: nn.Module, dir_type: str = "weights") -> tuple[list
     return [n for n, _ in items], [t for _, t in items]
 
 
+def select_params(names: list[str], pattern: str | None) -> list[bool]:
+    """Which tensors move under ``--params PATTERN``: comma-separated globs over the names (``*attn*``,
+    ``transformer.h.0.*``), ``!GLOB`` to leave some out (``!*wte*,!*wpe*``: everything but the embeddings), or
+    ``re:REGEX`` (searched in each name). ``None``: every tensor.
+
+    Raises:
+        LandscapeError: a bad regex, or a pattern that matches no tensor (with some of the names).
+    """
+    import fnmatch
+    import re
+
+    if pattern is None or not str(pattern).strip():
+        return [True] * len(names)
+    pattern = str(pattern).strip()
+    if pattern.startswith("re:"):
+        try:
+            rx = re.compile(pattern[3:])
+        except re.error as e:
+            raise LandscapeError(f"--params {pattern!r}: bad regular expression ({e})")
+        keep = [bool(rx.search(n)) for n in names]
+    else:
+        parts = [p.strip() for p in pattern.split(",") if p.strip()]
+        take = [p for p in parts if not p.startswith("!")]
+        drop = [p[1:] for p in parts if p.startswith("!")]
+        keep = [(not take or any(fnmatch.fnmatchcase(n, g) for g in take)) and
+                not any(fnmatch.fnmatchcase(n, g) for g in drop) for n in names]
+    if not any(keep):
+        shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+        raise LandscapeError(f"--params {pattern!r} matches none of the model's {len(names)} tensors ({shown}); "
+                             "use globs over these names, '!GLOB' to leave some out, or re:REGEX")
+    return keep
+
+
+def only(direction: Direction | None, moving: list[bool]) -> Direction | None:
+    """``direction`` with the tensors that must not move (``--params``) set to zero."""
+    if direction is None:
+        return None
+    return [d if m else torch.zeros_like(d) for d, m in zip(direction, moving)]
+
+
 def normalize_direction(d: torch.Tensor, w: torch.Tensor, norm: str = "filter") -> None:
     """Rescale ``d`` in place to the scale of ``w`` (Li et al. Sec. 4).
 
@@ -194,6 +234,13 @@ def load_directions(path: str, model: nn.Module, dir_type: str = "weights") -> t
     with f:
         if "xdirection" not in f:
             raise LandscapeError(f"{path!r} has no 'xdirection' group; it is not a direction or surface file")
+        from landscape.seeded import SeededDirections, is_seeded
+
+        if is_seeded(f):  # regenerable directions (a lean surface): rebuilt as tensors
+            seeded = SeededDirections.read(f, dir_type, f"file:{os.path.basename(path)}")
+            seeded.check(model, repr(path))
+            d = seeded.materialize(model)
+            return d.x, d.y
         x = [torch.from_numpy(a) for a in read_direction(f, "xdirection")[0]]
         y = [torch.from_numpy(a) for a in read_direction(f, "ydirection")[0]] if "ydirection" in f else None
     Directions(perturbed_tensors(model, dir_type)[0], x, y, dir_type).check(model, repr(path))
@@ -255,3 +302,37 @@ def pca_directions(final: nn.Module, snapshots: list[nn.Module], ignore: str = "
         return out
 
     return unflatten(axes[0]), unflatten(axes[1]), ratio, path
+
+
+def save_directions(path: str, directions, model: nn.Module | None = None) -> str:
+    """Write ``directions`` (a :class:`Directions`, or regenerable ones, rebuilt tensor by tensor: never all in
+    memory) in the reference's direction-file format: groups ``xdirection``/``ydirection`` of datasets
+    ``"0".."N-1"`` (float32, ``dir_type`` order), attribute ``names``. Written under a temporary name and renamed.
+
+    Returns:
+        ``path``.
+    """
+    import h5py
+
+    from landscape.paths import atomic_path
+    from landscape.seeded import ZERO, SeededDirections
+
+    seeded = isinstance(directions, SeededDirections)
+    weights = perturbed_tensors(model, directions.dir_type)[1] if model is not None else None
+    axes = (("xdirection", 0),) + ((("ydirection", 1),) if directions.y is not None else ())
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            for group, axis in axes:
+                g = f.create_group(group)
+                g.attrs["names"] = np.array([str(n) for n in directions.names], dtype=h5py.string_dtype())
+                for i, name in enumerate(directions.names):
+                    if not seeded:
+                        t = (directions.x if axis == 0 else directions.y)[i]
+                    elif directions.plans[i].kind == ZERO:
+                        t = torch.zeros(directions.plans[i].shape)
+                    else:
+                        p = directions.plans[i]
+                        theta = weights[i].detach().cpu() if weights is not None else None
+                        t = directions.chunk(i, axis, 0, p.rows, torch.device("cpu"), theta)
+                    g.create_dataset(str(i), data=np.asarray(t.detach().cpu().float().numpy(), dtype=np.float32))
+    return path

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import torch
 import torch.nn as nn
 
 from landscape.errors import LandscapeError
@@ -36,12 +37,14 @@ def find_prefix(sd_keys, own_keys) -> str | None:
     return None
 
 
-def load_into(model: nn.Module, sd: dict, source: str = "checkpoint", hint: str = "") -> str:
+def load_into(model: nn.Module, sd: dict, source: str = "checkpoint", hint: str = "", assign: bool = False) -> str:
     """Load ``sd`` into ``model`` strictly, after removing a common prefix when that makes the keys match;
     tolerates only missing ``num_batches_tracked`` (old PyTorch).
 
     Args:
         hint: appended to a mismatch message (what to try instead).
+        assign: the model was built on the meta device: its tensors become ``sd``'s own (in the model's dtypes;
+            no second copy of the weights), a missing ``num_batches_tracked`` a zero.
 
     Returns:
         The prefix removed (``""`` for none).
@@ -72,6 +75,11 @@ def load_into(model: nn.Module, sd: dict, source: str = "checkpoint", hint: str 
         arch = getattr(model, "arch", type(model).__name__)
         raise LandscapeError(f"{source} does not match architecture {arch!r}: {' | '.join(parts)}"
                              f"{'; ' + hint if hint else ''}")
+    if assign:
+        full = {k: (sd[k].to(own[k].dtype) if k in sd else torch.zeros(own[k].shape, dtype=own[k].dtype))
+                for k in own}
+        model.load_state_dict(full, strict=True, assign=True)
+        return prefix
     full = {k: (sd[k] if k in sd else own[k]) for k in own}
     model.load_state_dict(full, strict=True)
     return prefix

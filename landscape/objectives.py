@@ -42,7 +42,7 @@ from landscape.settings import qualified_name
 COLUMNS = ("sum", "sumsq", "correct", "weight", "wsq", "lw", "csq", "cw")
 SUM, SUMSQ, CORRECT, WEIGHT, WSQ, LW, CSQ, CW = range(len(COLUMNS))
 ObjectiveFn = Callable[[nn.Module, Any], torch.Tensor]
-PROBE_SAMPLES = 8
+PROBE_SAMPLES = 2  # what a probe runs through the model (more only to find a label that is not ignored)
 
 
 def output_loss(out: Any) -> torch.Tensor | None:
@@ -184,7 +184,7 @@ class Objective:
             LandscapeError: the model fails on the data, the output or the loss does not fit the targets, the
                 data has no targets for a loss, or the model's own loss cannot be weighted.
         """
-        x, y = next(data.batches(min(PROBE_SAMPLES, len(data))))
+        x, y = next(data.batches(probe_size(data)))
         targets = batching.targets_of(x, y, data.layout)
         if self.kind == "objective":
             try:
@@ -269,7 +269,7 @@ class Objective:
             self.weighting = "mean over samples (the model's batch means weighted by size)"
             return
         self.weighted = True
-        logits = output_logits(out).double()
+        logits = output_logits(out).float()
         theirs = float(own.double())
         found = {}
         for shift in (1, 0):
@@ -361,7 +361,7 @@ def probe_objective(model: nn.Module, data, objective: Objective) -> None:
     device, in eval mode (each module's training flag restored after), under ``no_grad`` (an objective: frozen
     parameters), so no weight, buffer or flag changes."""
     device = next((t.device for t in model.parameters()), torch.device("cpu"))
-    probe = data.head(min(PROBE_SAMPLES, len(data))).to(device)
+    probe = data.head(probe_size(data)).to(device)
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
@@ -369,6 +369,19 @@ def probe_objective(model: nn.Module, data, objective: Objective) -> None:
     finally:
         for m, mode in modes:
             m.training = mode
+
+
+def probe_size(data) -> int:
+    """Samples a probe runs: :data:`PROBE_SAMPLES`, or as many as it takes (up to 4,096) for a label that is not
+    ignored (a token loss cannot be matched on prompts alone)."""
+    labels = data.targets
+    n = min(PROBE_SAMPLES, len(data))
+    if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.dim() < 2:
+        return n
+    head = labels[data.order[:4096].to(labels.device)] if data.order is not None else labels[:4096]  # read order
+    keep = (head != IGNORE_INDEX).flatten(1).any(1)
+    first = int(keep.nonzero()[0]) + 1 if bool(keep.any()) else n
+    return max(n, min(first, len(data)))
 
 
 def first_line(e: BaseException) -> str:

@@ -13,10 +13,13 @@ import torch.nn as nn
 
 from landscape.checkpoints import load_checkpoint
 from landscape.data import Data
-from landscape.directions import Directions, load_directions, make_directions
+from landscape.directions import (Directions, load_directions, make_directions, only, perturbed_tensors,
+                                  select_params)
 from landscape.errors import LandscapeError
 from landscape.objectives import Objective
-from landscape.settings import CPU_GRID, GPU_GRID, ONE_D_GRID, Config
+from landscape.seeded import SeededDirections, is_seeded, make_seeded
+from landscape.settings import CPU_GRID, GPU_GRID, LEAN_ELEMENTS, ONE_D_GRID, Config
+from landscape.sharded import is_sharded
 from landscape.surface import check_resume, parse_grid, read_direction
 from landscape.surface.h5io import open_h5
 
@@ -67,16 +70,56 @@ def _label(p: Any) -> str:
     return type(p).__name__ if isinstance(p, nn.Module) else os.path.basename(os.fspath(p))
 
 
+def moving_mask(cfg: Config, net: nn.Module) -> list[bool]:
+    """Per perturbed tensor (``cfg.dir_type`` order), whether ``--params`` lets it move."""
+    return select_params(perturbed_tensors(net, cfg.dir_type)[0], cfg.params)
+
+
+def lean_path(cfg: Config, net: nn.Module, moving: list[bool]) -> bool:
+    """Whether this surface takes the lean path (:mod:`landscape.evaluate.inplace`): ``--lean``/``--no-lean``, else
+    when the moving tensors hold :data:`~landscape.settings.LEAN_ELEMENTS` elements or more; always for a model
+    sharded with FSDP2 (:mod:`landscape.sharded`)."""
+    if is_sharded(net):
+        if cfg.lean is False:
+            raise LandscapeError("a model sharded with FSDP2 is moved in place, shard by shard: drop --no-lean")
+        return True
+    if cfg.lean is not None:
+        return bool(cfg.lean)
+    _, tensors = perturbed_tensors(net, cfg.dir_type)
+    return sum(t.numel() for t, m in zip(tensors, moving) if m and t.is_floating_point()) >= LEAN_ELEMENTS
+
+
 def plane_directions(path: str, xc, yc, attrs: dict, cfg: Config, net: nn.Module, info: dict, traj: dict | None,
-                     ds: Data, objective: Objective) -> Directions:
+                     ds: Data, objective: Objective, device: torch.device | str = "cpu", make_seeded_here: bool = True
+                     ) -> Directions | SeededDirections | None:
     """The file's directions when resuming (after checking its settings), else new ones for these settings
-    (``attrs`` gains ``direction_eigenvalues`` for Hessian directions)."""
+    (``attrs`` gains ``direction_eigenvalues`` for Hessian directions). Random directions on the lean path are
+    regenerable (:class:`~landscape.seeded.SeededDirections`, made on ``device``; with ``make_seeded_here=False``
+    ``None`` says to make them, which every rank of a sharded model does together); the tensors that ``--params``
+    keeps still get zero."""
+    moving = moving_mask(cfg, net)
     if os.path.exists(path):
         check_resume(path, xc, yc, attrs)
         with open_h5(path, "r", probe=False) as f:
+            if is_seeded(f):
+                d = SeededDirections.read(f, cfg.dir_type, attrs["directions"])
+                d.check(net, repr(path))
+                return d
             x, _ = read_direction(f, "xdirection")
             y = read_direction(f, "ydirection")[0] if "ydirection" in f else None
         return Directions.of(net, x, y, cfg.dir_type, attrs["directions"])
+    if traj is None and not cfg.directions and not (cfg.ckpt2 or cfg.ckpt3) and lean_path(cfg, net, moving):
+        if not make_seeded_here:
+            return None
+        return make_seeded(net, yc is not None, cfg.seed, cfg.norm, cfg.ignore, cfg.dir_type, moving, device)
+    d = _dense_directions(xc, yc, attrs, cfg, net, info, traj, ds, objective)
+    if all(moving):
+        return d
+    return Directions(d.names, only(d.x, moving), only(d.y, moving), d.dir_type, d.source, d.trajectory)
+
+
+def _dense_directions(xc, yc, attrs: dict, cfg: Config, net: nn.Module, info: dict, traj: dict | None, ds: Data,
+                      objective: Objective) -> Directions:
     if traj is not None:
         if cfg.dir_type != "weights":
             raise LandscapeError("--trajectory directions are over the parameters; use --dir-type weights")

@@ -25,6 +25,7 @@ from landscape.objectives import Objective, probe_objective, resolve_objective
 from landscape.paths import ensure_writable_dir
 from landscape.sampling import DEFAULT_MIN_SAMPLES
 from landscape.settings import Config, Provenance, attr_names, make_config, recorded, split_names
+from landscape.sharded import full_tensor
 
 SPLIT_KEYS = ("train", "test")  # data={"train": ..., "test": ...}: recognised by exactly these keys
 
@@ -95,9 +96,10 @@ def state_sha256(model: nn.Module) -> str:
     surface file, as the checkpoint file's hash does for a checkpoint."""
     h = hashlib.sha256()
     for k, v in model.state_dict().items():
-        t = v.detach().cpu().contiguous()
+        t = full_tensor(v.detach()).cpu().contiguous()  # a sharded model's whole tensor (a collective)
         h.update(f"{k}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        if t.numel():  # the tensor's own bytes, no copy (a large model's biggest tensor is a third of it)
+            h.update(t.reshape(-1).view(torch.uint8).numpy())
     return h.hexdigest()
 
 
@@ -118,16 +120,19 @@ def model_dtype(net: nn.Module) -> torch.dtype | None:
     return dtypes.pop() if len(dtypes) == 1 else None
 
 
+OWN_PRECISION = {torch.float64: "fp64", torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
 def effective_precision(precision: str, net: nn.Module) -> str:
-    """What the surface is computed in, as recorded: ``precision``, or ``fp64`` for a float64 model (autocast and
-    TF32 do not apply to float64, so asking for them is an error rather than a wrong record)."""
-    if model_dtype(net) != torch.float64:
-        return precision
-    if precision != "fp32":
-        raise LandscapeError(f"precision={precision!r} does not apply to a float64 model (it computes in float64 "
-                             "whatever precision says); drop precision= (recorded as fp64), or convert the model "
-                             "with model.float()")
-    return "fp64"
+    """What the surface is computed in, as recorded: ``precision``, or the weights' own type for a float64, bf16 or
+    fp16 model (autocast and TF32 do not change what such a model computes in, so asking for another precision is
+    an error rather than a wrong record; bf16 on a bf16 model is what it does)."""
+    own = OWN_PRECISION.get(model_dtype(net))
+    if own is None or precision in ("fp32", own):
+        return own or precision
+    raise LandscapeError(f"precision={precision!r} does not apply to a model whose weights are "
+                         f"{str(model_dtype(net))[6:]} (it computes in {own} whatever precision says); drop "
+                         f"precision= (recorded as {own}), or convert the model (e.g. model.float())")
 
 
 def load_splits(cfg: Config, info: dict, net: nn.Module, device: torch.device) -> list[Data]:

@@ -12,8 +12,10 @@ from landscape import signals
 from landscape.data import Data
 from landscape.directions import Directions
 from landscape.evaluate import PlaneEvaluator
+from landscape.evaluate.inplace import InPlacePerturbation
 from landscape.objectives import Objective
 from landscape.sampling import figure_cap
+from landscape.seeded import SeededDirections
 from landscape.settings import Config, split_names
 from landscape.surface import SurfaceWriter, attr_value, compute_surface, stat_keys
 from landscape.surface.h5io import open_h5
@@ -28,14 +30,21 @@ class SplitEvaluation:
         extras: the names of the per-point values stored beside the main split's loss and accuracy.
     """
 
-    def __init__(self, net, datas: list[Data], dirs: Directions, cfg: Config, objective: Objective):
+    def __init__(self, net, datas: list[Data], dirs: Directions | SeededDirections, cfg: Config,
+                 objective: Objective, lean: bool = False, ranks: int = 1):
         self.splits = split_names(cfg.split)
-        self.evaluators = [PlaneEvaluator(net, d, dirs, batch_size=cfg.batch_size, precision=cfg.precision,
-                                          bn_mode=cfg.bn, points_per_step=cfg.points_per_step, fold_bn=cfg.fold_bn,
-                                          compile_model=cfg.compile, objective=objective,
-                                          tolerance=cfg.tolerance, rtol=cfg.rtol, min_samples=cfg.min_samples,
-                                          sample_seed=cfg.seed)
-                           for d in datas]
+        # the lean path: one in-place perturbation of the caller's model, shared by every split's evaluator
+        self.shared = InPlacePerturbation(net, dirs, datas[0].device) if lean else None
+        try:
+            self.evaluators = [PlaneEvaluator(net, d, dirs, batch_size=cfg.batch_size, precision=cfg.precision,
+                                              bn_mode=cfg.bn, points_per_step=cfg.points_per_step,
+                                              fold_bn=cfg.fold_bn, compile_model=cfg.compile, objective=objective,
+                                              tolerance=cfg.tolerance, rtol=cfg.rtol, min_samples=cfg.min_samples,
+                                              sample_seed=cfg.seed, perturbation=self.shared, ranks=ranks)
+                               for d in datas]
+        except BaseException:
+            self.close()
+            raise
         main = self.evaluators[0]
         self.curvature = None
         # every split's loss (the main one's is the writer's own), accuracy and precision
@@ -48,6 +57,12 @@ class SplitEvaluation:
 
             self.curvature = CurvatureMap(main, seed=cfg.seed, points=cfg.eigen_points or 1)
             self.extras += EIGEN_KEYS
+
+    def close(self) -> None:
+        """Give the caller's model back exactly as it came in (the lean path; a no-op otherwise)."""
+        if self.shared is not None:
+            self.shared.release()
+            self.shared = None
 
     @property
     def main(self) -> PlaneEvaluator:
@@ -86,15 +101,19 @@ def loss_cap(path: str, evaluator: PlaneEvaluator) -> float:
 
 
 def fill_surface(path: str, grid: tuple[np.ndarray, np.ndarray | None], attrs: dict, dirs: Directions,
-                 evaluation: SplitEvaluation, ctx, progress: bool) -> tuple[int, float]:
+                 evaluation: SplitEvaluation, ctx, progress: bool, sharded: bool = False) -> tuple[int, float]:
     """Open (or resume) the file and compute its missing points; returns ``(points computed, seconds)``.
 
-    Rank 0 alone opens (and locks) the file and writes; every rank cuts the pending points into the same blocks.
+    Rank 0 alone opens (and locks) the file and writes; every rank cuts the pending points into the same blocks,
+    which the ranks share out, or, for a model sharded over them (``sharded``), all evaluate together.
     The file and its lock are released on every exit (a notebook that hit an error can simply call again).
     """
     main = evaluation.main
 
     def open_writer() -> SurfaceWriter:
+        if isinstance(dirs, SeededDirections):  # the recipe, not the tensors
+            return SurfaceWriter(path, *grid, attrs, names=dirs.names, write_directions=dirs.write,
+                                 accuracy=main.has_accuracy, extras=evaluation.extras)
         x_np, y_np = dirs.arrays()
         return SurfaceWriter(path, *grid, attrs, x_np, y_np, dirs.names, trajectory=dirs.trajectory,
                              accuracy=main.has_accuracy, extras=evaluation.extras)
@@ -110,8 +129,9 @@ def fill_surface(path: str, grid: tuple[np.ndarray, np.ndarray | None], attrs: d
         block = ctx.broadcast(block)
         # A stop signal on any rank stops every rank after the same round, which rank 0 has written.
         stop = (lambda: ctx.max(signals.pending())) if ctx.world > 1 else None
+        rank, world = (0, 1) if sharded else (ctx.rank, ctx.world)  # sharded: every rank evaluates every block
         compute_surface(writer, evaluation, block, progress and ctx.is_main, os.path.basename(path), grid=grid,
-                        todo=todo, rank=ctx.rank, world=ctx.world, gather=ctx.gather, stop=stop)
+                        todo=todo, rank=rank, world=world, gather=ctx.gather, stop=stop)
     finally:
         if writer is not None:
             writer.close()

@@ -37,6 +37,7 @@ SPLITS = ("train", "test", "train,test")  # train,test: both at every point, one
 LOSSES = ("cross_entropy", "mse", "nll")
 GPU_GRID = "-1:1:51"  # the authors' 51x51, ~3 min for 10,000 CIFAR images on an H100 in bf16 (BENCHMARKS.md)
 CPU_GRID = "-1:1:15"  # the digits ResNet-56 default in about a minute on 2 cores, start-up and figures included
+LEAN_ELEMENTS = 100_000_000  # moving elements from which the lean path is the default (landscape.evaluate.inplace)
 ONE_D_GRID = "-1:1:51"  # 51 points of a 1D curve take ~10 s on 2 CPU cores for the digits ResNet-56
 
 
@@ -124,8 +125,20 @@ class Config:
     ckpt2: str | None = setting(None, "x direction = ckpt2 - ckpt (1D interpolation)", group="directions")
     ckpt3: str | None = setting(None, "y direction = ckpt3 - ckpt (plane through three models)",
                                 group="directions")
-    trajectory: str | None = setting(None, "PCA directions of the run's epoch_*.pt snapshots; the optimizer's "
-                                     "path is drawn", group="directions", metavar="RUN_DIR")
+    trajectory: str | None = setting(None, "PCA directions of the run's snapshots (epoch_*.pt, or any naming with "
+                                     "a step: step100.pt, ...); the optimizer's path is drawn", group="directions",
+                                     metavar="RUN_DIR")
+    params: str | None = setting(None, "move only these tensors: comma-separated globs over their names "
+                                 "('*attn*', 'layer3.*'), '!GLOB' to leave some out ('!*embed*': all but the "
+                                 "embeddings), or re:REGEX; the rest stay at theta* (default: all)", attr="params",
+                                 identity=True, shown=True, group="directions", metavar="PATTERN")
+    lean: bool | None = setting(None, "the lean path for large models: perturb the model in place (one copy of the "
+                                "moving weights, no copy of the model) and regenerate random directions from "
+                                "recorded seeds instead of storing them (default: when the moving tensors hold "
+                                f"{LEAN_ELEMENTS // 1_000_000} M elements or more)", group="directions")
+    save_directions: bool = setting(False, "also write the directions as tensors in the reference's direction-file "
+                                    "format, <out>/<name>_directions.h5 (the lean path records only seeds)",
+                                    group="directions")
     # the evaluation
     loss: str | None = setting(None, "cross_entropy, mse (the reference's: softmax vs one-hot; plain MSE for float "
                                "targets) or nll; from Python also a callable fn(output, target) (default: the "

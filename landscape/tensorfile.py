@@ -22,6 +22,38 @@ _DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF
            "BOOL": torch.bool}
 
 
+INDEX_SUFFIX = ".safetensors.index.json"
+
+
+def read_safetensors_index(path: str) -> tuple[OrderedDict, dict]:
+    """``(tensors, metadata)`` of a sharded checkpoint: a ``*.safetensors.index.json`` whose ``weight_map`` names
+    the shard file of every tensor (HuggingFace's layout), read shard by shard.
+
+    Raises:
+        LandscapeError: an index that is not such JSON, a missing shard, or a shard without a tensor it lists.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        with open(path, encoding="utf-8") as f:
+            index = json.load(f)
+        weight_map = dict(index["weight_map"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise LandscapeError(f"{path!r} is not a safetensors index (a JSON object with a 'weight_map'): "
+                             f"{type(e).__name__}")
+    out: OrderedDict = OrderedDict()
+    meta: dict = {str(k): str(v) for k, v in (index.get("metadata") or {}).items()}
+    for shard in dict.fromkeys(weight_map.values()):
+        file = os.path.join(folder, os.path.basename(str(shard)))
+        if not os.path.isfile(file):
+            raise LandscapeError(f"{path!r} lists shard {shard!r}, which is missing")
+        tensors, _ = read_safetensors(file)
+        out.update(tensors)
+    missing = [k for k in weight_map if k not in out]
+    if missing:
+        raise LandscapeError(f"{path!r} lists tensors its shards do not hold: {', '.join(missing[:5])}")
+    return out, meta
+
+
 def is_safetensors(path: str) -> bool:
     """By extension, or by a header that parses as the format's JSON (a renamed file)."""
     if path.lower().endswith(".safetensors"):
@@ -53,22 +85,25 @@ def read_safetensors(path: str) -> tuple[OrderedDict, dict]:
             header = json.loads(f.read(n))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise LandscapeError(f"{path!r} has a corrupt safetensors header ({type(e).__name__})")
-        buf = f.read()
-    meta = header.pop("__metadata__", None) or {}
-    out = OrderedDict()
-    for name, info in sorted(header.items(), key=lambda kv: kv[1].get("data_offsets", [0])[0]):
-        try:
-            dtype = _DTYPES[info["dtype"]]
-            start, end = (int(v) for v in info["data_offsets"])
-            shape = [int(s) for s in info["shape"]]
-        except (KeyError, TypeError, ValueError):
-            raise LandscapeError(f"{path!r}: tensor {name!r} has an unsupported or malformed entry {info!r}")
-        if end > len(buf) or start > end:
-            raise LandscapeError(f"{path!r}: tensor {name!r} lies beyond the end of the file (truncated?)")
-        elem = torch.empty((), dtype=dtype).element_size()
-        if (end - start) != elem * int(np.prod(shape, dtype=np.int64)):
-            raise LandscapeError(f"{path!r}: tensor {name!r} has {end - start} bytes for shape {shape}")
-        data = bytearray(buf[start:end])  # a private, writable copy: torch tensors must own their memory
-        t = torch.frombuffer(data, dtype=torch.uint8) if data else torch.empty(0, dtype=torch.uint8)
-        out[name] = t.view(dtype).reshape(shape)
+        body = size - 8 - n
+        meta = header.pop("__metadata__", None) or {}
+        out = OrderedDict()
+        for name, info in sorted(header.items(), key=lambda kv: kv[1].get("data_offsets", [0])[0]):
+            try:
+                dtype = _DTYPES[info["dtype"]]
+                start, end = (int(v) for v in info["data_offsets"])
+                shape = [int(s) for s in info["shape"]]
+            except (KeyError, TypeError, ValueError):
+                raise LandscapeError(f"{path!r}: tensor {name!r} has an unsupported or malformed entry {info!r}")
+            if end > body or start > end:
+                raise LandscapeError(f"{path!r}: tensor {name!r} lies beyond the end of the file (truncated?)")
+            elem = torch.empty((), dtype=dtype).element_size()
+            if (end - start) != elem * int(np.prod(shape, dtype=np.int64)):
+                raise LandscapeError(f"{path!r}: tensor {name!r} has {end - start} bytes for shape {shape}")
+            # read straight into the tensor's own memory: the file's bytes are never held twice
+            t = torch.empty(end - start, dtype=torch.uint8)
+            f.seek(8 + n + start)
+            if end > start and f.readinto(t.numpy()) != end - start:
+                raise LandscapeError(f"{path!r}: tensor {name!r} could not be read whole (truncated?)")
+            out[name] = t.view(dtype).reshape(shape)
     return out, {str(k): str(v) for k, v in meta.items()}

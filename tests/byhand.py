@@ -8,10 +8,7 @@ from __future__ import annotations
 import copy
 
 import h5py
-import numpy as np
 import torch
-
-from landscape.surface import read_direction
 
 POINTS = ((0, 0), (1, 1), (2, 1))  # (i, j) of a 3x3 grid: a corner, theta*, an edge
 
@@ -19,15 +16,17 @@ POINTS = ((0, 0), (1, 1), (2, 1))  # (i, j) of a 3x3 grid: a corner, theta*, an 
 def moved(model: torch.nn.Module, path: str, i: int, j: int) -> torch.nn.Module:
     """A copy of ``model`` in eval mode at grid point (i, j) of the file (j alone in 1D): theta* + x_j dx + y_i dy,
     by hand, in ``parameters()`` order."""
+    from landscape.directions import load_directions
+
+    dx, dy = load_directions(path, model)  # the tensors, or rebuilt from a lean file's seeds
+    dy = dy if dy is not None else [torch.zeros_like(d) for d in dx]
     with h5py.File(path, "r") as f:
-        dx, _ = read_direction(f, "xdirection")
-        dy = read_direction(f, "ydirection")[0] if "ydirection" in f else [np.zeros_like(d) for d in dx]
         a = float(f["xcoordinates"][j])
         b = float(f["ycoordinates"][i]) if "ycoordinates" in f else 0.0
     m = copy.deepcopy(model).eval()
     with torch.no_grad():
         for p, u, v in zip(m.parameters(), dx, dy):
-            p.add_(torch.from_numpy(u).to(p.dtype) * a + torch.from_numpy(v).to(p.dtype) * b)
+            p.add_(u.to(p.dtype) * a + v.to(p.dtype) * b)
     return m
 
 

@@ -407,7 +407,7 @@ def test_float64_models_compute_and_record_float64(tmp_path, two):
     torch.manual_seed(5)
     net = TwoInputs().double().eval()
     u, v, y = two  # float32 data: cast up, exactly
-    with pytest.raises(LandscapeError, match="precision='bf16' does not apply to a float64 model"):
+    with pytest.raises(LandscapeError, match="precision='bf16' does not apply to a model whose weights are float64"):
         landscape.compute(net, data=((u, v), y), precision="bf16", out=str(tmp_path), **GRID)
     res = landscape.compute(net, data=((u, v), y), out=str(tmp_path), **GRID)
     s = read_surface(res.path)

@@ -20,7 +20,7 @@ def python_blocks(section: str, until: str) -> list[str]:
 
 def test_the_own_networks_examples_run_as_written(tmp_path):
     pytest.importorskip("transformers")
-    blocks = python_blocks("## Using it on your own networks", "On the command line:")
+    blocks = python_blocks("## Using it on your own networks", "### Large models")  # (its torchrun sketch aside)
     assert len(blocks) == 4  # a CNN, a HuggingFace model, a plain-PyTorch language model, a PINN
     code = "\n".join(blocks) + "\nprint('LOSS', res.settings['loss'])\n"
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1", TRANSFORMERS_VERBOSITY="error")

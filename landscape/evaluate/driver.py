@@ -34,6 +34,7 @@ from landscape.fold import fold_batchnorm
 from landscape.losses import LossSpec
 from landscape.objectives import Objective, ObjectiveFn, resolve_objective
 from landscape.sampling import DEFAULT_MIN_SAMPLES, Sampling
+from landscape.seeded import SeededDirections
 
 
 class PlaneEvaluator:
@@ -67,6 +68,12 @@ class PlaneEvaluator:
         sample_seed: the seed of the one permutation of the data that every point reads in order.
         objective: ``fn(model, batch)`` returning per-sample losses or their mean, instead of ``loss``; or a
             resolved :class:`~landscape.objectives.Objective`.
+        perturbation: an :class:`~landscape.evaluate.inplace.InPlacePerturbation` of the caller's model (the lean
+            path, shared by the evaluators of a surface's splits); default: a private copy of the model
+            (:class:`~landscape.evaluate.perturb.Perturbation`). The lean path evaluates one point at a time, in
+            the model's own memory format, without BN folding.
+        ranks: a model sharded with FSDP2 over this many ranks (:mod:`landscape.sharded`): ``data`` is this rank's
+            equal share, every point's sums are added over the ranks, and its counts are the ranks' together.
 
     Attributes:
         objective: what a batch costs, probed on the data (its ``name`` is what the file records as ``loss``).
@@ -81,7 +88,7 @@ class PlaneEvaluator:
                  points_per_step: int | None = None, fold_bn: bool | None = False, compile_model: bool = False,
                  loss: LossSpec | None = None, tolerance: float | None = None, min_samples: int | None = None,
                  sample_seed: int = 0, rtol: float | None = None,
-                 objective: Objective | ObjectiveFn | str | None = None):
+                 objective: Objective | ObjectiveFn | str | None = None, perturbation=None, ranks: int = 1):
         if bn_mode not in BN_MODES:
             raise LandscapeError(f"unknown BN mode {bn_mode!r}; valid: {', '.join(BN_MODES)}")
         if precision not in PRECISIONS:
@@ -90,7 +97,8 @@ class PlaneEvaluator:
             raise LandscapeError(f"--points-per-step must be >= 1; got {points_per_step}")
         if batch_size is not None and batch_size < 1:
             raise LandscapeError(f"--batch-size must be a positive integer; got {batch_size}")
-        self.directions = xdir if isinstance(xdir, Directions) else Directions.of(model, xdir, ydir, dir_type)
+        self.directions = xdir if isinstance(xdir, (Directions, SeededDirections)) else \
+            Directions.of(model, xdir, ydir, dir_type)
         self.device = data.device
         self.precision, self.bn_mode, self.compile_model = precision, bn_mode, compile_model
         # a copy: each evaluator probes its own data (a caller's Objective is left as it was)
@@ -104,9 +112,20 @@ class PlaneEvaluator:
         perm = self.sampling.permutation()
         if perm is not None:  # the order every point reads the data in (gathered batch by batch: no copy)
             data = data.in_order(torch.from_numpy(perm))
-        self._source, self._data = model, data
+        self._source, self._data, self._shared, self.ranks = model, data, perturbation, ranks
+        if ranks > 1 and (tolerance is not None or rtol):
+            raise LandscapeError("--tolerance/--rtol with a sharded model is not supported yet (each point reads "
+                                 "every rank's share of the data); drop them")
+        if perturbation is not None:
+            if points_per_step is not None and points_per_step > 1:
+                raise LandscapeError("the lean path evaluates one point at a time (stacking K points would hold K "
+                                     "copies of the moving weights); drop --points-per-step or pass --no-lean")
+            if fold_bn:
+                raise LandscapeError("--fold-bn folds BN into a copy of the network, which the lean path avoids; "
+                                     "drop --fold-bn or pass --no-lean")
+            points_per_step, fold_bn = 1, False
         self._fold_request = fold_bn
-        self._memory_format = torch.channels_last
+        self._memory_format = torch.channels_last if perturbation is None else torch.contiguous_format
         self._build()
         self.objective.probe(self.pert.module, self.data)
         self.has_accuracy = self.objective.accuracy
@@ -128,7 +147,7 @@ class PlaneEvaluator:
     # -- construction ------------------------------------------------------------------------------------------
     def _build(self) -> None:
         """The model copy, the data and the folded network in the current memory format."""
-        self.pert = Perturbation(self._source, self.directions, self.device, self._memory_format)
+        self.pert = self._shared or Perturbation(self._source, self.directions, self.device, self._memory_format)
         self.data = self._data.with_layout(self._memory_format)
         self._folded = None
         if self._fold_request or (self._fold_request is None and self.device.type == "cuda"):
@@ -141,7 +160,8 @@ class PlaneEvaluator:
 
     @property
     def model(self) -> nn.Module:
-        """The evaluator's own copy of the network (theta* between calls)."""
+        """The network the evaluator moves: its own copy, or on the lean path the caller's (theta* between
+        calls)."""
         return self.pert.module
 
     @property
@@ -155,6 +175,10 @@ class PlaneEvaluator:
             self._engines[batched] = cls(self.pert, self.data, self.objective, self.batch_size,
                                          self.precision, self.bn_mode, self._folded, self.compile_model,
                                          self.sampling)
+            if self.ranks > 1:
+                from landscape.sharded import all_sum
+
+                self._engines[batched].reduce = all_sum
         e = self._engines[batched]
         e.batch_size = self.batch_size  # the memory policy may have lowered it
         return e
@@ -163,7 +187,7 @@ class PlaneEvaluator:
         """How points are evaluated, e.g. ``batch 512, 1 point per step, BN folded``."""
         k = self.points_per_step
         return (f"batch {self.batch_size}, {k} point{'s' if k > 1 else ''} per step"
-                + (", BN folded" if self.fold_bn else "") + (", compiled" if self.compile_model else "")
+                + (", lean" if self._shared is not None else "") + (", BN folded" if self.fold_bn else "") + (", compiled" if self.compile_model else "")
                 + (", streamed" if self.data.streamed else ""))
 
     # -- evaluation --------------------------------------------------------------------------------------------
@@ -228,7 +252,7 @@ class PlaneEvaluator:
                     # on a GPU); its failures are long tracebacks, so say what failed and how to avoid it.
                     raise LandscapeError(f"torch.compile failed ({type(e).__name__}: {_first_line(e)}); run "
                                          "without --compile") from e
-                out += got
+                out += [(row, n * self.ranks, nb * self.ranks) for row, n, nb in got]
                 i += k
         finally:
             # The copy leaves every call at theta*, whatever happened, so the next call starts from it.

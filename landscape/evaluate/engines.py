@@ -56,6 +56,8 @@ class Engine:
         self.folded, self.compile_model = folded, compile_model
         self.sampling = sampling or Sampling(len(data))
         self._run = None
+        # a model sharded over ranks (landscape.sharded): each rank's sums, added over the ranks before reading
+        self.reduce = None
 
     @property
     def net(self) -> nn.Module:
@@ -97,6 +99,8 @@ class LoopEngine(Engine):
                 if end < ends[-1] and self._stops(sums[i].tolist(), n, batches, met, i):
                     break
             counts.append((n, batches))
+        if self.reduce is not None:
+            sums = self.reduce(sums)
         rows = sums.tolist()  # the one read-back of the block
         return [(r, n, nb) for r, (n, nb) in zip(rows, counts)]
 

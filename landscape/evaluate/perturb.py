@@ -15,6 +15,8 @@ import torch.nn as nn
 from landscape.directions import Directions, perturbed_tensors
 from landscape.errors import LandscapeError
 
+HALF = (torch.float16, torch.bfloat16)
+
 
 class Perturbation:
     """theta* and the directions on the device, and the copy of the model they move.
@@ -52,8 +54,10 @@ class Perturbation:
                     continue
 
                 def put(d, t=t):
-                    # the direction in the live tensor's dtype and layout, so set_point writes like for like
-                    return (d.to(device, t.dtype) if d is not None else torch.zeros_like(t)).contiguous(
+                    # the direction in the live tensor's dtype and layout, so set_point writes like for like; for a
+                    # half-precision tensor in float32, so that a step below its rounding is not lost
+                    dtype = torch.float32 if t.dtype in HALF else t.dtype
+                    return (d.to(device, dtype) if d is not None else torch.zeros_like(t, dtype=dtype)).contiguous(
                         memory_format=_format_of(t))
 
                 self.moved.append((name, t, t.detach().clone(), put(dx), put(dy)))
@@ -66,13 +70,19 @@ class Perturbation:
         for _, t, w, dx, dy in self.moved:
             step = dx * a
             step.add_(dy, alpha=b)
-            torch.add(w, step, out=t.data)
+            if t.dtype in HALF:  # theta* + step in float32, rounded once into the tensor's dtype
+                t.data.copy_(torch.add(w, step))
+            else:
+                torch.add(w, step, out=t.data)
 
     @torch.no_grad()
     def restore(self) -> None:
         """Put theta* (weights and BN buffers) back into the copy."""
         for k, v in self.module.state_dict().items():
             v.copy_(self._state0[k])
+
+    def release(self) -> None:
+        """Nothing to give back: the caller's model was never touched (the copy goes with this object)."""
 
     @torch.no_grad()
     def stacked(self, coords: list[tuple[float, float]]) -> dict[str, torch.Tensor]:
@@ -83,9 +93,9 @@ class Perturbation:
         out = {}
         for name, _, w, dx, dy in self.moved:
             shape = (k,) + (1,) * w.dim()
-            step = dx.unsqueeze(0) * a.view(shape).to(w.dtype)
-            step += dy.unsqueeze(0) * b.view(shape).to(w.dtype)
-            out[name] = w.unsqueeze(0) + step
+            step = dx.unsqueeze(0) * a.view(shape).to(dx.dtype)
+            step += dy.unsqueeze(0) * b.view(shape).to(dx.dtype)
+            out[name] = (w.unsqueeze(0) + step).to(w.dtype)
         return out
 
 

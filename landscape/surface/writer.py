@@ -10,7 +10,7 @@ import datetime as _dt
 import glob
 import io
 import os
-from typing import Sequence
+from typing import Callable, Sequence
 
 import h5py
 import numpy as np
@@ -37,11 +37,14 @@ class SurfaceWriter:
         accuracy: whether the surface has accuracy values (``{split}_acc``); losses without class labels have
             none, and none is faked.
         extras: names of extra per-point datasets (``max_eig``, ``min_eig``), NaN until written.
+        write_directions: instead of ``xdir``/``ydir``, a function that records the directions in the new file
+            (``fn(h5file)``: regenerable directions write their recipe, not tensors).
     """
 
     def __init__(self, path: str, xcoords: np.ndarray, ycoords: np.ndarray | None, settings: dict,
                  xdir: Sequence | None = None, ydir: Sequence | None = None, names: Sequence[str] | None = None,
-                 trajectory: dict | None = None, accuracy: bool = True, extras: Sequence[str] = ()):
+                 trajectory: dict | None = None, accuracy: bool = True, extras: Sequence[str] = (),
+                 write_directions: Callable | None = None):
         # With several splits (train,test) the first is the main one; the others' values arrive as extras
         # ({split}_loss, ...) and their done flags are the main one's (every point evaluates every split).
         splits = split_names(settings.get("split", "train"))
@@ -59,9 +62,9 @@ class SurfaceWriter:
             if os.path.exists(path):
                 self._check_resume(settings)
             else:
-                if xdir is None:
+                if xdir is None and write_directions is None:
                     raise LandscapeError("creating a surface file needs the directions")
-                self._create(settings, xdir, ydir, names, trajectory, accuracy, extras)
+                self._create(settings, xdir, ydir, names, trajectory, accuracy, extras, write_directions)
             self.f = open_h5(path, "r+", probe=False)  # probed by _check_resume, or created just now
         except BaseException:
             self.lock.release()
@@ -72,7 +75,7 @@ class SurfaceWriter:
         self.extras = {k: np.array(self.f[k][()], dtype=np.float64) for k in extras if k in self.f}
 
     def _create(self, settings: dict, xdir, ydir, names, trajectory: dict | None = None,
-                accuracy: bool = True, extras: Sequence[str] = ()) -> None:
+                accuracy: bool = True, extras: Sequence[str] = (), write_directions: Callable | None = None) -> None:
         # Build the whole file under a temporary name and rename it into place: a crash during creation never
         # leaves a half-made file that a later run would have to diagnose.
         for stale in glob.glob(glob.escape(self.path) + ".tmp*"):  # left by a run killed while creating
@@ -96,9 +99,12 @@ class SurfaceWriter:
                 keys += [(k, np.nan, np.float64) for k in extras]
                 for key, fill, dtype in keys:
                     f.create_dataset(key, data=np.full(self.shape, fill, dtype=dtype))
-                write_direction(f, "xdirection", xdir, names)
-                if ydir is not None:
-                    write_direction(f, "ydirection", ydir, names)
+                if write_directions is not None:
+                    write_directions(f)
+                else:
+                    write_direction(f, "xdirection", xdir, names)
+                    if ydir is not None:
+                        write_direction(f, "ydirection", ydir, names)
                 if trajectory is not None:
                     g = f.create_group("trajectory")
                     path = np.asarray(trajectory["path"], dtype=np.float64).reshape(-1, 2)

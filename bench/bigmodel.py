@@ -159,6 +159,47 @@ def _peer(net, data, args):
     return time.time() - t, args.grid * args.grid, 0
 
 
+def verify(args) -> int:
+    import numpy as np
+    import torch
+
+    import landscape
+    from landscape.directions import load_directions
+    from landscape.surface import read_surface
+
+    torch.set_num_threads(args.threads)
+    net, data, _ = build(args)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    grid = dict(x=f"-1:1:{args.grid}", y=f"-1:1:{args.grid}", render=False, progress=False, out=args.out)
+    name = f"verify_{os.getpid()}"
+    lean = landscape.compute(net, data=data, name=name, **grid)  # defaults: the size decides the path
+    unchanged = all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+    moving = sum(p.numel() * p.element_size() for p in net.parameters() if p.dim() > 1)
+    dx, dy = load_directions(lean.path, net)
+    copy = landscape.compute(net, data=data, name=name + "_copy", lean=False,
+                             directions=landscape.Directions.of(net, dx, dy), **grid)
+    a, b = read_surface(lean.path).values["train_loss"], read_surface(copy.path).values["train_loss"]
+    calls = {"n": 0}
+
+    def interrupt(*_):
+        calls["n"] += 1
+        if calls["n"] > 4:
+            raise KeyboardInterrupt
+
+    hook = net.register_forward_hook(interrupt)
+    try:
+        landscape.compute(net, data=data, name=name + "_cut", **grid)
+        cut = False
+    except KeyboardInterrupt:
+        cut = True
+    hook.remove()
+    after_cut = all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+    print(f"RESULT verify params={sum(p.numel() for p in net.parameters()) / 1e6:.1f}M engine='{lean.engine}' "
+          f"max_rel_diff={float(np.max(np.abs(a - b) / np.abs(b))):.2e} file={os.path.getsize(lean.path) / moving:.4%} "
+          f"unchanged={unchanged} interrupted={cut} unchanged_after_interrupt={after_cut}")
+    return 0
+
+
 def generator_speed(threads: int) -> int:
     import torch
 
@@ -190,10 +231,15 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None)
     p.add_argument("--generator", action="store_true", help="instead: the direction generator's normals/s, eager "
                    "and fused by torch.compile (16 M normals, after one warm-up call each)")
+    p.add_argument("--verify", action="store_true", help="instead: the surface with default settings (the lean "
+                   "path chosen by size), its values against the same directions on a copy of the model, and the "
+                   "model bitwise unchanged after it and after a run interrupted mid-grid")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.generator:
         return generator_speed(args.threads)
+    if args.verify:
+        return verify(args)
     if args.child:
         print(json.dumps(child(args)))
         return 0

@@ -22,6 +22,8 @@ hundred weights.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -98,6 +100,18 @@ def _pairs_fn(compiled: bool):
     return _COMPILED["fn"]
 
 
+@contextlib.contextmanager
+def _quiet_compiler():
+    """Inductor's one-off notice about CUDA_HOME on a CPU-only machine is not the user's business."""
+    log = logging.getLogger("torch.utils.cpp_extension")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def normals(key: int, start: int, count: int, device: torch.device | str = "cpu", compiled: bool = False
             ) -> torch.Tensor:
     """Elements ``start .. start + count`` of the standard normal sequence of ``key``, float32 on ``device``.
@@ -110,7 +124,8 @@ def normals(key: int, start: int, count: int, device: torch.device | str = "cpu"
     ctr = torch.arange(p0, p1, dtype=torch.int64, device=device)
     k = torch.tensor(key, dtype=torch.int64, device=device)
     try:
-        z = _pairs_fn(compiled)(ctr, k)
+        with _quiet_compiler():
+            z = _pairs_fn(compiled)(ctr, k)
     except Exception as e:  # noqa: BLE001 - inductor needs a C++ compiler (CPU) or Triton (GPU)
         if not compiled:
             raise

@@ -21,11 +21,10 @@ import torch.nn as nn
 from landscape import distributed
 from landscape.directions import save_directions
 from landscape.evaluate import resolve_device
-from landscape.plane import direction_source, lean_path, moving_mask, plane_directions, plane_grid
+from landscape.plane import direction_source, plane_grid, surface_directions
 from landscape.prepare import (default_name, effective_precision, load_splits, make_settings, objective_for,
                                resolve_model, state_sha256, surface_attributes, surface_path)
 from landscape.runner import SplitEvaluation, fill_surface, loss_cap
-from landscape.seeded import SeededDirections, make_seeded
 from landscape.sharded import is_sharded, shard_of
 from landscape.settings import Config
 from landscape.surface import read_surface, summarize
@@ -85,22 +84,14 @@ def compute(model: nn.Module | str | os.PathLike | None = None, data: Any = None
     cfg = make_settings(config, data, options)
     net, info = resolve_model(model, cfg)
     ctx = distributed.setup(resolve_device(cfg.device))  # a torchrun job: this rank's device; else rank 0 of 1
+    sharded = is_sharded(net)  # FSDP2: every rank moves its shard, all evaluate each point together
     xc, yc, traj = plane_grid(cfg, ctx.device, net, info)
     path = surface_path(cfg, info, yc is not None)
     datas = load_splits(cfg, info, net, ctx.device)
     objective = objective_for(cfg, net, datas[0])
-    attrs = surface_attributes(cfg, info, datas, objective, direction_source(cfg, traj),
-                               _device_name(ctx, is_sharded(net)), effective_precision(cfg.precision, net))
-    # Rank 0 alone reads or makes the directions; the other ranks get them from it, or its error, so a bad file
-    # stops every rank with one message.
-    sharded = is_sharded(net)  # FSDP2: every rank moves its shard, all evaluate each point together
-    dirs = ctx.on_main(lambda: plane_directions(path, xc, yc, attrs, cfg, net, info, traj, datas[0], objective,
-                                                ctx.device, make_seeded_here=not sharded))
-    if dirs is None:  # new regenerable directions of a sharded model: each rank's rows, assembled (collective)
-        dirs = make_seeded(net, yc is not None, cfg.seed, cfg.norm, cfg.ignore, cfg.dir_type, moving_mask(cfg, net),
-                           ctx.device)
-    # the lean path for large models; a file with regenerable directions always resumes on it
-    lean = isinstance(dirs, SeededDirections) or lean_path(cfg, net, moving_mask(cfg, net))
+    attrs = surface_attributes(cfg, info, datas, objective, direction_source(cfg, traj), _device_name(ctx, sharded),
+                               effective_precision(cfg.precision, net))
+    dirs, lean = surface_directions(path, (xc, yc), attrs, cfg, net, info, traj, datas[0], objective, ctx, sharded)
     if sharded:
         datas = [shard_of(d, ctx.rank, ctx.world) for d in datas]
     evaluation = SplitEvaluation(net, datas, dirs, cfg, objective, lean, ranks=ctx.world if sharded else 1)

@@ -137,10 +137,6 @@ class Data:
                 take = (lambda t: pick(t).to(self.device, non_blocking=True))
             yield batching.tree_map(take, self.x), batching.tree_map(take, self.y)
 
-    def batch(self, x: Any, y: Any) -> Any:
-        """One batch put back together as the user gave it (what an objective receives)."""
-        return batching.join_batch(x, y, self.layout)
-
     @property
     def nbytes(self) -> int:
         return batching.nbytes(self.x) + batching.nbytes(self.y)

@@ -89,6 +89,25 @@ def lean_path(cfg: Config, net: nn.Module, moving: list[bool]) -> bool:
     return sum(t.numel() for t, m in zip(tensors, moving) if m and t.is_floating_point()) >= LEAN_ELEMENTS
 
 
+def surface_directions(path: str, grid: tuple, attrs: dict, cfg: Config, net: nn.Module, info: dict,
+                       traj: dict | None, ds: Data, objective: Objective, ctx, sharded: bool = False
+                       ) -> tuple[Directions | SeededDirections, bool]:
+    """The surface's directions on every rank, and whether it takes the lean path.
+
+    Rank 0 alone reads or makes them (:func:`plane_directions`); the other ranks get them from it, or its error,
+    so a bad file stops every rank with one message. New regenerable directions of a model sharded over the ranks
+    are made by all of them together (each its rows). A file with regenerable directions always resumes on the
+    lean path.
+    """
+    xc, yc = grid
+    dirs = ctx.on_main(lambda: plane_directions(path, xc, yc, attrs, cfg, net, info, traj, ds, objective,
+                                                ctx.device, make_seeded_here=not sharded))
+    moving = moving_mask(cfg, net)
+    if dirs is None:
+        dirs = make_seeded(net, yc is not None, cfg.seed, cfg.norm, cfg.ignore, cfg.dir_type, moving, ctx.device)
+    return dirs, isinstance(dirs, SeededDirections) or lean_path(cfg, net, moving)
+
+
 def plane_directions(path: str, xc, yc, attrs: dict, cfg: Config, net: nn.Module, info: dict, traj: dict | None,
                      ds: Data, objective: Objective, device: torch.device | str = "cpu", make_seeded_here: bool = True
                      ) -> Directions | SeededDirections | None:

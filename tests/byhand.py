@@ -5,6 +5,7 @@ Not a test module: imported by test_objectives and test_hf.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import h5py
@@ -30,6 +31,23 @@ def moved(model: torch.nn.Module, path: str, i: int, j: int) -> torch.nn.Module:
     return m
 
 
+@contextlib.contextmanager
+def raising_after(model: torch.nn.Module, after: int, error: BaseException):
+    """``model``'s forward raises ``error`` once it has run ``after`` times (a crash or a Ctrl-C mid-grid)."""
+    calls = {"n": 0}
+
+    def hook(*_):
+        calls["n"] += 1
+        if calls["n"] > after:
+            raise error
+
+    handle = model.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 def crash_and_resume(model: torch.nn.Module, after: int, **compute_kwargs):
     """Run ``landscape.compute`` on a copy of ``model`` whose forward raises after ``after`` calls (a crash
     mid-grid), then the same call again; returns ``(points done before the crash, the resumed result)``."""
@@ -37,21 +55,12 @@ def crash_and_resume(model: torch.nn.Module, after: int, **compute_kwargs):
     from landscape.surface import read_surface
 
     net = copy.deepcopy(model)
-    calls = {"n": 0}
-
-    def crash(*_):
-        calls["n"] += 1
-        if calls["n"] > after:
-            raise RuntimeError("simulated crash")
-
-    hook = net.register_forward_hook(crash)
-    try:
-        landscape.compute(net, **compute_kwargs)
-    except RuntimeError as e:
-        assert "simulated crash" in str(e)
-    else:
-        raise AssertionError("the run did not crash: raise 'after' less")
-    finally:
-        hook.remove()
+    with raising_after(net, after, RuntimeError("simulated crash")):
+        try:
+            landscape.compute(net, **compute_kwargs)
+        except RuntimeError as e:
+            assert "simulated crash" in str(e)
+        else:
+            raise AssertionError("the run did not crash: raise 'after' less")
     done = int(read_surface(compute_kwargs["out"] + "/" + compute_kwargs["name"] + ".h5").done["train"].sum())
     return done, landscape.compute(net, **compute_kwargs)

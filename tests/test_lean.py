@@ -19,7 +19,7 @@ from landscape.directions import load_directions, select_params
 from landscape.errors import LandscapeError
 from landscape.seeded import SeededDirections, make_seeded, normals, tensor_key
 from landscape.surface import read_surface
-from byhand import crash_and_resume, moved
+from byhand import crash_and_resume, moved, raising_after
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GRID = dict(x="-1:1:3", y="-1:1:3", render=False, progress=False)
@@ -135,19 +135,8 @@ def test_an_interrupted_lean_run_gives_the_model_back_and_resumes_to_the_same_va
     assert 0 < done < 9 and again.computed == 9 - done
     np.testing.assert_array_equal(read_surface(again.path).values["train_loss"],
                                   read_surface(full.path).values["train_loss"])
-    calls = {"n": 0}
-
-    def interrupt(*_):
-        calls["n"] += 1
-        if calls["n"] > 4:
-            raise KeyboardInterrupt
-
-    hook = net.register_forward_hook(interrupt)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            landscape.compute(net, data=(x, y), lean=True, out=str(tmp_path), name="ctrl_c", **GRID)
-    finally:
-        hook.remove()
+    with raising_after(net, 4, KeyboardInterrupt()), pytest.raises(KeyboardInterrupt):
+        landscape.compute(net, data=(x, y), lean=True, out=str(tmp_path), name="ctrl_c", **GRID)
     assert same(net, before) and net.training  # Ctrl-C mid-grid: theta*, mode, device all back
 
 

@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from landscape.directions import Directions, perturbed_tensors
 from landscape.errors import LandscapeError
-from landscape.seeded import COMPILE_ELEMENTS, ZERO, SeededDirections, TensorPlan, chunk_for, row_chunks
+from landscape.seeded import COMPILE_ELEMENTS, SeededDirections, TensorPlan, chunk_for, row_chunks
 from landscape.sharded import is_sharded, local_rows
 
 
@@ -128,10 +128,4 @@ class InPlacePerturbation:
         self.moved, self._dense = [], {}
 
 
-def moving_bytes(model: nn.Module, moving: list[bool], dir_type: str = "weights") -> int:
-    """Bytes of the floating tensors that may move."""
-    _, tensors = perturbed_tensors(model, dir_type)
-    return sum(t.numel() * t.element_size() for t, m in zip(tensors, moving) if m and t.is_floating_point())
-
-
-__all__ = ["InPlacePerturbation", "moving_bytes", "ZERO"]
+__all__ = ["InPlacePerturbation"]

@@ -24,7 +24,7 @@ from landscape.evaluate import resolve_device
 from landscape.plane import direction_source, plane_grid, surface_directions
 from landscape.prepare import (default_name, effective_precision, load_splits, make_settings, objective_for,
                                resolve_model, state_sha256, surface_attributes, surface_path)
-from landscape.runner import SplitEvaluation, fill_surface, loss_cap
+from landscape.runner import SplitEvaluation, fill_surface, loss_cap, refine_rule
 from landscape.sharded import is_sharded, shard_of
 from landscape.settings import Config
 from landscape.surface import read_surface, summarize
@@ -96,12 +96,17 @@ def compute(model: nn.Module | str | os.PathLike | None = None, data: Any = None
         datas = [shard_of(d, ctx.rank, ctx.world) for d in datas]
     evaluation = SplitEvaluation(net, datas, dirs, cfg, objective, lean, ranks=ctx.world if sharded else 1)
     try:  # on the lean path the caller's model is moved in place: always given back, whatever happens
-        if cfg.adaptive:  # one cap for every rank and resume: the file's, else made now from the loss at theta*
+        rule = None
+        if cfg.adaptive or cfg.refine:  # one cap for every rank and resume: the file's, else from the loss at θ*
             cap = ctx.on_main(lambda: loss_cap(path, evaluation.main))
-            evaluation.set_cap(cap)
-            attrs.update(loss_cap=cap, permutation_seed=cfg.seed)
+            attrs.update(loss_cap=cap)
             attrs["shown_attrs"] = list(attrs["shown_attrs"]) + ["loss_cap"]
-        computed, seconds = fill_surface(path, (xc, yc), attrs, dirs, evaluation, ctx, cfg.progress, sharded)
+            if cfg.adaptive:
+                evaluation.set_cap(cap)
+                attrs.update(permutation_seed=cfg.seed)
+            if cfg.refine:
+                rule = refine_rule(cfg, cap)
+        computed, seconds = fill_surface(path, (xc, yc), attrs, dirs, evaluation, ctx, cfg.progress, sharded, rule)
     finally:
         evaluation.close()
     if cfg.save_directions and ctx.is_main:

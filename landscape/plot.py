@@ -61,6 +61,9 @@ def _main(argv: list[str] | None = None) -> int:
     engine = f"; {res.engine}" if res.computed else ""
     print(f"surface: {res.path}  ({s['done']}/{s['total']} points; computed {res.computed} in "
           f"{res.seconds:.1f} s on {res.device}{rate}{engine})")
+    if "evaluated" in s:  # --refine
+        print(f"refined: {s['evaluated']:,} of {s['total']:,} points evaluated ({s['total'] / max(s['evaluated'], 1):.1f}x "
+              f"fewer), the other {s['total'] - s['evaluated']:,} predicted")
     acc = f", accuracy {s['centre_acc']:.2f}%" if s.get("centre_acc") is not None else ""
     print(f"centre {s['centre']}: loss {s['centre_loss']:.6g}{acc}")
     if "min_loss" in s:

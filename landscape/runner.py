@@ -5,6 +5,7 @@ the file block by block, shared among the ranks of a torchrun job.
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 
@@ -14,6 +15,7 @@ from landscape.directions import Directions
 from landscape.evaluate import PlaneEvaluator
 from landscape.evaluate.inplace import InPlacePerturbation
 from landscape.objectives import Objective
+from landscape.refine import DEFAULT_RTOL, Refinement, Rule
 from landscape.sampling import figure_cap
 from landscape.seeded import SeededDirections
 from landscape.settings import Config, split_names
@@ -101,11 +103,14 @@ def loss_cap(path: str, evaluator: PlaneEvaluator) -> float:
 
 
 def fill_surface(path: str, grid: tuple[np.ndarray, np.ndarray | None], attrs: dict, dirs: Directions,
-                 evaluation: SplitEvaluation, ctx, progress: bool, sharded: bool = False) -> tuple[int, float]:
+                 evaluation: SplitEvaluation, ctx, progress: bool, sharded: bool = False,
+                 refine: Rule | None = None) -> tuple[int, float]:
     """Open (or resume) the file and compute its missing points; returns ``(points computed, seconds)``.
 
     Rank 0 alone opens (and locks) the file and writes; every rank cuts the pending points into the same blocks,
-    which the ranks share out, or, for a model sharded over them (``sharded``), all evaluate together.
+    which the ranks share out, or, for a model sharded over them (``sharded``), all evaluate together. With
+    ``refine`` (the rule of ``--refine``), only the points :mod:`landscape.refine` asks for are evaluated, level
+    by level, and the rest are predicted; the count returned is then the points evaluated.
     The file and its lock are released on every exit (a notebook that hit an error can simply call again).
     """
     main = evaluation.main
@@ -119,6 +124,7 @@ def fill_surface(path: str, grid: tuple[np.ndarray, np.ndarray | None], attrs: d
                              accuracy=main.has_accuracy, extras=evaluation.extras)
 
     writer, todo = None, None
+    t0 = time.perf_counter()
     try:
         opened = ctx.on_main(open_writer, share=lambda w: w.pending())
         writer, todo = (opened, opened.pending()) if ctx.is_main else (None, opened)
@@ -130,9 +136,84 @@ def fill_surface(path: str, grid: tuple[np.ndarray, np.ndarray | None], attrs: d
         # A stop signal on any rank stops every rank after the same round, which rank 0 has written.
         stop = (lambda: ctx.max(signals.pending())) if ctx.world > 1 else None
         rank, world = (0, 1) if sharded else (ctx.rank, ctx.world)  # sharded: every rank evaluates every block
-        compute_surface(writer, evaluation, block, progress and ctx.is_main, os.path.basename(path), grid=grid,
-                        todo=todo, rank=rank, world=world, gather=ctx.gather, stop=stop)
+
+        def run(points: np.ndarray, desc: str) -> None:
+            compute_surface(writer, evaluation, block, progress and ctx.is_main, desc, grid=grid, todo=points,
+                            rank=rank, world=world, gather=ctx.gather, stop=stop)
+
+        if refine is None:
+            run(todo, os.path.basename(path))
+        else:
+            todo = refine_grid(writer, refine, ctx, run, os.path.basename(path), evaluation.splits)
     finally:
         if writer is not None:
             writer.close()
-    return len(todo), (writer.elapsed if writer is not None else 0.0)
+    return len(todo), (time.perf_counter() - t0 if refine is not None else writer.elapsed if writer else 0.0)
+
+
+def refine_rule(cfg: Config, cap: float) -> Rule:
+    """``--refine``'s rule: the surface's ``--tolerance``/``--rtol``, or :data:`landscape.refine.DEFAULT_RTOL` when
+    neither is given; points above ``cap`` need only be known as off the scale."""
+    if cfg.tolerance is None and cfg.rtol is None:
+        return Rule(0.0, DEFAULT_RTOL, cap)
+    return Rule(cfg.tolerance or 0.0, cfg.rtol or 0.0, cap)
+
+
+def refine_grid(writer, rule: Rule, ctx, run, desc: str, splits: list[str]) -> np.ndarray:
+    """Evaluate the grid level by level as :class:`landscape.refine.Refinement` decides (rank 0 decides from the
+    file's values, every rank evaluates its share of each level), then record the predictions of every point
+    not evaluated. Returns the points evaluated in this run."""
+    done_here = []
+    driver = None
+    if ctx.is_main:
+        shape = writer.shape
+        centre = int(np.ravel_multi_index(_centre(writer), shape))
+        refinement = Refinement(shape, rule, centre)
+        driver = refinement.levels(lambda: _read(writer, splits))
+    while True:
+        step = None
+        if ctx.is_main:
+            level, pts = next(driver, (None, None))
+            if level is not None:
+                step = (level, pts[~writer.done.reshape(-1)[pts]])  # a resumed run: only what is missing
+        step = ctx.broadcast(step)
+        if step is None:
+            break
+        level, pts = step
+        done_here.append(pts)
+        run(pts, f"{desc} level {level}")
+    if ctx.is_main:
+        _record_predictions(writer, refinement, splits)
+    return np.concatenate(done_here) if done_here else np.zeros(0, dtype=np.int64)
+
+
+def _centre(writer) -> tuple[int, ...]:
+    jx = int(np.argmin(np.abs(writer.xcoords)))
+    return (int(np.argmin(np.abs(writer.ycoords))), jx) if writer.ycoords is not None else (jx,)
+
+
+def _read(writer, splits: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The evaluated values the refinement decides from: every split's loss and accuracy, and which points were
+    evaluated (done and flagged so)."""
+    ev = (writer.evaluated & writer.done).reshape(-1)
+    vals = {f"{splits[0]}_loss": writer.loss.reshape(-1)}
+    if writer.acc is not None:
+        vals[f"{splits[0]}_acc"] = writer.acc.reshape(-1)
+    for sp in splits[1:]:
+        for what in ("loss", "acc"):
+            if f"{sp}_{what}" in writer.extras:
+                vals[f"{sp}_{what}"] = writer.extras[f"{sp}_{what}"].reshape(-1)
+    return vals, ev
+
+
+def _record_predictions(writer, refinement: Refinement, splits: list[str]) -> None:
+    """Write the predicted points (values, ``{split}_n`` 0, done; ``{split}_evaluated`` stays false)."""
+    pts = refinement.predicted()
+    pts = pts[~writer.evaluated.reshape(-1)[pts]]
+    if not len(pts):
+        return
+    vals = {k: v.reshape(-1)[pts] for k, v in refinement.values.items()}
+    main = splits[0]
+    extras = {k: v for k, v in vals.items() if not k.startswith(f"{main}_")}
+    extras.update({f"{sp}_n": np.zeros(len(pts)) for sp in splits})
+    writer.write_block(pts, vals[f"{main}_loss"], vals.get(f"{main}_acc"), extras, evaluated=False)

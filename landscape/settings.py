@@ -175,6 +175,11 @@ class Config:
     min_samples: int | None = setting(None, "with --tolerance/--rtol: samples a point uses before it may stop "
                                       f"(default {DEFAULT_MIN_SAMPLES})", attr="min_samples", identity=True, shown=True,
                                       metavar="N")
+    refine: bool = setting(False, "adaptive grid refinement: evaluate a coarse level of the grid, then only the "
+                           "cells whose values the coarser level cannot predict within the tolerance (--tolerance "
+                           "T and/or --rtol R; default rtol 0.02); the rest is predicted (cubic, in log space for "
+                           "the loss) and marked as such in {split}_evaluated", attr="refine", identity=True,
+                           shown=True, group="grid")
     eigen: bool = setting(False, "also the Hessian's largest and smallest eigenvalues at every point (max_eig, "
                           "min_eig; drawn as Li et al.'s |min/max| convexity map)", attr="eigen", identity=True,
                           shown=True)

@@ -38,5 +38,5 @@ def test_the_file_records_what_the_fields_say():
     assert "batch_size" not in attrs and "out" not in attrs  # how a surface is computed is not what it is
     assert set(IDENTITY_ATTRS) == {"arch", "ckpt_sha256", "dataset", "n_samples", "directions", "split", "norm",
                                    "ignore", "dir_type", "seed", "loss", "precision", "bn_mode", "eigen",
-                                   "normalization", "tolerance", "rtol", "min_samples", "seq_len", "params"}
+                                   "normalization", "tolerance", "rtol", "min_samples", "seq_len", "params", "refine"}
     assert "torch_version" in SHOWN_ATTRS and "ckpt_sha256" not in SHOWN_ATTRS

@@ -119,7 +119,7 @@ def render_html_1d(s: Surface, path: str, log: bool = False, vmin: float | None 
     The loss axis starts on the PNG's range (the basin); a button switches to the full range.
     """
     from landscape.render.curve import ACC_TICKS, interval, loss_keys, loss_range
-    from landscape.render.html_traces import precision, samples_line
+    from landscape.render.html_traces import precision, predicted_text, samples_line
     from landscape.render.scale import fmt_value
 
     go, make_subplots = _plotly()
@@ -129,12 +129,14 @@ def render_html_1d(s: Surface, path: str, log: bool = False, vmin: float | None 
         err = precision(s, f"{split}_loss") if f"{split}_loss" in s.values else None
         if f"{split}_loss" in s.values:
             loss = s.values[f"{split}_loss"]
+            made = predicted_text(s, f"{split}_loss")
             fig.add_trace(go.Scatter(x=s.xcoordinates, y=[float(v) if np.isfinite(v) else None for v in loss],
                                      name=f"{split} loss", line=dict(color="#1f77b4", dash=dash),
-                                     customdata=_columns(err, "loss", "n"),
+                                     customdata=_columns(err, "loss", "n"), text=made,
                                      hovertemplate="α %{x:.2f}<br>loss %{y:.3g}"
                                                    + (" ± %{customdata[0]:.2g} (95 %)" + samples_line(s, 1)
-                                                      if err is not None else "") + "<extra></extra>"),
+                                                      if err is not None else "")
+                                                   + ("%{text}" if made is not None else "") + "<extra></extra>"),
                           secondary_y=False)
             half = interval(s, split)
             if half is not None:  # the 95 % band: its upper edge, then its lower edge filled up to it

@@ -43,6 +43,16 @@ def hover(s: Surface, key: str) -> str:
     return f"α %{{x:.2f}}, β %{{y:.2f}}<br>{what} {loss}{acc}{samples_line(s, 4) if err else ''}<extra></extra>"
 
 
+PREDICTED = "<br>predicted (--refine), not evaluated"
+
+
+def predicted_text(s: Surface, key: str) -> np.ndarray | None:
+    """Per point of a ``--refine`` surface, the hover's note for a predicted point ('' for an evaluated one);
+    ``None`` when the file has no such flags."""
+    ev = (s.evaluated or {}).get(key.rsplit("_", 1)[0])
+    return None if ev is None else np.where(ev, "", PREDICTED)
+
+
 def samples_line(s: Surface, i: int) -> str:
     """``<br>512 of 1,437 samples`` for a hover template whose ``customdata[i]`` is the count."""
     total = s.attrs.get("n_samples")
@@ -124,9 +134,12 @@ def contour_map(go, s: Surface, key: str, scale: Scale, colorbar: dict | None, x
     hx, hy, hz = thin(x, y, raw, MAP_POINTS)
     extra = [err["loss"], err["acc"], err["n"]] if err is not None else []  # the hover's 95 % intervals, samples
     custom = np.dstack([hz] + [thin(x, y, v, MAP_POINTS)[2] for v in [acc] + extra]).astype(np.float32)
+    made = predicted_text(s, key)  # --refine: which points were predicted, not evaluated
     heat = go.Heatmap(x=hx, y=hy, z=scale.colour(hz).astype(np.float32), customdata=custom, colorscale=COLORSCALE,
                       zmin=scale.clo, zmax=scale.chi, zsmooth="best", showscale=cb is not None, colorbar=cb,
-                      hovertemplate=hover(s, key), xaxis=xaxis, yaxis=yaxis, name="")
+                      text=thin(x, y, made, MAP_POINTS)[2] if made is not None else None,
+                      hovertemplate=hover(s, key).replace("<extra>", "%{text}<extra>" if made is not None else
+                                                          "<extra>"), xaxis=xaxis, yaxis=yaxis, name="")
     clipped = np.where(np.isnan(raw), np.nan, np.clip(raw, scale.vmin, scale.vmax))
     paths = level_paths(x, y, clipped, scale.levels)  # every point of the grid: the lines are exact
     tol = max(x[-1] - x[0], y[-1] - y[0]) / 2000  # about a pixel's tenth: dropped vertices change nothing seen

@@ -17,6 +17,7 @@ FORMAT_VERSION = 1
 STAT_KEYS = ("loss_se", "n", "acc_se")  # each point's precision, stored as {split}_loss_se, {split}_n, ...
 VALUE_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc", "train_err", "test_err", "max_eig", "min_eig") + \
     tuple(f"{sp}_{k}" for sp in ("train", "test") for k in STAT_KEYS)
+EVALUATED_KEYS = ("train_evaluated", "test_evaluated")  # --refine: evaluated (true) or predicted (false)
 # Attributes every reader looks up by name (a lookup stays bounded on a damaged file; iterating may not).
 BASE_ATTRS = ("format_version", "created", "config", "identity_attrs", "shown_attrs", "ckpt", "engine",
               "direction_eigenvalues", "population", "permutation_seed", "loss_cap")
@@ -43,7 +44,7 @@ def touch_everything(path: str) -> None:
         for k in attr_names_of(f):
             if k in f.attrs:
                 f.attrs[k]
-        for key in ("xcoordinates", "ycoordinates") + VALUE_KEYS + ("train_done", "test_done"):
+        for key in ("xcoordinates", "ycoordinates") + VALUE_KEYS + ("train_done", "test_done") + EVALUATED_KEYS:
             if key in f:
                 f[key][()]
         for group in ("xdirection", "ydirection", "trajectory"):

@@ -24,8 +24,8 @@ from landscape.errors import LandscapeError
 from landscape.settings import SHOWN_ATTRS, split_names
 from landscape.surface.grid import grid_shape
 from landscape.surface.h5io import open_h5
-from landscape.surface.layout import (ATTRS, FORMAT_VERSION, STAT_KEYS, VALUE_KEYS, attr_names_of, attr_value,
-                                      touch_everything)
+from landscape.surface.layout import (ATTRS, EVALUATED_KEYS, FORMAT_VERSION, STAT_KEYS, VALUE_KEYS, attr_names_of,
+                                      attr_value, touch_everything)
 
 __all__ = ["ATTRS", "FORMAT_VERSION", "STAT_KEYS", "VALUE_KEYS", "attr_names_of", "touch_everything", "stat_keys",
            "write_direction", "read_direction", "Surface", "listed_attrs", "read_surface", "summarize"]
@@ -70,6 +70,7 @@ class Surface:
     attrs: dict
     done: dict = None  # "train" -> bool array, for our files (a diverged point is done with a NaN/inf loss)
     trajectory: dict = None  # {"x", "y", "epochs", "explained_variance_ratio"} when made with --trajectory
+    evaluated: dict = None  # "train" -> bool array, for --refine files: evaluated (true) or predicted (false)
 
     @property
     def is_2d(self) -> bool:
@@ -145,6 +146,8 @@ def read_surface(path: str, probe: bool = True) -> Surface:
                                              f"{key} {arr.shape}")
                         arr[~done[split_name]] = np.nan
                 values[key] = arr
+            evaluated = {key.rsplit("_", 1)[0]: np.asarray(f[key][()], dtype=bool) for key in EVALUATED_KEYS
+                         if ours and key in f and isinstance(f[key], h5py.Dataset)}
             trajectory = None
             if "trajectory" in f and isinstance(f["trajectory"], h5py.Group):
                 g = f["trajectory"]
@@ -164,7 +167,10 @@ def read_surface(path: str, probe: bool = True) -> Surface:
             raise LandscapeError(f"{path!r}: {key} has shape {arr.shape} but the grid is {expected}")
     if not values:
         raise LandscapeError(f"{path!r} holds coordinates but no *_loss/*_acc values yet")
-    return Surface(path, x, y, values, attrs, done, trajectory)
+    for sp, ev in evaluated.items():
+        if ev.shape != expected:
+            raise LandscapeError(f"{path!r}: {sp}_evaluated has shape {ev.shape} but the grid is {expected}")
+    return Surface(path, x, y, values, attrs, done, trajectory, evaluated or None)
 
 
 def summarize(surface: Surface, split: str | None = None) -> dict:
@@ -193,6 +199,9 @@ def summarize(surface: Surface, split: str | None = None) -> dict:
         se = surface.values.get(f"{split}_{what}_se")
         if se is not None and np.isfinite(se).any():
             out[f"max_{what}_se"] = float(np.nanmax(np.where(np.isfinite(se), se, np.nan)))
+    evaluated = (surface.evaluated or {}).get(split)
+    if evaluated is not None:  # --refine: how many points were evaluated (the rest predicted)
+        out["evaluated"] = int((evaluated & done).sum())
     n = surface.values.get(f"{split}_n")
     if n is not None and np.isfinite(n).any():
         used = n[np.isfinite(n)]

@@ -53,6 +53,8 @@ class SurfaceWriter:
         self.xcoords, self.ycoords = xcoords, ycoords
         self.loss_key, self.acc_key, self.done_key = (f"{self.split}_{k}" for k in ("loss", "acc", "done"))
         self.other_done_keys = [f"{s}_done" for s in splits[1:]]
+        # --refine: which points were evaluated (the others are predicted), one flag per split
+        self.evaluated_keys = [f"{s}_evaluated" for s in splits] if settings.get("refine") else []
         self.f = None
         self._failed = False  # a write failed: closing may fail too, and that second error says nothing new
         self.elapsed = 0.0  # seconds spent computing, set by compute_surface
@@ -72,6 +74,7 @@ class SurfaceWriter:
         self.loss = np.array(self.f[self.loss_key][()], dtype=np.float64)
         self.acc = np.array(self.f[self.acc_key][()], dtype=np.float64) if self.acc_key in self.f else None
         self.done = np.array(self.f[self.done_key][()], dtype=bool)
+        self.evaluated = np.array(self.f[self.evaluated_keys[0]][()], dtype=bool) if self.evaluated_keys else None
         self.extras = {k: np.array(self.f[k][()], dtype=np.float64) for k in extras if k in self.f}
 
     def _create(self, settings: dict, xdir, ydir, names, trajectory: dict | None = None,
@@ -93,7 +96,7 @@ class SurfaceWriter:
                 if self.ycoords is not None:
                     f["ycoordinates"] = self.ycoords
                 keys = [(self.loss_key, np.nan, np.float64), (self.done_key, False, bool)]
-                keys += [(k, False, bool) for k in self.other_done_keys]
+                keys += [(k, False, bool) for k in self.other_done_keys + self.evaluated_keys]
                 if accuracy:
                     keys.insert(1, (self.acc_key, np.nan, np.float64))
                 keys += [(k, np.nan, np.float64) for k in extras]
@@ -134,8 +137,9 @@ class SurfaceWriter:
         return np.flatnonzero(~self.done.reshape(-1))
 
     def write_block(self, flat_idx: Sequence[int], losses: Sequence[float],
-                    accs: Sequence[float] | None = None, extras: dict | None = None) -> None:
-        """Record finished points and flush, so a crash loses at most the block in flight.
+                    accs: Sequence[float] | None = None, extras: dict | None = None, evaluated: bool = True) -> None:
+        """Record finished points and flush, so a crash loses at most the block in flight (``evaluated=False``:
+        points predicted by ``--refine``, flagged so in ``{split}_evaluated``).
 
         Only the block's own points go to the file (a few row segments per dataset), so the bytes written per
         block do not grow with the grid.
@@ -157,6 +161,10 @@ class SurfaceWriter:
             for key, arr, vals in columns:
                 arr.reshape(-1)[idx] = vals
                 self._write_segments(key, arr, segments)
+            if self.evaluated is not None:
+                self.evaluated.reshape(-1)[idx] = evaluated
+                for k in self.evaluated_keys:
+                    self._write_segments(k, self.evaluated, segments)
             self.f.flush()
             self.done.reshape(-1)[idx] = True
             self._write_segments(self.done_key, self.done, segments)

@@ -44,8 +44,8 @@ def compare(full, refined, tolerance: float, rtol: float) -> dict:
             "brought_in": int(np.sum(r[off] <= cap)), "cap": cap}
 
 
-def draw(full, refined, path: str, title: str) -> None:
-    """full | refined | |difference| (log10 loss; the difference relative to the tolerance's scale)."""
+def draw(full, refined, path: str, title: str, tolerance: float, rtol: float) -> None:
+    """full | refined | |difference| / tolerance (log10 loss; white dots: the evaluated points)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -68,11 +68,11 @@ def draw(full, refined, path: str, title: str) -> None:
     for ax in axes[1:]:  # where the refined surface was evaluated
         ax.scatter(gx[ev], gy[ev], s=2, c="white", linewidths=0)
     inside = np.isfinite(f) & (f <= cap)
-    diff = np.where(inside, np.abs(r - f), np.nan)
-    im = axes[2].imshow(diff, origin="lower", extent=(x[0], x[-1], y[0], y[-1]), cmap="magma")
-    axes[2].set_title("|refined − full| (in range; white dots: evaluated)")
+    ratio = np.where(inside, np.abs(r - f) / (tolerance + rtol * np.abs(f)), np.nan)
+    im = axes[2].imshow(ratio, origin="lower", extent=(x[0], x[-1], y[0], y[-1]), cmap="magma", vmin=0, vmax=3)
+    axes[2].set_title("|refined − full| / tolerance (in range)")
     axes[2].set_aspect("equal")
-    fig.colorbar(im, ax=axes[2], shrink=0.85, label="loss difference")
+    fig.colorbar(im, ax=axes[2], shrink=0.85, label="error / (T + R·|L|), clipped at 3", extend="max")
     for ax in axes:
         ax.set_xlabel("α")
         ax.set_ylabel("β")
@@ -81,9 +81,37 @@ def draw(full, refined, path: str, title: str) -> None:
     plt.close(fig)
 
 
+def replay(path: str, tolerance: float, rtol: float) -> int:
+    """Replay the refinement's variants on a full surface file (no network: its values are the oracle): points
+    evaluated, in-range points within the tolerance, off-scale points kept."""
+    from landscape.refine import Refinement, Rule
+    from landscape.sampling import figure_cap
+
+    s = read_surface(path)
+    f = s.values["train_loss"]
+    ny, nx = f.shape
+    cap = float(s.attrs.get("loss_cap") or figure_cap(float(f[ny // 2, nx // 2])))
+    rule = Rule(tolerance, rtol, cap)
+    for name, kw in (("default (one check, centre first)", {}), ("two checks", {"checks": 2}),
+                     ("every new point of a checked cell", {"spot": False}),
+                     ("cap sweep of 1 tolerance", {"cap_sweep": 1.0}),
+                     ("no evaluation near the cap", {"cap_edges": False, "cap_sweep": 0.0})):
+        ev = np.zeros(f.size, dtype=bool)
+        ref = Refinement(f.shape, rule, (ny // 2) * nx + nx // 2, **kw)
+        for _, pts in ref.levels(lambda: ({"train_loss": np.where(ev, f.reshape(-1), np.nan)}, ev.copy())):
+            ev[pts] = True
+        p = ref.values["train_loss"]
+        inside = f <= cap
+        within = np.mean(np.abs(p - f)[inside] <= tolerance + rtol * np.abs(f[inside]))
+        moved = int(np.sum((f > cap) != (p > cap)))
+        print(f"REPLAY {os.path.basename(path)} {name}: {ev.sum()} of {f.size} points ({f.size / ev.sum():.2f}x), "
+              f"within {within:.4f}, {moved} points across the cap")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--ckpt", required=True)
+    p.add_argument("--ckpt", default=None)
     p.add_argument("--data", default="digits")
     p.add_argument("--data-file", default=None, help="a {'x', 'y'} tensor file (bench/bigset.py's data.pt)")
     p.add_argument("--grid", type=int, default=41)
@@ -92,8 +120,13 @@ def main(argv=None) -> int:
     p.add_argument("--min-samples", type=int, default=None)
     p.add_argument("--out", default="runs/refine")
     p.add_argument("--figure", default=None, help="where to draw full | refined | difference (PNG)")
+    p.add_argument("--redraw", action="store_true", help="draw from the files of an earlier run, computing nothing")
     p.add_argument("--json", default=None)
+    p.add_argument("--replay", default=None, metavar="FULL.h5", help="instead: replay the refinement's variants on "
+                   "a full surface file (tolerance from --tolerance/--rtol)")
     args = p.parse_args(argv)
+    if args.replay:
+        return replay(args.replay, args.tolerance or 0.0, args.rtol or 0.0)
     import torch
 
     data = args.data
@@ -104,9 +137,17 @@ def main(argv=None) -> int:
     common = dict(x=f"-1:1:{n}", y=f"-1:1:{n}", render=False, progress=False, out=args.out)
     stem = os.path.splitext(os.path.basename(args.ckpt))[0]
     tag = f"{stem}_{n}"
-    for suffix in ("full", "refined"):
+    for suffix in ("full", "refined") if not args.redraw else ():
         if os.path.exists(os.path.join(args.out, f"{tag}_{suffix}.h5")):
             os.remove(os.path.join(args.out, f"{tag}_{suffix}.h5"))
+    if args.redraw:
+        a, b = (read_surface(os.path.join(args.out, f"{tag}_{k}.h5")) for k in ("full", "refined"))
+        tol = args.tolerance or 0.0
+        rt = args.rtol if args.rtol is not None else (0.02 if args.tolerance is None else 0.0)
+        ev = int(b.evaluated["train"].sum())
+        draw(a, b, args.figure, f"{stem}, {n}×{n}: {ev} of {n * n} points evaluated ({n * n / ev:.1f}× fewer), "
+                                f"tolerance {tol:g} + {rt:g}·|L|", tol, rt)
+        return 0
     t = time.perf_counter()
     full = landscape.compute(args.ckpt, data=data, name=f"{tag}_full", **common)
     t_full = time.perf_counter() - t
@@ -131,7 +172,7 @@ def main(argv=None) -> int:
     rec["time_ratio"] = t_full / max(t_refined, 1e-9)
     if args.figure:
         draw(a, b, args.figure, f"{stem}, {n}×{n}: {rec['points_refined']} of {n * n} points evaluated "
-                                f"({rec['point_ratio']:.1f}× fewer), tolerance {tol:g} + {rt:g}·|L|")
+                                f"({rec['point_ratio']:.1f}× fewer), tolerance {tol:g} + {rt:g}·|L|", tol, rt)
     print(f"RESULT {tag} points {rec['points_full']}->{rec['points_refined']} ({rec['point_ratio']:.2f}x) "
           f"forwards {forwards_full}->{forwards_refined} ({rec['forward_ratio']:.2f}x) "
           f"time {t_full:.1f}->{t_refined:.1f}s ({rec['time_ratio']:.2f}x) within {rec['within_1']:.4f} "

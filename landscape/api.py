@@ -21,7 +21,7 @@ import torch.nn as nn
 from landscape import distributed
 from landscape.directions import save_directions
 from landscape.evaluate import resolve_device
-from landscape.plane import direction_source, plane_grid, surface_directions
+from landscape.plane import default_refine, direction_source, plane_grid, surface_directions
 from landscape.prepare import (default_name, effective_precision, load_splits, make_settings, objective_for,
                                resolve_model, state_sha256, surface_attributes, surface_path)
 from landscape.runner import SplitEvaluation, fill_surface, loss_cap, refine_rule
@@ -85,6 +85,7 @@ def compute(model: nn.Module | str | os.PathLike | None = None, data: Any = None
     net, info = resolve_model(model, cfg)
     ctx = distributed.setup(resolve_device(cfg.device))  # a torchrun job: this rank's device; else rank 0 of 1
     sharded = is_sharded(net)  # FSDP2: every rank moves its shard, all evaluate each point together
+    cfg = cfg.replace(refine=default_refine(cfg, ctx.device))
     xc, yc, traj = plane_grid(cfg, ctx.device, net, info)
     path = surface_path(cfg, info, yc is not None)
     datas = load_splits(cfg, info, net, ctx.device)

@@ -50,6 +50,14 @@ def plane_grid(cfg: Config, dev: torch.device, net: nn.Module, info: dict):
     return parse_grid(x, "x"), parse_grid(cfg.y or x, "y"), None
 
 
+def default_refine(cfg: Config, dev: torch.device) -> bool:
+    """``--refine`` as asked, else on for the CPU's default 2D grid (:data:`~landscape.settings.CPU_GRID`: a
+    finer first figure in the same time) and off otherwise."""
+    if cfg.refine is not None:
+        return bool(cfg.refine)
+    return dev.type != "cuda" and not cfg.one_d and cfg.x is None and cfg.y is None and not cfg.trajectory
+
+
 def direction_source(cfg: Config, traj: dict | None) -> str:
     if isinstance(cfg.directions, Directions):
         return cfg.directions.source

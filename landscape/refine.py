@@ -1,22 +1,33 @@
 """Adaptive grid refinement (``--refine``): the requested grid's figure from a fraction of its points.
 
-The grid is visited coarse to fine. Level 0 evaluates every ``S``-th point along each axis (``S`` a power of two,
-about half the axis: :func:`coarsest_stride`; the last index always included) and the point nearest θ*. Going
-from stride ``s`` to ``s/2``, every cell of the current level (the rectangle between neighbouring nodes) either
+The grid is visited coarse to fine. Level 0 evaluates every ``S``-th point along each axis (``S`` the largest power
+of two that leaves at least :data:`COARSE_INTERVALS` intervals; the last index always included) and the point
+nearest θ*. Going from stride ``s`` to ``s/2``, every cell of the current level (the rectangle between
+neighbouring nodes) is
 
-* is **trusted**: its new points are predicted from its corners, never evaluated;
-* is **off the scale**: every corner lies above the figure's cap (``loss_cap``), where the figure draws only the
-  cap: its new points are predicted too;
-* or is **active**: its new points are evaluated, and the cell **passes** when each of them lies within the
-  surface's tolerance of what the corners predicted (``|predicted - value| <= T + R |value|``, the rule of
-  ``--tolerance``/``--rtol``; both above the cap also passes).
+* **trusted** when the cell it lies in passed its check at the level before (:data:`CHECKS`): its new points are
+  predicted, never evaluated;
+* **off the scale** when every corner lies above the figure's cap (``loss_cap``), where the figure draws only the
+  cap: predicted too;
+* otherwise **checked**: its centre is evaluated first, and its edge points too when the centre misses its
+  prediction. The cell **passes** when every point it evaluated lies within the surface's tolerance of the
+  prediction (``|predicted - value| <= T + R |value|``, the rule of ``--tolerance``/``--rtol``; both above the cap
+  also passes); its unevaluated points are predicted.
 
-A cell's sub-cells are trusted once it has passed :data:`CHECKS` consecutive checks (its own and its parent's):
-a single check is fooled by a cell whose midpoints happen to sit on the interpolant, as a single look at a sample
-mean is by a lucky chunk. The predictor is bilinear in log space for a positive loss (the walls of a loss surface
-are close to exponential, where a log predictor errs far less than a linear one) and cubic: through the four
-nodes of the level around the point along each axis (a tensor product in 2D), exact for the quadratic bowl of a
-basin where a bilinear one is not; bilinear from the cell's corners where nodes around are not finite.
+The figure's edge is never guessed: cells whose corners lie on both sides of the cap are always checked, and at
+the end every predicted point within the tolerance of the cap is evaluated, so no off-scale point is brought into
+range (nor the reverse). The predictor is cubic through the four nodes of the level around a point along each
+axis (a tensor product in 2D; fewer at the grid's border), in log space for a positive loss: the walls of a loss
+surface are close to exponential, where a log predictor errs far less than a linear one, and a cubic is exact for
+the quadratic bowl of a basin where a bilinear one is not. Accuracy is predicted in its own (linear) space; where
+nodes around are not finite, bilinear from the cell's corners.
+
+Why one check, and the centre first (replayed on the full digits ResNet-56 surfaces, 41×41 and 51×51, T = R =
+0.05: ``bench/refine.py --replay``, BENCHMARKS.md): two consecutive checks before trusting a region, as adaptive
+sampling requires against noise, cost up to 1.6× more points (ResNet-56) for at most 0.6 % more in-range points
+within the tolerance (the values are deterministic: a check is not a noisy sample, and a value evaluated with
+``--tolerance`` is matched within its own 95 % interval more); checking every new point of a checked cell instead
+of its centre first costs 1.5–1.9× more.
 
 Every decision is a function of the evaluated values alone, so a killed run, resumed, replays the same decisions,
 evaluates only what is missing and ends with the same values. With several splits a cell passes only when every
@@ -34,6 +45,8 @@ import numpy as np
 DEFAULT_RTOL = 0.02  # --refine without --tolerance/--rtol: predictions within 2 % of the value
 CHECKS = 1  # passed checks before a region is trusted (see the module docstring)
 COARSE_INTERVALS = 8  # the coarse level has at least this many intervals per axis (9 nodes)
+SWEEP = 2.0  # predicted points within this many tolerances of the cap are evaluated at the end
+Z95 = 1.959963984540054
 
 
 def coarsest_stride(n: int) -> int:
@@ -59,10 +72,13 @@ class Rule:
     rtol: float = DEFAULT_RTOL
     cap: float = math.inf
 
-    def ok(self, predicted: np.ndarray, value: np.ndarray) -> np.ndarray:
+    def ok(self, predicted: np.ndarray, value: np.ndarray, se: np.ndarray | None = None) -> np.ndarray:
+        """``se``: the values' standard errors (adaptive sampling): a value known only to +-1.96 se is matched
+        within that much more."""
+        slack = 0.0 if se is None else Z95 * np.nan_to_num(se, nan=0.0)
         with np.errstate(invalid="ignore"):
             off = (predicted > self.cap) & (value > self.cap)
-            close = np.abs(predicted - value) <= self.tolerance + self.rtol * np.abs(value)
+            close = np.abs(predicted - value) <= self.tolerance + self.rtol * np.abs(value) + slack
         same = (predicted == value) | (np.isnan(predicted) & np.isnan(value))
         return off | close | same
 
@@ -78,14 +94,13 @@ class Refinement:
     """
 
     def __init__(self, shape: tuple[int, ...], rule: Rule, centre: int | None = None, checks: int = CHECKS,
-                 strong: float = 0.0, stride: int | None = None, spot: bool = True, cap_edges: bool = True,
-                 cap_sweep: bool = True):
+                 stride: int | None = None, spot: bool = True, cap_edges: bool = True, cap_sweep: float = SWEEP):
         self.shape = tuple(int(v) for v in shape)
         self.two_d = len(self.shape) == 2
         self.ny, self.nx = self.shape if self.two_d else (1, self.shape[0])
         self.rule, self.centre, self.checks = rule, centre, checks
         self.stride = stride or max(coarsest_stride(self.nx), coarsest_stride(self.ny) if self.two_d else 1)
-        self.strong, self.spot, self.cap_edges, self.cap_sweep = strong, spot, cap_edges, cap_sweep
+        self.spot, self.cap_edges, self.cap_sweep = spot, cap_edges, cap_sweep
         self.values: dict[str, np.ndarray] = {}  # key -> (ny, nx): evaluated and predicted so far, NaN elsewhere
         self.evaluated = np.zeros((self.ny, self.nx), dtype=bool)
 
@@ -139,26 +154,24 @@ class Refinement:
             yield k + 1, self._missing(pts)
             self._take(read())
             passed = np.zeros(len(cells), dtype=bool)
-            strong = np.zeros(len(cells), dtype=bool)
             passed[active] = self._passed(cells[active], s)
-            if self.strong:
-                strong[active] = self._passed(cells[active], s, self.strong)
             own = (streak[self._parents(cells, prev["stride"])] if prev is not None else np.zeros(len(cells), int))
-            streak = np.where(strong, self.checks, np.where(passed, own + 1, 0))
+            streak = np.where(passed, own + 1, 0)
             self._predict(cells, s)
             prev = {"stride": s, "trusted": trusted, "off": off}
-        if self.cap_sweep and math.isfinite(self.rule.cap):  # where the figure's edge runs: no guessing
+        if self.cap_sweep > 0 and math.isfinite(self.rule.cap):  # where the figure's edge runs: no guessing
             yield len(self.strides()), self._near_cap()
             self._take(read())
 
     def _near_cap(self) -> np.ndarray:
-        """Predicted points within the tolerance of the cap (their side of it is the figure's edge)."""
+        """Predicted points within :data:`SWEEP` tolerances of the cap (which side of it they lie on is the
+        figure's edge, and a prediction may miss by more than one tolerance)."""
         near = np.zeros(self.ny * self.nx, dtype=bool)
         cap = self.rule.cap
         for key in self._losses():
             v = self.values[key].reshape(-1)
             with np.errstate(invalid="ignore"):
-                near |= np.abs(v - cap) <= self.rule.tolerance + self.rule.rtol * cap
+                near |= np.abs(v - cap) <= self.cap_sweep * (self.rule.tolerance + self.rule.rtol * cap)
         return np.flatnonzero(near & ~self.evaluated.reshape(-1))
 
     def _missing(self, pts: np.ndarray) -> np.ndarray:
@@ -290,17 +303,19 @@ class Refinement:
         c = self._corners(cells, field)
         return np.sum(np.where(w > 0, w * c, 0.0), -1)
 
-    def _passed(self, cells: np.ndarray, s: int, margin: float = 1.0) -> np.ndarray:
-        """Per active cell: each of its new points lies within ``margin`` times the tolerance of its prediction,
+    def _passed(self, cells: np.ndarray, s: int) -> np.ndarray:
+        """Per active cell: each of its new points evaluated so far lies within the tolerance of its prediction,
         for every loss."""
         pts, owner = self._points(cells, s)
         ok = np.ones(len(cells), dtype=bool)
-        rule = Rule(self.rule.tolerance * margin, self.rule.rtol * margin, self.rule.cap)
+        rule = self.rule
         seen = self.evaluated.reshape(-1)[pts]  # a check counts only the points evaluated so far
         pts, owner = pts[seen], owner[seen]
         for key in self._losses():
             got = self.values[key].reshape(-1)[pts]
-            fine = rule.ok(self._interpolate(cells[owner], pts, key, s), got)
+            se = self.values.get(key + "_se")
+            fine = rule.ok(self._interpolate(cells[owner], pts, key, s), got,
+                           se.reshape(-1)[pts] if se is not None else None)
             np.logical_and.at(ok, owner, fine)
         return ok
 
@@ -309,10 +324,13 @@ class Refinement:
         pts, owner = self._points(cells, s)
         keep = ~self.evaluated.reshape(-1)[pts]
         pts, owner = pts[keep], owner[keep]
-        for key, field in self.values.items():
-            flat = field.reshape(-1)
+        for key in self._predicted_keys():
+            flat = self.values[key].reshape(-1)
             todo = np.isnan(flat[pts])
             flat[pts[todo]] = self._interpolate(cells[owner[todo]], pts[todo], key, s)
 
     def _losses(self) -> list[str]:
         return [k for k in self.values if k.endswith("_loss")]
+
+    def _predicted_keys(self) -> list[str]:
+        return [k for k in self.values if not k.endswith("_se")]

@@ -197,6 +197,9 @@ def _read(writer, splits: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]
     evaluated (done and flagged so)."""
     ev = (writer.evaluated & writer.done).reshape(-1)
     vals = {f"{splits[0]}_loss": writer.loss.reshape(-1)}
+    for sp in splits:  # the standard errors of adaptive sampling: a check allows for them
+        if f"{sp}_loss_se" in writer.extras:
+            vals[f"{sp}_loss_se"] = writer.extras[f"{sp}_loss_se"].reshape(-1)
     if writer.acc is not None:
         vals[f"{splits[0]}_acc"] = writer.acc.reshape(-1)
     for sp in splits[1:]:
@@ -212,7 +215,7 @@ def _record_predictions(writer, refinement: Refinement, splits: list[str]) -> No
     pts = pts[~writer.evaluated.reshape(-1)[pts]]
     if not len(pts):
         return
-    vals = {k: v.reshape(-1)[pts] for k, v in refinement.values.items()}
+    vals = {k: v.reshape(-1)[pts] for k, v in refinement.values.items() if not k.endswith("_se")}
     main = splits[0]
     extras = {k: v for k, v in vals.items() if not k.startswith(f"{main}_")}
     extras.update({f"{sp}_n": np.zeros(len(pts)) for sp in splits})

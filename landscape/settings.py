@@ -36,7 +36,7 @@ DATA_KINDS = ("digits (default) | cifar10:DIR | cifar100:DIR | mnist:DIR | fashi
 SPLITS = ("train", "test", "train,test")  # train,test: both at every point, one file (the first is the main one)
 LOSSES = ("cross_entropy", "mse", "nll")
 GPU_GRID = "-1:1:51"  # the authors' 51x51, ~3 min for 10,000 CIFAR images on an H100 in bf16 (BENCHMARKS.md)
-CPU_GRID = "-1:1:15"  # the digits ResNet-56 default in about a minute on 2 cores, start-up and figures included
+CPU_GRID = "-1:1:41"  # with --refine (the CPU default): the digits ResNet-56 in about 70 s on 2 cores, all included
 LEAN_ELEMENTS = 100_000_000  # moving elements from which the lean path is the default (landscape.evaluate.inplace)
 ONE_D_GRID = "-1:1:51"  # 51 points of a 1D curve take ~10 s on 2 CPU cores for the digits ResNet-56
 
@@ -175,11 +175,12 @@ class Config:
     min_samples: int | None = setting(None, "with --tolerance/--rtol: samples a point uses before it may stop "
                                       f"(default {DEFAULT_MIN_SAMPLES})", attr="min_samples", identity=True, shown=True,
                                       metavar="N")
-    refine: bool = setting(False, "adaptive grid refinement: evaluate a coarse level of the grid, then only the "
-                           "cells whose values the coarser level cannot predict within the tolerance (--tolerance "
-                           "T and/or --rtol R; default rtol 0.02); the rest is predicted (cubic, in log space for "
-                           "the loss) and marked as such in {split}_evaluated", attr="refine", identity=True,
-                           shown=True, group="grid")
+    refine: bool | None = setting(None, "adaptive grid refinement: evaluate a coarse level of the grid, then only "
+                                  "the cells whose values the coarser level cannot predict within the tolerance "
+                                  "(--tolerance T and/or --rtol R; default rtol 0.02); the rest is predicted (cubic, "
+                                  "in log space for the loss) and marked as such in {split}_evaluated (default: on "
+                                  f"for the CPU's default {CPU_GRID} grid, off otherwise)", attr="refine",
+                                  identity=True, shown=True, group="grid")
     eigen: bool = setting(False, "also the Hessian's largest and smallest eigenvalues at every point (max_eig, "
                           "min_eig; drawn as Li et al.'s |min/max| convexity map)", attr="eigen", identity=True,
                           shown=True)

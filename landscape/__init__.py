@@ -18,7 +18,7 @@ _LAZY = {"compute": "landscape.api", "LandscapeResult": "landscape.api", "Config
          "Directions": "landscape.directions", "Data": "landscape.data", "PlaneEvaluator": "landscape.evaluate",
          "render_surface": "landscape.render", "read_surface": "landscape.surface",
          "LandscapeError": "landscape.errors",
-         "compute_landscape": "landscape.job", "register_model": "landscape.models",
+         "compute_landscape": "landscape.job", "connect": "landscape.connect", "register_model": "landscape.models",
          "register_dataset": "landscape.datasets", "load_checkpoint": "landscape.checkpoints"}
 
 

@@ -146,6 +146,15 @@ class Objective:
             return self._model_units(out, targets, batching.length(x))
         return self.loss.units(output_logits(out), targets, self.accuracy)
 
+    def mean(self, net: Callable, x: Any, y: Any, layout: str) -> torch.Tensor:
+        """One batch's loss as a differentiable scalar, weighted as the surface's mean is (for training: the
+        bend of a curve between two solutions, :mod:`landscape.connect`)."""
+        if self.kind == "objective":
+            v = self.fn(net, batching.join_batch(x, y, layout))
+            return v if v.dim() == 0 else v.reshape(v.shape[0], -1).mean(1).mean()
+        u = self.units(net, x, y, layout)
+        return u.loss.sum() / (u.weight.sum() if u.weight is not None else len(u.loss))
+
     def moments(self, net: Callable, x: Any, y: Any, layout: str) -> torch.Tensor:
         """One batch's row of sums (:data:`COLUMNS`), float64, left on the device."""
         return unit_sums(self.units(net, x, y, layout))

@@ -279,12 +279,14 @@ IDENTITY_ATTRS = tuple(attr_names(Provenance, Config, flag="identity"))
 SHOWN_ATTRS = tuple(attr_names(Provenance, Config, flag="shown")) + ("created",)
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls: type = Config, skip: tuple[str, ...] = ()) -> None:
-    """One CLI flag per field of ``cls`` (its help, choices and default), in help groups."""
+def add_arguments(parser: argparse.ArgumentParser, cls: type = Config, skip: tuple[str, ...] = (),
+                  only: tuple[str, ...] | None = None) -> None:
+    """One CLI flag per field of ``cls`` (its help, choices and default), in help groups (``only``: just these
+    fields, for a command that takes a few of a dataclass's settings)."""
     groups: dict[str, Any] = {}
     for f in fields(cls):
         m = f.metadata
-        if not m.get("cli", True) or f.name in skip:
+        if not m.get("cli", True) or f.name in skip or (only is not None and f.name not in only):
             continue
         g = groups.get(m["group"])
         if g is None:

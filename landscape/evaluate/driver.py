@@ -72,6 +72,8 @@ class PlaneEvaluator:
             path, shared by the evaluators of a surface's splits); default: a private copy of the model
             (:class:`~landscape.evaluate.perturb.Perturbation`). The lean path evaluates one point at a time, in
             the model's own memory format, without BN folding.
+        bn_data: with ``bn_mode="recompute"``, the data the statistics are estimated from (default: ``data``; a
+            curve between two solutions estimates them on the training data for every split).
         ranks: a model sharded with FSDP2 over this many ranks (:mod:`landscape.sharded`): ``data`` is this rank's
             equal share, every point's sums are added over the ranks, and its counts are the ranks' together.
 
@@ -88,7 +90,8 @@ class PlaneEvaluator:
                  points_per_step: int | None = None, fold_bn: bool | None = False, compile_model: bool = False,
                  loss: LossSpec | None = None, tolerance: float | None = None, min_samples: int | None = None,
                  sample_seed: int = 0, rtol: float | None = None,
-                 objective: Objective | ObjectiveFn | str | None = None, perturbation=None, ranks: int = 1):
+                 objective: Objective | ObjectiveFn | str | None = None, perturbation=None, ranks: int = 1,
+                 bn_data: Data | None = None):
         if bn_mode not in BN_MODES:
             raise LandscapeError(f"unknown BN mode {bn_mode!r}; valid: {', '.join(BN_MODES)}")
         if precision not in PRECISIONS:
@@ -104,15 +107,18 @@ class PlaneEvaluator:
         # a copy: each evaluator probes its own data (a caller's Objective is left as it was)
         self.objective = dataclasses.replace(objective) if isinstance(objective, Objective) else \
             resolve_objective(loss, objective)
-        if bn_mode == "recompute" and not data.images:
-            raise LandscapeError("--bn recompute runs the images through the network in training mode; it needs "
-                                 "image inputs (N, C, H, W); use --bn eval")
+        # the batched engine's BN recompute takes image tensors; any other inputs go through the loop engine
+        self._batchable = data.images or bn_mode != "recompute"
+        if not self._batchable and points_per_step is not None and points_per_step > 1:
+            raise LandscapeError("--bn recompute with inputs other than images (N, C, H, W) runs one point at a "
+                                 "time; drop --points-per-step")
         self.sampling = Sampling(len(data), data.population, tolerance, rtol or 0.0,
                                  min_samples or DEFAULT_MIN_SAMPLES, seed=sample_seed)
         perm = self.sampling.permutation()
         if perm is not None:  # the order every point reads the data in (gathered batch by batch: no copy)
             data = data.in_order(torch.from_numpy(perm))
         self._source, self._data, self._shared, self.ranks = model, data, perturbation, ranks
+        self._bn_data = bn_data
         if ranks > 1 and (tolerance is not None or rtol):
             raise LandscapeError("--tolerance/--rtol with a sharded model is not supported yet (each point reads "
                                  "every rank's share of the data); drop them")
@@ -142,7 +148,7 @@ class PlaneEvaluator:
                 self.model, self.data, cost=lambda m, x, y: self.objective.moments(m, x, y, self.data.layout)),
                                      torch.cuda.mem_get_info(self.device)[0], balance=batch_size is None)
             self.batch_size = batch
-            self.points_per_step = points_per_step or (k if self.objective.vmappable else 1)
+            self.points_per_step = points_per_step or (k if self.objective.vmappable and self._batchable else 1)
 
     # -- construction ------------------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -175,6 +181,8 @@ class PlaneEvaluator:
             self._engines[batched] = cls(self.pert, self.data, self.objective, self.batch_size,
                                          self.precision, self.bn_mode, self._folded, self.compile_model,
                                          self.sampling)
+            if self._bn_data is not None:
+                self._engines[batched].bn_data = self._bn_data.with_layout(self._memory_format)
             if self.ranks > 1:
                 from landscape.sharded import all_sum
 

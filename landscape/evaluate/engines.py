@@ -58,6 +58,7 @@ class Engine:
         self._run = None
         # a model sharded over ranks (landscape.sharded): each rank's sums, added over the ranks before reading
         self.reduce = None
+        self.bn_data = data  # what --bn recompute estimates the statistics from (the evaluator may give another)
 
     @property
     def net(self) -> nn.Module:
@@ -88,7 +89,7 @@ class LoopEngine(Engine):
         for i, (a, b) in enumerate(coords):
             self.pert.set_point(a, b)
             if self.bn_mode == "recompute":
-                recompute_bn_statistics(self.pert.module, self.data, self.batch_size, self.precision)
+                recompute_bn_statistics(self.pert.module, self.bn_data, self.batch_size, self.precision)
             if self.folded is not None:
                 self.folded.load_from(self.pert.module)
             n = batches = 0
@@ -219,7 +220,7 @@ class VmapEngine(Engine):
 
             fwd = vmap(forward, in_dims=(0, 0, None))
             with precision_context(self.precision, device):
-                for x, _ in self.data.batches(self.batch_size):
+                for x, _ in self.bn_data.batches(self.batch_size):
                     fwd(stacked, stats, x)  # images only: the driver gives other inputs to the loop engine
         finally:
             for n, m in bns.items():

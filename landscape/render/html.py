@@ -98,7 +98,7 @@ def render_html_2d(s: Surface, key: str, path: str, scale: Scale) -> str:
     fig.add_trace(T.star3d(go, s, key, scale))
     traces, notes = T.contour_map(go, s, key, scale, colorbar=dict(x=1.0, xanchor="left"))
     traj = T.trajectory(go, s)
-    fig.add_traces(traces + ([traj] if traj is not None else []))
+    fig.add_traces(traces + (traj if isinstance(traj, list) else [traj] if traj is not None else []))
     view = camera([s], key, scale)
     fig.update_layout(scene=T.scene_layout(s, scale, key, view, dict(x=[0.0, 0.44], y=[0.0, 1.0])),
                       annotations=notes, margin=dict(l=10, r=70, t=30, b=40), showlegend=False)

@@ -193,10 +193,22 @@ def _every(n: int, most: int) -> str:
 
 
 def trajectory(go, s: Surface, xaxis: str = "x", yaxis: str = "y"):
-    """The optimizer's path on the PCA plane, when the file has one."""
+    """The optimizer's path on the PCA plane, or a curve between two models on their plane, when the file has one
+    (a trace, a list of traces, or ``None``)."""
     t = s.trajectory
     if not t:
         return None
+    if t.get("label"):  # a curve between two models (landscape.connect), its models marked and named
+        ts, marks = t.get("t"), t.get("marks") or {}
+        names = list(marks)
+        return [go.Scatter(x=t["x"], y=t["y"], mode="lines", line=dict(color="red", width=2), name=t["label"],
+                           showlegend=False, xaxis=xaxis, yaxis=yaxis,
+                           text=[f"{t['label']}, t = {v:.2f}" for v in ts] if ts is not None else None,
+                           hovertemplate="%{text}<br>α %{x:.2f}, β %{y:.2f}<extra></extra>"),
+                go.Scatter(x=[marks[n][0] for n in names], y=[marks[n][1] for n in names], mode="markers+text",
+                           text=names, textposition="top right", showlegend=False, xaxis=xaxis, yaxis=yaxis,
+                           marker=dict(size=9, color="white", line=dict(color="black", width=1.5)),
+                           hovertemplate="%{text} (α %{x:.2f}, β %{y:.2f})<extra></extra>")]
     epochs = t.get("epochs")
     return go.Scatter(x=t["x"], y=t["y"], mode="lines+markers", line=dict(color="red"), marker=dict(size=5),
                       name="trajectory", showlegend=False, xaxis=xaxis, yaxis=yaxis,

@@ -119,6 +119,14 @@ def _trajectory(ax, s: Surface) -> None:
     t = s.trajectory
     if not t:
         return
+    if t.get("label"):  # a curve between two models (landscape.connect), its models marked
+        ax.plot(t["x"], t["y"], "-", color="red", lw=1.6, zorder=6, label=t["label"])
+        for name, (px, py) in (t.get("marks") or {}).items():
+            ax.plot([px], [py], "o", color="white", mec="black", ms=6, zorder=7)
+            ax.annotate(name, (px, py), textcoords="offset points", xytext=(5, 5), fontsize=8, zorder=7,
+                        bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8))
+        ax.legend(loc="upper right", fontsize=8)
+        return
     ax.plot(t["x"], t["y"], "-", color="red", lw=1.2, zorder=6)
     ax.plot(t["x"], t["y"], "o", color="red", ms=3, zorder=6)
     if t.get("epochs") is not None and len(t["epochs"]):

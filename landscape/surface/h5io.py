@@ -139,6 +139,13 @@ class FileLock:
                 return
             os.close(fd)
 
+    def __enter__(self) -> "FileLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
     def release(self) -> None:
         if self.fd is not None:
             try:

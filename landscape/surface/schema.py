@@ -156,6 +156,12 @@ def read_surface(path: str, probe: bool = True) -> Surface:
                               "epochs": np.asarray(g["epochs"][()]) if "epochs" in g else None,
                               "explained_variance_ratio": [float(v) for v in
                                                            g.attrs.get("explained_variance_ratio", [])]}
+                if "label" in g.attrs:  # a curve drawn over the plane of its models (landscape.connect)
+                    import json
+
+                    trajectory.update(label=str(attr_value(g.attrs["label"])),
+                                      t=np.asarray(g["t"][()], dtype=np.float64) if "t" in g else None,
+                                      marks=json.loads(str(attr_value(g.attrs.get("marks", "{}")))))
         except LandscapeError:
             raise
         except Exception as e:  # noqa: BLE001 - any failure inside a damaged file is the file's, not ours

@@ -1,0 +1,176 @@
+"""landscape.connect: a curve of low loss between two solutions against the straight line (Garipov et al. 2018), on
+a problem whose answer is known, with BN statistics re-estimated per point, resumable, from Python and the CLI."""
+
+import copy
+import os
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import landscape
+from landscape.connect.curves import barrier, coefficients, plane_coords
+from landscape.connect.pathfile import read_path_file
+from landscape.connect.training import CurveSettings, train_bend
+from landscape.errors import LandscapeError
+from landscape.evaluate.passes import recompute_bn_statistics
+from landscape.objectives import resolve_objective
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_the_curves_formulas():
+    for t in (0.0, 0.3, 0.5, 0.8, 1.0):
+        a, b, c = coefficients("bezier", t)
+        assert (a, b, c) == pytest.approx(((1 - t) ** 2, 2 * t * (1 - t), t ** 2))
+        assert a + b + c == pytest.approx(1.0)
+    assert coefficients("polychain", 0.25) == pytest.approx((0.5, 0.5, 0.0))
+    assert coefficients("polychain", 0.75) == pytest.approx((0.0, 0.5, 0.5))
+    np.testing.assert_allclose(plane_coords("bezier", [0, 0.5, 1]), [[0, 0], [0.25, 0.5], [1, 0]])
+    assert barrier([1.0, 3.0, 2.0]) == pytest.approx(1.5)
+
+
+class Product(nn.Module):
+    """f(x) = a * b * x: every (a, b) with a b = 1 fits y = x; (1, 1) and (4, 1/4) are two such solutions, joined by
+    the hyperbola a b = 1 (zero loss) but not by the straight line (a b = 1.5625 at its middle)."""
+
+    def __init__(self, a: float, b: float):
+        super().__init__()
+        self.a, self.b = nn.Parameter(torch.tensor(a)), nn.Parameter(torch.tensor(b))
+
+    def forward(self, x):
+        return self.a * self.b * x
+
+
+def test_on_a_known_problem_the_curve_has_almost_no_barrier_and_the_line_the_formulas(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 1, generator=g)
+    res = landscape.connect(Product(1.0, 1.0), Product(4.0, 0.25), data=(x, x.clone()), loss="mse", epochs=30,
+                            lr=0.02, train_batch=50, points=21, plane=None, out=str(tmp_path), render=False,
+                            progress=False)
+    d = read_path_file(res.path)
+    t = d["t"]
+    ab = (1 + 3 * t) * (1 - 0.75 * t)  # the straight line's product
+    np.testing.assert_allclose(d["line"]["train_loss"], (ab - 1) ** 2 * float((x ** 2).mean()), rtol=1e-5)
+    assert res.barriers["line_train"] == pytest.approx(0.5625 ** 2 * float((x ** 2).mean()), rel=1e-4)
+    assert res.barriers["curve_train"] < res.barriers["line_train"] / 20
+    bend = {n: v for n, v in zip(("a", "b"), (d_.item() for d_ in _bend(res.path)))}
+    a_half = 0.25 * 1 + 0.5 * bend["a"] + 0.25 * 4  # the Bézier point at t = 1/2, by the formula
+    b_half = 0.25 * 1 + 0.5 * bend["b"] + 0.25 * 0.25
+    i = int(np.argmin(np.abs(t - 0.5)))
+    assert d["curve"]["train_loss"][i] == pytest.approx((a_half * b_half - 1) ** 2 * float((x ** 2).mean()),
+                                                        rel=1e-5)
+
+
+def _bend(path):
+    with h5py.File(path) as f:
+        return [torch.tensor(f["bend"][str(i)][()]) for i in range(len(f["bend"]))]
+
+
+class SmallBN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn, self.fc = nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Linear(4 * 8 * 8, 10)
+
+    def forward(self, x):
+        return self.fc(F.relu(self.bn(self.conv(x))).flatten(1))
+
+
+@pytest.fixture(scope="module")
+def digits_pair(digits_small):
+    x, y = digits_small.x[:96], digits_small.y[:96]
+    models = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        m = SmallBN()
+        opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
+        for _ in range(60):
+            opt.zero_grad()
+            F.cross_entropy(m(x), y).backward()
+            opt.step()
+        models.append(m.eval())
+    return models, (x, y)
+
+
+def test_bn_statistics_are_re_estimated_on_the_training_data_at_every_point(tmp_path, digits_pair):
+    (a, b), (x, y) = digits_pair
+    train, test = (x[:64], y[:64]), (x[64:], y[64:])
+    res = landscape.connect(a, b, data={"train": train, "test": test}, epochs=2, train_batch=32, points=5,
+                            plane=None, out=str(tmp_path), render=False, progress=False)
+    d = read_path_file(res.path)
+    bend = _bend(res.path)
+    for kind in ("curve", "line"):
+        for i, t in enumerate(d["t"]):
+            ca, cb, cc = coefficients("bezier", t) if kind == "curve" else (1 - t, 0.0, t)
+            m = copy.deepcopy(a)
+            with torch.no_grad():
+                for p, pa, pb, pm in zip(m.parameters(), a.parameters(), b.parameters(), bend):
+                    p.copy_(ca * pa + cb * pm + cc * pb)
+            data = landscape.data.Data(*train, "t", "train", 10)
+            recompute_bn_statistics(m, data, batch_size=512)
+            with torch.no_grad():
+                want = float(F.cross_entropy(m(test[0]), test[1]))
+            assert d[kind]["test_loss"][i] == pytest.approx(want, rel=1e-5), (kind, t)
+
+
+def test_a_killed_training_resumes_to_the_same_curve(tmp_path, digits_pair):
+    (a, b), (x, y) = digits_pair
+    data = landscape.data.Data(x, y, "d", "train", 10)
+    objective = resolve_objective("cross_entropy")
+    objective.probe(a, data)
+    settings = CurveSettings(epochs=4, batch_size=32, seed=3)
+    whole, _ = train_bend(a, b, data, objective, settings, str(tmp_path / "whole.pt"), progress=False)
+    calls = {"n": 0}
+    real = objective.mean
+
+    def dies(*args):
+        calls["n"] += 1
+        if calls["n"] > 7:  # in the third epoch (3 minibatches an epoch)
+            raise KeyboardInterrupt
+        return real(*args)
+
+    objective.mean = dies
+    with pytest.raises(KeyboardInterrupt):
+        train_bend(a, b, data, objective, settings, str(tmp_path / "cut.pt"), progress=False)
+    objective.mean = real
+    assert len(torch.load(tmp_path / "cut.pt", weights_only=True)["history"]) == 2
+    again, history = train_bend(a, b, data, objective, settings, str(tmp_path / "cut.pt"), progress=False)
+    assert len(history) == 4
+    assert all(torch.equal(whole[n], again[n]) for n in whole)
+    with pytest.raises(LandscapeError, match="was made with other settings .*epochs: saved 4, now 5"):
+        train_bend(a, b, data, objective, CurveSettings(epochs=5, batch_size=32, seed=3), str(tmp_path / "cut.pt"),
+                   progress=False)
+
+
+def test_the_cli_writes_the_curve_the_plane_and_their_figures(tmp_path, digits_pair):
+    from landscape.checkpoints import save_checkpoint
+    from conftest import make_model
+
+    for i, seed in enumerate((1, 2)):
+        save_checkpoint(str(tmp_path / f"run{i}" / "final.pt"), make_model("resnet20", seed=seed), "resnet20",
+                        dataset="digits", normalization={"mean": [0.3054], "std": [0.3759]})
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "landscape.connect", "--ckpt", str(tmp_path / "run0" / "final.pt"),
+                        "--ckpt2", str(tmp_path / "run1" / "final.pt"), "--samples", "48", "--epochs", "1",
+                        "--points", "5", "--plane", "-0.5:1.5:5", "--quiet", "--out", str(out)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "curve: " in r.stdout and "line  train barrier" in r.stdout and "curve test  barrier" in r.stdout
+    names = sorted(p.name for p in out.iterdir())
+    assert "connect_run0_run1.h5" in names and "connect_run0_run1_plane.h5" in names
+    assert "connect_run0_run1_paths.png" in names and "connect_run0_run1_paths.html" in names
+    assert "connect_run0_run1_plane_contour.png" in names and "connect_run0_run1_plane.html" in names
+    with h5py.File(out / "connect_run0_run1_plane.h5") as f:  # the curve drawn on the plane of A, B and the bend
+        np.testing.assert_allclose(f["trajectory"]["x"][()][[0, 50, 100]], [0, 0.25, 1])
+        np.testing.assert_allclose(f["trajectory"]["y"][()][[0, 50, 100]], [0, 0.5, 0])
+    again = subprocess.run([sys.executable, "-m", "landscape.connect", "--ckpt", str(tmp_path / "run0" / "final.pt"),
+                            "--ckpt2", str(tmp_path / "run1" / "final.pt"), "--samples", "48", "--epochs", "2",
+                            "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                           env=dict(os.environ, PYTHONPATH=ROOT))
+    lines = again.stderr.strip().splitlines()
+    assert again.returncode == 2 and len(lines) == 1 and "cannot resume" in lines[0] and "epochs" in lines[0]

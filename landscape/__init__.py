@@ -18,14 +18,20 @@ _LAZY = {"compute": "landscape.api", "LandscapeResult": "landscape.api", "Config
          "Directions": "landscape.directions", "Data": "landscape.data", "PlaneEvaluator": "landscape.evaluate",
          "render_surface": "landscape.render", "read_surface": "landscape.surface",
          "LandscapeError": "landscape.errors",
-         "compute_landscape": "landscape.job", "connect": "landscape.connect", "register_model": "landscape.models",
+         "compute_landscape": "landscape.job", "connect": "landscape.connect", "Recorder": "landscape.movie",
+         "register_model": "landscape.models",
          "register_dataset": "landscape.datasets", "load_checkpoint": "landscape.checkpoints"}
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+_MODULES = ("callbacks",)  # landscape.callbacks.lightning_callback(...) without importing it first
 
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name in _MODULES:
+        return importlib.import_module(f"landscape.{name}")
+    if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'landscape' has no attribute {name!r}")
 

@@ -18,7 +18,7 @@ class Parser(argparse.ArgumentParser):
     """argparse with our exit code contract: usage errors are one line on stderr and exit 2."""
 
     # Flags whose values may start with '-' (``--x -1:1:51``), which argparse would take for an option.
-    VALUE_FLAGS = ("--x", "--y", "--vmin", "--vmax", "--plane")
+    VALUE_FLAGS = ("--x", "--y", "--vmin", "--vmax", "--plane", "--record-grid")
 
     def parse_known_args(self, args=None, namespace=None):
         args = list(sys.argv[1:] if args is None else args)

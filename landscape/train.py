@@ -59,7 +59,8 @@ def default_run_dir(arch: str, data: str) -> str:
 
 def train(arch: str = "resnet56", data: str = "digits", epochs: int = 30, batch_size: int = 128, lr: float = 0.1,
           weight_decay: float = 1e-4, seed: int = 0, save_every: int = 0, out: str | None = None,
-          resume: bool = False, device: str = "auto", progress: bool = True, amp: bool | None = None) -> dict:
+          resume: bool = False, device: str = "auto", progress: bool = True, amp: bool | None = None,
+          record_every: int = 0, record_grid: str = "-1:1:11", record_samples: int | None = 512) -> dict:
     """Train ``arch`` on ``data`` and write ``out/final.pt`` (+ ``out/epoch_NNN.pt`` snapshots).
 
     Args:
@@ -67,6 +68,9 @@ def train(arch: str = "resnet56", data: str = "digits", epochs: int = 30, batch_
         out: the run folder (default ``runs/<arch>_<data kind>``, as the CLI).
         resume: continue from the newest snapshot in ``out``.
         amp: bfloat16 autocast (default: on for CUDA, off on the CPU).
+        record_every: record the landscape every N epochs (and at the start) into ``out/landscape.h5``
+            (:class:`landscape.movie.Recorder`; 0: none), on ``record_grid`` (both axes) and the first
+            ``record_samples`` training images; drawn by ``python -m landscape.render --animate``.
 
     Returns:
         The history: per epoch ``train_loss``, ``train_err``, ``test_loss``, ``test_err`` (percent), ``lr``,
@@ -119,6 +123,15 @@ def train(arch: str = "resnet56", data: str = "digits", epochs: int = 30, batch_
     elif save_every:
         _snapshot(out, 0, model, arch, opt, g, history, meta)
 
+    recorder = None
+    if record_every:
+        from landscape.movie import Recorder
+
+        recorder = Recorder(model, tr, os.path.join(out, "landscape.h5"), record_grid, record_grid, record_samples,
+                            seed=seed + 123, unit="epoch", verbose=False)
+        history.setdefault("landscape_seconds", [])
+        if start == 0 and 0 not in recorder.steps():
+            history["landscape_seconds"].append(recorder.record(0))
     from tqdm.auto import tqdm
 
     bar = tqdm(range(start, epochs), initial=start, total=epochs, desc=f"train {canonical_name(arch)}",
@@ -159,6 +172,10 @@ def train(arch: str = "resnet56", data: str = "digits", epochs: int = 30, batch_
         history["train_seconds"].append(train_seconds)
         bar.set_postfix(img_s=f"{n / train_seconds:,.0f}", loss=f"{history['train_loss'][-1]:.3f}",
                         train_err=f"{history['train_err'][-1]:.1f}%", test_err=f"{history['test_err'][-1]:.1f}%")
+        if recorder is not None and (epoch + 1) % record_every == 0:
+            took = recorder.record(epoch + 1)  # after the snapshot's epoch, before it is saved: resumes line up
+            if took is not None:
+                history["landscape_seconds"].append(took)
         if save_every and (epoch + 1) % save_every == 0:
             _snapshot(out, epoch + 1, model, arch, opt, g, history, meta)
     bar.close()
@@ -190,6 +207,12 @@ def build_parser() -> Parser:
     p.add_argument("--out", default=None, help="run folder (default runs/<arch>_<data>)")
     p.add_argument("--resume", action="store_true", help="continue from the newest snapshot in --out")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--record-every", type=int, default=0, metavar="N", help="record the landscape every N epochs "
+                   "into <out>/landscape.h5 (python -m landscape.render --animate draws it); 0: never")
+    p.add_argument("--record-grid", default="-1:1:11", metavar="MIN:MAX:NUM", help="its grid, both axes (default "
+                   "-1:1:11)")
+    p.add_argument("--record-samples", type=int, default=512, metavar="N", help="training images per frame "
+                   "(default 512)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -198,9 +221,15 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     out = a.out or default_run_dir(a.arch, a.data)
     h = train(a.arch, a.data, a.epochs, a.batch_size, a.lr, a.weight_decay, a.seed, a.save_every, out, a.resume,
-              a.device, not a.quiet)
+              a.device, not a.quiet, record_every=a.record_every, record_grid=a.record_grid,
+              record_samples=a.record_samples)
     print(f"{os.path.join(out, 'final.pt')}: train accuracy {h['final_train_acc']:.2f}%, test accuracy "
           f"{100 - h['test_err'][-1]:.2f}% after {len(h['test_err'])} epochs ({sum(h['seconds']):.0f} s)")
+    if h.get("landscape_seconds"):
+        t = h["landscape_seconds"]
+        print(f"landscape: {len(t)} frames in {os.path.join(out, 'landscape.h5')}, {sum(t) / len(t):.1f} s each "
+              f"({sum(t):.0f} s in all); draw them: python -m landscape.render --animate "
+              f"{os.path.join(out, 'landscape.h5')}")
     if h["train_seconds"]:
         steps = h["train_seconds"][1:] or h["train_seconds"]  # the first epoch includes warm-up (cuDNN autotuning)
         label = "the epochs after the first (warm-up)" if len(steps) < len(h["train_seconds"]) else "one epoch"

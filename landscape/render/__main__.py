@@ -1,4 +1,5 @@
-"""CLI: ``python -m landscape.render SURFACE.h5 [MORE.h5 ...]`` re-draws existing surface files (no compute)."""
+"""CLI: ``python -m landscape.render SURFACE.h5 [MORE.h5 ...]`` re-draws existing surface files (no compute);
+``--animate MOVIE.h5 [MORE.h5 ...]`` draws landscapes recorded through training."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ def build_parser() -> Parser:
     p.add_argument("--compare", action="store_true", help="all files side by side on one scale")
     p.add_argument("--figure", choices=("paper",), default=None,
                    help="paper: Li et al.'s layout in one PDF/PNG, a column per file (contours above 3D, one scale)")
+    p.add_argument("--animate", action="store_true", help="the files are landscapes recorded through training "
+                   "(landscape.Recorder, its callbacks, or landscape.train --record-every): draw them side by side as "
+                   "an animation, one colour scale for every frame (gif and html; --formats gif,html)")
     p.add_argument("--surface", default=None, help="which dataset to draw, e.g. test_loss (default: the split's loss)")
     p.add_argument("--name", default=None, help="file stem (default: the surface file's; 'comparison' with "
                    "--compare, 'paper' with --figure paper)")
@@ -34,7 +38,17 @@ def main(argv: list[str] | None = None) -> int:
     written = []
     out = args.out or os.path.dirname(os.path.abspath(args.files[0]))
     scale = (args.surface, args.log, args.vmin, args.vmax, args.levels)
-    if args.figure == "paper":
+    if args.animate:
+        from landscape.render.animate import render_animation
+
+        if args.figure or args.compare:
+            raise LandscapeError("--animate draws its files side by side already; drop --figure/--compare")
+        fmts = tuple(f.strip() for f in (args.formats or "gif,html").split(",") if f.strip())
+        bad = [f for f in fmts if f not in ("gif", "html")]
+        if bad:
+            raise LandscapeError(f"--animate writes gif and html; got --formats {','.join(bad)}")
+        written += render_animation(args.files, out, fmts, args.name, args.log)
+    elif args.figure == "paper":
         if args.compare:
             raise LandscapeError("--figure paper already puts the files side by side; drop --compare")
         written += render_paper(args.files, out, args.formats or "pdf,png", args.name or "paper", *scale)

@@ -1,0 +1,171 @@
+"""Landscapes through training as an animation (``python -m landscape.render --animate FILE [FILE2 ...]``): one
+panel per movie file (side by side, e.g. ResNet-56 and plain-56), one colour scale and fixed axes for every frame of
+every panel, as a GIF and an interactive page with a slider. Reads files only: never imports torch.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+
+import numpy as np
+
+from landscape.errors import LandscapeError
+from landscape.paths import atomic_open, ensure_writable_dir
+from landscape.render.scale import Scale, fmt_value, make_scale
+from landscape.surface.movie import read_movie
+from landscape.surface.schema import Surface
+
+KEY = "train_loss"
+
+
+def shared_scale(movies: list[dict], log: bool = False) -> Scale:
+    """One scale for every frame of every movie: what makes the frames comparable."""
+    arrays = [m["values"][KEY] for m in movies if len(m["steps"])]
+    if not arrays:
+        raise LandscapeError("the movie has no frames yet")
+    return make_scale(arrays, log=log)
+
+
+def _label(m: dict) -> str:
+    import json
+
+    s = json.loads(m["attrs"].get("settings", "{}"))
+    return str(s.get("arch") or os.path.splitext(os.path.basename(m["path"]))[0])
+
+
+def frames(movies: list[dict]) -> list[list[int]]:
+    """For each frame of the animation, the frame of each movie to show: the animation runs through the longest
+    movie; a shorter one holds its last frame."""
+    n = max(len(m["steps"]) for m in movies)
+    return [[min(i, len(m["steps"]) - 1) for m in movies] for i in range(n)]
+
+
+def render_gif(movies: list[dict], path: str, scale: Scale, fps: float = 3.0) -> str:
+    """The GIF: per frame, a filled contour (2D) or a curve (1D) per movie, the same levels and axes throughout."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    from landscape.render.static import colourbar, draw_2d
+
+    two_d = movies[0]["y"] is not None
+    fig, axes = plt.subplots(1, len(movies), figsize=(4.6 * len(movies) + 0.8, 4.4), squeeze=False,
+                             constrained_layout=True)
+    axes = axes[0]
+    order = frames(movies)
+    mappable = []
+
+    def draw(i: int):
+        mappable.clear()
+        for ax, m, j in zip(axes, movies, order[i]):
+            ax.clear()
+            unit = m["attrs"].get("unit", "step")
+            if two_d:
+                s = Surface(m["path"], m["x"], m["y"], {KEY: m["values"][KEY][j]}, {})
+                mappable.append(draw_2d(ax, s, KEY, "contourf", scale, labels=False))
+                ax.set_xlabel("α")
+                ax.set_ylabel("β")
+            else:
+                ax.plot(m["x"], np.clip(m["values"][KEY][j], scale.vmin, scale.vmax), color="#1f77b4")
+                ax.set_ylim(scale.vmin, scale.vmax)
+                ax.set_yscale("log" if scale.log else "linear")
+                ax.set_xlabel("α")
+                ax.set_ylabel("train loss")
+            ax.set_title(f"{_label(m)}: {unit} {int(m['steps'][j])}")
+        return []
+
+    draw(0)
+    if two_d:
+        colourbar(fig, mappable[0], scale, KEY, ax=list(axes), shrink=0.85)
+    anim = FuncAnimation(fig, draw, frames=len(order), blit=False)
+    tmp = path + f".tmp{os.getpid()}.gif"
+    try:
+        anim.save(tmp, writer=PillowWriter(fps=fps), dpi=90)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def render_page(movies: list[dict], path: str, scale: Scale) -> str:
+    """The page: a heatmap (2D) or curve (1D) per movie and a slider over the frames; offline."""
+    from landscape.render.html import PAGE, _plotly
+    from landscape.render.html_traces import COLORSCALE
+
+    go, make_subplots = _plotly()
+    two_d = movies[0]["y"] is not None
+    order = frames(movies)
+    fig = make_subplots(rows=1, cols=len(movies), subplot_titles=[_label(m) for m in movies])
+
+    def traces(i: int) -> list:
+        out = []
+        for k, (m, j) in enumerate(zip(movies, order[i])):
+            v = m["values"][KEY][j]
+            if two_d:
+                z = scale.colour(np.clip(v, scale.vmin, scale.vmax))
+                out.append(go.Heatmap(x=m["x"], y=m["y"], z=z, customdata=v, colorscale=COLORSCALE,
+                                      zmin=scale.clo, zmax=scale.chi, showscale=k == 0, zsmooth="best",
+                                      hovertemplate="α %{x:.2f}, β %{y:.2f}<br>loss %{customdata:.4g}<extra></extra>",
+                                      colorbar=dict(title="train loss", tickvals=list(scale.colour(
+                                          [t for t in scale.ticks if scale.vmin <= t <= scale.vmax])),
+                                          ticktext=[fmt_value(t) for t in scale.ticks
+                                                    if scale.vmin <= t <= scale.vmax])))
+            else:
+                out.append(go.Scatter(x=m["x"], y=np.clip(v, scale.vmin, scale.vmax), mode="lines",
+                                      line=dict(color="#1f77b4"), showlegend=False,
+                                      hovertemplate="α %{x:.2f}<br>loss %{y:.4g}<extra></extra>"))
+        return out
+
+    for k, tr in enumerate(traces(0)):
+        fig.add_trace(tr, row=1, col=k + 1)
+    steps = []
+    for i in range(len(order)):
+        label = " / ".join(f"{int(m['steps'][j])}" for m, j in zip(movies, order[i]))
+        steps.append(dict(method="animate", label=label,
+                          args=[[str(i)], dict(mode="immediate", frame=dict(duration=0, redraw=True))]))
+    fig.frames = [go.Frame(data=traces(i), name=str(i), traces=list(range(len(movies)))) for i in range(len(order))]
+    unit = movies[0]["attrs"].get("unit", "step")
+    fig.update_layout(sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix=f"{unit}: "), pad=dict(t=40))],
+                      updatemenus=[dict(type="buttons", showactive=False, x=0, y=-0.12, xanchor="left",
+                                        buttons=[dict(label="play", method="animate",
+                                                      args=[None, dict(frame=dict(duration=400, redraw=True),
+                                                                       fromcurrent=True)])])],
+                      margin=dict(l=50, r=40, t=40, b=90), autosize=True, height=None, width=None,
+                      paper_bgcolor="white", plot_bgcolor="white")
+    if not two_d:
+        fig.update_yaxes(range=[np.log10(scale.vmin), np.log10(scale.vmax)] if scale.log else
+                         [scale.vmin, scale.vmax], type="log" if scale.log else "linear")
+    body = fig.to_html(full_html=False, include_plotlyjs=True, div_id="landscape-figure", default_width="100%",
+                       default_height="100%", auto_play=False,
+                       config={"displaylogo": False, "responsive": True})
+    title = "landscape through training: " + ", ".join(_label(m) for m in movies)
+    settings = "<div class='settings'>" + "".join(
+        f"<span><b>{html.escape(_label(m))}</b> {len(m['steps'])} frames</span>" for m in movies) + "</div>"
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        f.write(PAGE.format(title=html.escape(title), settings=settings, figure=body, script=""))
+    return path
+
+
+def render_animation(paths: list[str], out: str | None = None, formats: tuple[str, ...] = ("gif", "html"),
+                     name: str | None = None, log: bool = False, fps: float = 3.0) -> list[str]:
+    """Draw one or more movie files side by side; returns the files written (``<name>.gif``, ``<name>.html``)."""
+    movies = [read_movie(p) for p in paths]
+    shapes = {(len(m["x"]), None if m["y"] is None else len(m["y"])) for m in movies}
+    if len(shapes) > 1:
+        raise LandscapeError(f"the movies' grids differ ({sorted(shapes, key=str)}); animate movies of one grid "
+                             "together")
+    scale = shared_scale(movies, log)
+    out = out or os.path.dirname(os.path.abspath(paths[0]))
+    ensure_writable_dir(out)
+    base = os.path.join(out, name or "_".join(os.path.splitext(os.path.basename(p))[0] for p in paths))
+    written = []
+    if "gif" in formats:
+        written.append(render_gif(movies, base + ".gif", scale, fps))
+    if "html" in formats:
+        written.append(render_page(movies, base + ".html", scale))
+    return written

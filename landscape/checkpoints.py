@@ -24,6 +24,7 @@ from landscape.keymatch import load_into
 from landscape.models import canonical_name, create_model, detect_arch, shape_hints
 from landscape.paths import atomic_open, write_error
 from landscape.tensorfile import INDEX_SUFFIX, is_safetensors, read_safetensors, read_safetensors_index
+from landscape.validate import check_finite, check_tensors, checked_meta
 
 STATE_KEYS = ("state_dict", "model", "model_state_dict", "net")
 PREFIXES = ("module.", "_orig_mod.")
@@ -143,6 +144,9 @@ def extract_state_dict(obj: Any) -> tuple[OrderedDict, dict]:
     for k, v in sd.items():
         if not isinstance(v, torch.Tensor):
             continue
+        if not isinstance(k, str):  # a state_dict's keys are parameter names
+            raise LandscapeError(f"the checkpoint's state_dict has a key {k!r} ({type(k).__name__}) where a "
+                                 "parameter name (a string) belongs; re-save it with model.state_dict()")
         for p in PREFIXES:
             while k.startswith(p):
                 k = k[len(p):]
@@ -153,15 +157,6 @@ def extract_state_dict(obj: Any) -> tuple[OrderedDict, dict]:
             f"expected a state_dict or a dict with one of {list(STATE_KEYS)}"
         )
     return tensors, meta
-
-
-def check_finite(sd: dict, path: str) -> None:
-    """Refuse weights holding NaN or inf: no landscape around them means anything (a diverged run)."""
-    for k, v in sd.items():
-        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
-            bad = int((~torch.isfinite(v)).sum())
-            raise LandscapeError(f"checkpoint {path!r} holds non-finite values (NaN/inf) in {k!r} ({bad} of "
-                                 f"{v.numel()} entries): the run diverged; use an earlier checkpoint")
 
 
 def build_for(sd: dict, meta: dict, path: str, arch: str | None, model: str | None) -> tuple[nn.Module, str]:
@@ -242,6 +237,10 @@ def load_checkpoint(path: str, arch: str | None = None, trust: bool = False,
         obj = read_checkpoint_file(path, trust)
         whole_module = obj if isinstance(obj, nn.Module) else None
         sd, meta = extract_state_dict(obj)
+    # What the file declares is checked before it is used: shapes against storage before any whole-tensor
+    # operation (the NaN check), counts before a network is built with them.
+    check_tensors(sd, path)
+    meta = checked_meta(meta, sd, path)
     check_finite(sd, path)
     hints = shape_hints(sd)
     if num_classes is not None and num_classes != hints["num_classes"]:

@@ -56,6 +56,18 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None, 
         _say(f"{prog}: error: " + (os_error_message(e.filename, e, "cannot access") if e.filename else
                                    f"{e.strerror or e}"))
         return 2
+    except (MemoryError, RuntimeError) as e:
+        kind = failure_kind(e)
+        if kind is None:
+            raise  # a bug: keep its traceback
+        detail = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        if kind == "memory":
+            _say(f"{prog}: error: out of memory ({detail}); what was finished is saved: free memory or pass a smaller "
+                 f"--batch-size (or --samples), then run: {resume_command(prog, argv, resume_flag)}")
+        else:
+            _say(f"{prog}: error: another process of this torchrun job failed or left ({detail}); what was finished "
+                 f"is saved: see the other ranks' messages, then run: {resume_command(prog, argv, resume_flag)}")
+        return 2
     except signals.Stopped as e:
         if e.main:  # in a torchrun job rank 0 speaks for all
             _say(f"{prog}: {e.describe()}; to {'resume' if e.path else 'go on'}, run: "
@@ -64,6 +76,45 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None, 
     except KeyboardInterrupt:
         _say(f"\n{prog}: interrupted; finished points are saved, run the same command again to resume")
         return 130
+
+
+def failure_kind(e: BaseException) -> str | None:
+    """``memory`` for an allocation failure (Python's, torch's CPU allocator's, CUDA's), ``peer`` for a collective
+    whose other ranks are gone (torch.distributed), else None (by name: this module never imports torch)."""
+    name, module, text = type(e).__name__, type(e).__module__, str(e)
+    if isinstance(e, MemoryError) or name == "OutOfMemoryError" or "can't allocate memory" in text \
+            or "out of memory" in text.lower():
+        return "memory"
+    if module.startswith("torch") and name in ("DistBackendError", "DistNetworkError", "DistError", "DistStoreError"):
+        return "peer"
+    if "Connection closed by peer" in text or "Connection reset by peer" in text:  # gloo as a plain RuntimeError
+        return "peer"
+    return None
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (``--vmin nan`` and ``--vmax inf`` are refused at the door)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number")
+    if v != v or v in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return v
+
+
+MAX_LEVELS = 200  # contour levels; more is unreadable, and matplotlib's time grows with each
+
+
+def level_count(text: str) -> int:
+    """argparse type for ``--levels``: an integer from 2 to :data:`MAX_LEVELS`."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer")
+    if not 2 <= v <= MAX_LEVELS:
+        raise argparse.ArgumentTypeError(f"{v} is not between 2 and {MAX_LEVELS}")
+    return v
 
 
 def resume_command(prog: str, argv: list[str] | None, resume_flag: str | None = None) -> str:
@@ -89,9 +140,10 @@ def _say(line: str) -> None:
 def add_scale_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("figure scale")
     g.add_argument("--log", action="store_true", help="log10 scale for loss values")
-    g.add_argument("--vmin", type=float, default=None, help="lowest value shown (default: the surface's minimum)")
-    g.add_argument("--vmax", type=float, default=None,
+    g.add_argument("--vmin", type=finite_float, default=None,
+                   help="lowest value shown (default: the surface's minimum)")
+    g.add_argument("--vmax", type=finite_float, default=None,
                    help="highest value shown (default: the 95th percentile, capped at max(10*min, min+10) and at a "
                         "recorded loss_cap, so the basin is visible)")
-    g.add_argument("--levels", type=int, default=None,
+    g.add_argument("--levels", type=level_count, default=None,
                    help="number of contour levels (default: round values, log-spaced over a wide loss range)")

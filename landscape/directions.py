@@ -7,7 +7,6 @@ perturbed tensor, in ``model.parameters()`` order (``dir_type='weights'``) or ``
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,7 +14,6 @@ import torch
 import torch.nn as nn
 
 from landscape.errors import LandscapeError
-from landscape.surface import read_direction
 
 NORMS = ("filter", "layer", "weight", "none")
 IGNORES = ("biasbn", "none")
@@ -217,34 +215,12 @@ def make_directions(model: nn.Module, two_d: bool = True, seed: int = 123, norm:
 def load_directions(path: str, model: nn.Module, dir_type: str = "weights") -> tuple[Direction, Direction | None]:
     """Read x/y directions from our surface or direction file, or from a reference direction file.
 
-    Checks the count and shapes against ``model`` so a file made for another network fails clearly.
+    Checks the count, shapes and dtypes against ``model`` before reading a tensor, and its values after
+    (:mod:`landscape.dirfile`), so a file made for another network, or a damaged one, fails clearly.
     """
-    import h5py
+    from landscape.dirfile import read_direction_file
 
-    from landscape.surface import probe_h5
-
-    if not os.path.isfile(path):
-        raise LandscapeError(f"direction file not found: {path!r}")
-    probe_h5(path)
-    try:
-        f = h5py.File(path, "r", locking=False)
-    except OSError as e:
-        raise LandscapeError(f"cannot open direction file {path!r} ({type(e).__name__}); pass an HDF5 file with "
-                             "'xdirection' (and 'ydirection') groups")
-    with f:
-        if "xdirection" not in f:
-            raise LandscapeError(f"{path!r} has no 'xdirection' group; it is not a direction or surface file")
-        from landscape.seeded import SeededDirections, is_seeded
-
-        if is_seeded(f):  # regenerable directions (a lean surface): rebuilt as tensors
-            seeded = SeededDirections.read(f, dir_type, f"file:{os.path.basename(path)}")
-            seeded.check(model, repr(path))
-            d = seeded.materialize(model)
-            return d.x, d.y
-        x = [torch.from_numpy(a) for a in read_direction(f, "xdirection")[0]]
-        y = [torch.from_numpy(a) for a in read_direction(f, "ydirection")[0]] if "ydirection" in f else None
-    Directions(perturbed_tensors(model, dir_type)[0], x, y, dir_type).check(model, repr(path))
-    return x, y
+    return read_direction_file(path, model, dir_type)
 
 
 def pca_directions(final: nn.Module, snapshots: list[nn.Module], ignore: str = "biasbn"

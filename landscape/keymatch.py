@@ -68,7 +68,10 @@ def load_into(model: nn.Module, sd: dict, source: str = "checkpoint", hint: str 
         if missing:
             parts.append(f"missing keys ({len(missing)}): {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}")
         if unexpected:
-            parts.append(f"unexpected keys ({len(unexpected)}): {', '.join(unexpected[:8])}"
+            # the file's own names, escaped and cut: a hostile one cannot break the message's one line or make
+            # it megabytes long
+            shown = ", ".join(repr(k)[1:-1][:120] for k in unexpected[:8])
+            parts.append(f"unexpected keys ({len(unexpected)}): {shown}"
                          f"{' ...' if len(unexpected) > 8 else ''}")
         if shapes:
             parts.append(f"shape mismatches ({len(shapes)}): {'; '.join(shapes[:4])}")

@@ -38,6 +38,7 @@ import torch
 import torch.nn as nn
 
 from landscape.errors import LandscapeError
+from landscape.paths import atomic_path
 from landscape.surface import parse_grid, read_direction, write_direction
 from landscape.surface.h5io import FileLock, attr_value, open_h5
 from landscape.surface.movie import FORMAT, read_movie
@@ -56,6 +57,9 @@ class Recorder:
         loss, objective: as for :func:`landscape.compute`.
         seed, norm, ignore: the directions (drawn at the first frame).
         tolerance, rtol: adaptive sampling per point.
+        bn: BatchNorm statistics at each point: ``eval`` (the model's running statistics, as
+            :func:`landscape.compute`) or ``recompute`` (re-estimated on the frame's samples at every point). Early in
+            training the running statistics lag the weights, and an ``eval`` frame shows mostly that lag.
         unit: what a step counts (``epoch`` or ``step``), for the figures.
         device: where frames are evaluated (default: the model's device).
         verbose: print each frame's cost.
@@ -64,17 +68,23 @@ class Recorder:
     def __init__(self, model: nn.Module, data: Any, path: str = "plots/landscape_movie.h5", x: str = "-1:1:11",
                  y: str | None = "-1:1:11", samples: int | None = 512, loss: Any = None, objective: Any = None,
                  seed: int = 123, norm: str = "filter", ignore: str = "biasbn", tolerance: float | None = None,
-                 rtol: float | None = None, unit: str = "epoch", device: str | None = None, verbose: bool = True):
+                 rtol: float | None = None, bn: str = "eval", unit: str = "epoch", device: str | None = None,
+                 verbose: bool = True):
         from landscape.datasource import resolve_data
+        from landscape.settings import BN_MODES, check_seed
 
+        check_seed(seed, "seed")
+        if bn not in BN_MODES:
+            raise LandscapeError(f"bn={bn!r} is not one of {', '.join(BN_MODES)}; pass bn='eval' (the running "
+                                 "statistics) or bn='recompute' (re-estimated at every point)")
         self.model, self.path, self.unit, self.verbose = model, path, unit, verbose
         self.xc, self.yc = parse_grid(x, "x"), (parse_grid(y, "y") if y else None)
         dev = torch.device(device) if device else next((p.device for p in model.parameters()), torch.device("cpu"))
         self.data = resolve_data(data, samples=samples, device=dev)
-        self.options = dict(loss=loss, objective=objective, tolerance=tolerance, rtol=rtol)
+        self.options = dict(loss=loss, objective=objective, tolerance=tolerance, rtol=rtol, bn_mode=bn)
         self.settings = {"x": x, "y": y, "samples": len(self.data), "seed": seed, "norm": norm, "ignore": ignore,
                          "loss": _name(loss), "objective": _name(objective), "tolerance": tolerance, "rtol": rtol,
-                         "unit": unit, "dataset": self.data.name,
+                         "bn": bn, "unit": unit, "dataset": self.data.name,
                          "arch": str(getattr(model, "arch", type(model).__name__))}
         self.seed, self.norm, self.ignore = seed, norm, ignore
         self._dirs = None
@@ -119,8 +129,7 @@ class Recorder:
     def _create(self, split: str, accuracy: bool) -> None:
         shape = (0,) + ((len(self.yc),) if self.yc is not None else ()) + (len(self.xc),)
         dirs = self._directions()
-        tmp = self.path + f".tmp{os.getpid()}"
-        with h5py.File(tmp, "w") as f:
+        with atomic_path(self.path) as tmp, h5py.File(tmp, "w") as f:
             f["xcoordinates"] = self.xc
             if self.yc is not None:
                 f["ycoordinates"] = self.yc
@@ -138,7 +147,6 @@ class Recorder:
             f.attrs["split"] = split
             f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
             f.attrs["torch_version"] = str(torch.__version__)  # a str subclass, which h5py does not take
-        os.replace(tmp, self.path)
 
     # -- a frame -------------------------------------------------------------------------------------------------
     def record(self, step: int) -> float | None:

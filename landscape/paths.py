@@ -7,6 +7,9 @@ import errno
 import glob
 import os
 import re
+import shutil
+import stat
+import tempfile
 from typing import IO, Iterator
 
 from landscape.errors import LandscapeError
@@ -68,10 +71,52 @@ def write_error(path: str, e: OSError, action: str = "cannot write") -> Landscap
     return LandscapeError(os_error_message(path, e, action))
 
 
-def temp_name(path: str) -> str:
-    """Where ``path`` is written before it is renamed into place: the same folder (so the rename is atomic),
-    a name no reader takes for the real file, and this process's id (so concurrent writers never share one)."""
-    return f"{path}.tmp{os.getpid()}"
+def check_name(name: str, flag: str = "--name") -> str:
+    """``name`` if it is a plain file stem that stays inside the output folder, else a one-line error.
+
+    The output folder may be shared (``/tmp``, a group folder): a stem with a path separator, ``..``, or a leading
+    dot could write elsewhere or make hidden or odd names (``--name .`` gives ``..h5``).
+    """
+    bad = (not name or name in (".", "..") or name.startswith(".") or "/" in name or os.sep in name
+           or (os.altsep or "/") in name or "\0" in name or len(name.encode(errors="replace")) > 200)
+    if bad:
+        raise LandscapeError(f"{flag} {name[:80]!r} is not a file stem: give a plain name without '/', '\\', a "
+                             f"leading '.' or more than 200 bytes, e.g. {flag} resnet56_wide; the folder goes in --out")
+    return name
+
+
+def _temp_prefix(path: str) -> tuple[str, str]:
+    folder, base = os.path.split(os.path.abspath(path))
+    return folder, f".{base}."
+
+
+def stale_temps(path: str) -> list[str]:
+    """Temporary files or folders a killed writer of ``path`` left behind that this user owns."""
+    folder, prefix = _temp_prefix(path)
+    found = []
+    for p in glob.glob(os.path.join(glob.escape(folder), glob.escape(prefix) + "*.tmp")):
+        try:
+            st = os.lstat(p)
+        except OSError:
+            continue
+        if st.st_uid == os.getuid() and (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+            found.append(p)
+    return found
+
+
+def remove_stale_temps(path: str) -> None:
+    """Remove :func:`stale_temps` (call only while holding ``path``'s lock: another writer's are then none)."""
+    for p in stale_temps(path):
+        if os.path.isdir(p) and not os.path.islink(p):
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            _remove(p)
+
+
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 @contextlib.contextmanager
@@ -79,19 +124,30 @@ def atomic_path(path: str) -> Iterator[str]:
     """Write ``path`` whole or not at all: yields a temporary name to write to; on success the file is synced to
     disk and renamed to ``path``, on any failure (or interruption) it is removed. An OS error becomes a
     one-line :class:`LandscapeError` naming ``path``.
+
+    The temporary name lies in a new private folder (mode 0700, an unpredictable name next to ``path``, so the
+    rename stays atomic): in a folder others can write to, nobody can plant a link there for a library that opens
+    the name to follow. The final rename replaces a link planted at ``path`` itself rather than following it.
     """
-    tmp = temp_name(path)
+    folder, prefix = _temp_prefix(path)
+    try:
+        private = tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise write_error(path, e) from e
+    tmp = os.path.join(private, os.path.basename(path))
     try:
         yield tmp
         _sync(tmp)
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException as e:
-        _remove(tmp)
         # not on Ctrl-C or a stop signal, nor on an error that already says what is wrong
         cause = _os_cause(e) if isinstance(e, Exception) and not isinstance(e, LandscapeError) else None
         if cause is not None:
             raise write_error(path, cause) from e
         raise
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def _os_cause(e: BaseException) -> OSError | None:
@@ -108,10 +164,41 @@ def _os_cause(e: BaseException) -> OSError | None:
 
 @contextlib.contextmanager
 def atomic_open(path: str, mode: str = "w", **kw) -> Iterator[IO]:
-    """:func:`atomic_path` with the temporary file opened (``mode`` ``"w"`` or ``"wb"``, ``open``'s keywords)."""
-    with atomic_path(path) as tmp:
-        with open(tmp, mode, **kw) as f:
+    """Write ``path`` whole or not at all through an open file (``mode`` ``"w"`` or ``"wb"``, ``open``'s keywords).
+
+    The temporary file is created exclusively under an unpredictable name next to ``path`` (``O_EXCL``: a link
+    planted there is never followed) and written through that very descriptor; on success it is synced and renamed
+    to ``path``, on any failure removed. An OS error becomes a one-line :class:`LandscapeError` naming ``path``.
+    """
+    try:
+        f, tmp = _open_temp(path, mode, **kw)
+    except OSError as e:
+        raise write_error(path, e) from e
+    try:
+        with f:
             yield f
+            f.flush()
+            os.fsync(f.fileno())
+            os.fchmod(f.fileno(), _umask_mode())  # mkstemp makes 0600; the result gets the usual permissions
+        os.replace(tmp, path)
+    except BaseException as e:
+        _remove(tmp)
+        cause = _os_cause(e) if isinstance(e, Exception) and not isinstance(e, LandscapeError) else None
+        if cause is not None:
+            raise write_error(path, cause) from e
+        raise
+
+
+def _open_temp(path: str, mode: str, **kw) -> tuple[IO, str]:
+    """A new file next to ``path`` under an unpredictable name, created exclusively (mode 0600), and that name."""
+    folder, prefix = _temp_prefix(path)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=folder)
+    try:
+        return os.fdopen(fd, mode, **kw), tmp
+    except BaseException:
+        os.close(fd)
+        _remove(tmp)
+        raise
 
 
 def _sync(path: str) -> None:

@@ -17,7 +17,7 @@ from landscape.checkpoints import load_checkpoint
 from landscape.cli import Parser, run
 from landscape.data import load_data
 from landscape.errors import LandscapeError
-from landscape.paths import ensure_writable_dir, shown
+from landscape.paths import check_name, ensure_writable_dir, shown
 
 
 def _checkpoint_of(run: str) -> str:
@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         s.add_argument("--formats", default="png,pdf", help="any of png,pdf,svg (default png,pdf)")
         s.add_argument("--trust-checkpoint", action="store_true")
     args = p.parse_args(argv)
+    if args.name is not None:
+        check_name(args.name)
     from landscape.render import parse_formats
     from landscape.render.analysis import degradation_figure, responses_figure
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from landscape.errors import LandscapeError
+from landscape.paths import check_name
 from landscape.sampling import DEFAULT_MIN_SAMPLES
 
 NORMS = ("filter", "layer", "weight", "none")
@@ -206,6 +207,13 @@ class Config:
             v = getattr(self, f)
             if v is not None and (not isinstance(v, int) or v < 1):
                 raise LandscapeError(f"{f} must be a positive integer; got {v!r}")
+        check_seed(self.seed)
+        if self.name is not None:
+            check_name(self.name)
+        for axis in ("x", "y"):
+            if getattr(self, axis) is not None and not str(getattr(self, axis)).strip():
+                raise LandscapeError(f"--{axis} is empty; give MIN:MAX:NUM (e.g. --{axis} -1:1:51) or leave the flag "
+                                     "out for the default grid")
         t = self.tolerance
         if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < float("inf")):
             raise LandscapeError(f"tolerance must be a positive number of loss units, e.g. 0.01; got {t!r}")
@@ -224,6 +232,17 @@ class Config:
     def to_json(self) -> str:
         """All fields as JSON (a callable loss or a data object by its name): saved in the surface file."""
         return json.dumps({f.name: _plain(getattr(self, f.name)) for f in fields(self)}, sort_keys=True)
+
+
+SEED_RANGE = (-2**63, 2**64 - 1)  # what torch.manual_seed and the 64-bit generators take
+
+
+def check_seed(seed: Any, flag: str = "--seed") -> int:
+    """``seed`` if it is an integer the generators take, else a one-line error (not an overflow traceback)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+        shown = repr(seed) if len(repr(seed)) <= 40 else repr(seed)[:40] + "..."
+        raise LandscapeError(f"{flag} {shown} is not an integer from -2**63 to 2**64-1; pass e.g. {flag} 123")
+    return seed
 
 
 @dataclass

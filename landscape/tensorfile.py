@@ -7,16 +7,19 @@ The format is a little-endian u64 header length, a JSON header ``{name: {"dtype"
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 from collections import OrderedDict
 
-import numpy as np
 import torch
 
 from landscape.errors import LandscapeError
+from landscape.validate import short_repr
 
 MAGIC_MAX_HEADER = 100 * 2**20  # the format's own limit on the header
+MAX_DIMS = 64  # more dimensions than any weight has (torch's own limit is near)
+MAX_ELEMENTS = 2**50  # declared elements of one tensor: its strides must fit in int64 whatever its dtype
 _DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
            "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
            "BOOL": torch.bool}
@@ -33,25 +36,41 @@ def read_safetensors_index(path: str) -> tuple[OrderedDict, dict]:
         LandscapeError: an index that is not such JSON, a missing shard, or a shard without a tensor it lists.
     """
     folder = os.path.dirname(os.path.abspath(path))
+    how = "a JSON object with a 'weight_map' of tensor name -> shard file name"
     try:
+        if os.path.getsize(path) > MAGIC_MAX_HEADER:  # an index lists names; read whole, it must stay small
+            raise LandscapeError(f"{path!r} is {os.path.getsize(path):,} bytes, too large for a safetensors index "
+                                 f"(at most {MAGIC_MAX_HEADER:,}); pass {how}")
         with open(path, encoding="utf-8") as f:
             index = json.load(f)
-        weight_map = dict(index["weight_map"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise LandscapeError(f"{path!r} is not a safetensors index (a JSON object with a 'weight_map'): "
-                             f"{type(e).__name__}")
+    except (OSError, ValueError, RecursionError) as e:  # RecursionError: JSON nested too deep to parse
+        raise LandscapeError(f"{path!r} is not a safetensors index ({how}): {type(e).__name__}")
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict):
+        got = f"its 'weight_map' is {short_repr(weight_map)}" if isinstance(index, dict) else \
+            f"it is a JSON {type(index).__name__}"
+        raise LandscapeError(f"{path!r} is not a safetensors index ({got}); pass {how}")
+    bad = next((k for k, v in weight_map.items() if not isinstance(v, str)), None)
+    if bad is not None:
+        raise LandscapeError(f"{path!r}: the weight_map names the shard of tensor {short_repr(bad)} as "
+                             f"{short_repr(weight_map[bad])}; a shard is named by its file name (a string)")
+    meta = index.get("metadata") or {}
+    if not isinstance(meta, dict):
+        raise LandscapeError(f"{path!r}: the index's 'metadata' is a {type(meta).__name__}; it must be a JSON "
+                             "object (e.g. {\"total_size\": 1234}) or be left out")
     out: OrderedDict = OrderedDict()
-    meta: dict = {str(k): str(v) for k, v in (index.get("metadata") or {}).items()}
     for shard in dict.fromkeys(weight_map.values()):
-        file = os.path.join(folder, os.path.basename(str(shard)))
+        file = os.path.join(folder, os.path.basename(shard))
         if not os.path.isfile(file):
-            raise LandscapeError(f"{path!r} lists shard {shard!r}, which is missing")
+            raise LandscapeError(f"{path!r} lists shard {short_repr(shard)}, which is missing")
         tensors, _ = read_safetensors(file)
         out.update(tensors)
     missing = [k for k in weight_map if k not in out]
     if missing:
-        raise LandscapeError(f"{path!r} lists tensors its shards do not hold: {', '.join(missing[:5])}")
-    return out, meta
+        raise LandscapeError(f"{path!r} lists tensors its shards do not hold: "
+                             f"{', '.join(short_repr(k) for k in missing[:5])}")
+    # values as text, as a single file's metadata is (HuggingFace writes {"total_size": <int>})
+    return out, {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()}
 
 
 def is_safetensors(path: str) -> bool:
@@ -69,6 +88,10 @@ def is_safetensors(path: str) -> bool:
 def read_safetensors(path: str) -> tuple[OrderedDict, dict]:
     """``(tensors, metadata)`` of a ``.safetensors`` file, tensors on the CPU in the file's order.
 
+    The whole header is checked before any tensor is allocated: each entry's dtype, shape and byte range, the
+    ranges within the file, not overlapping, each exactly dtype x shape bytes; so no declared size reaches an
+    allocation unless the file holds those bytes.
+
     Raises:
         LandscapeError: a truncated or malformed file, naming what is wrong.
     """
@@ -83,27 +106,81 @@ def read_safetensors(path: str) -> tuple[OrderedDict, dict]:
                                  f"{size}-byte file: truncated or corrupt?)")
         try:
             header = json.loads(f.read(n))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise LandscapeError(f"{path!r} has a corrupt safetensors header ({type(e).__name__})")
-        body = size - 8 - n
-        meta = header.pop("__metadata__", None) or {}
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:  # RecursionError: nested too deep
+            raise LandscapeError(f"{path!r} has a corrupt safetensors header ({type(e).__name__}); re-save the file")
+        entries, meta = _entries(path, header, size - 8 - n)
         out = OrderedDict()
-        for name, info in sorted(header.items(), key=lambda kv: kv[1].get("data_offsets", [0])[0]):
-            try:
-                dtype = _DTYPES[info["dtype"]]
-                start, end = (int(v) for v in info["data_offsets"])
-                shape = [int(s) for s in info["shape"]]
-            except (KeyError, TypeError, ValueError):
-                raise LandscapeError(f"{path!r}: tensor {name!r} has an unsupported or malformed entry {info!r}")
-            if end > body or start > end:
-                raise LandscapeError(f"{path!r}: tensor {name!r} lies beyond the end of the file (truncated?)")
-            elem = torch.empty((), dtype=dtype).element_size()
-            if (end - start) != elem * int(np.prod(shape, dtype=np.int64)):
-                raise LandscapeError(f"{path!r}: tensor {name!r} has {end - start} bytes for shape {shape}")
+        for name, dtype, start, end, shape in entries:
             # read straight into the tensor's own memory: the file's bytes are never held twice
             t = torch.empty(end - start, dtype=torch.uint8)
             f.seek(8 + n + start)
             if end > start and f.readinto(t.numpy()) != end - start:
-                raise LandscapeError(f"{path!r}: tensor {name!r} could not be read whole (truncated?)")
+                raise LandscapeError(f"{path!r}: tensor {short_repr(name)} could not be read whole (truncated?)")
             out[name] = t.view(dtype).reshape(shape)
-    return out, {str(k): str(v) for k, v in meta.items()}
+    return out, meta
+
+
+def _entries(path: str, header, body: int) -> tuple[list[tuple], dict]:
+    """The header's tensors as ``(name, dtype, start, end, shape)`` in file order, and its metadata.
+
+    Raises:
+        LandscapeError: a header that is not a JSON object; metadata that is not an object of strings; an entry
+            without a known dtype, a shape of whole numbers >= 0 or ``data_offsets`` ``[start, end]`` within the
+            file's data; byte ranges that overlap or do not hold dtype x shape bytes.
+    """
+    if not isinstance(header, dict):
+        raise LandscapeError(f"{path!r} has a corrupt safetensors header (a JSON {type(header).__name__}, not an "
+                             "object of tensor entries); re-save the file")
+    meta = header.pop("__metadata__", None) or {}
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise LandscapeError(f"{path!r}: the safetensors '__metadata__' must be an object of strings (e.g. "
+                             f"{{\"arch\": \"resnet20\"}}); got {short_repr(meta)}; re-save the file")
+    entries = []
+    for name, info in header.items():
+        entries.append((name, *_entry(path, name, info, body)))
+    entries.sort(key=lambda e: (e[2], e[3]))
+    prev = None
+    for e in entries:
+        if e[3] > e[2]:  # empty tensors take no bytes and overlap nothing
+            if prev is not None and e[2] < prev[3]:
+                raise LandscapeError(f"{path!r}: tensors {short_repr(prev[0])} and {short_repr(e[0])} overlap (bytes "
+                                     f"{prev[2]}-{prev[3]} and {e[2]}-{e[3]} of the data); each tensor needs its own "
+                                     "bytes: re-save the file")
+            prev = e
+    return entries, meta
+
+
+def _entry(path: str, name: str, info, body: int) -> tuple[torch.dtype, int, int, list[int]]:
+    """``(dtype, start, end, shape)`` of one header entry, checked (sizes in Python's exact integers)."""
+    where = f"{path!r}: tensor {short_repr(name)}"
+    if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= set(info):
+        raise LandscapeError(f"{where} has a malformed header entry {short_repr(info)}; expected an object with "
+                             "'dtype', 'shape' and 'data_offsets'")
+    dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+    if not isinstance(dtype, str) or dtype not in _DTYPES:
+        raise LandscapeError(f"{where} has dtype {short_repr(dtype)}; supported: {', '.join(_DTYPES)}")
+    if not isinstance(shape, list) or len(shape) > MAX_DIMS or not all(_whole(s) for s in shape):
+        raise LandscapeError(f"{where} declares shape {short_repr(shape)}; a shape is a list of at most {MAX_DIMS} "
+                             "whole numbers >= 0")
+    if not isinstance(offsets, list) or len(offsets) != 2 or not all(_whole(v) for v in offsets) or \
+            offsets[0] > offsets[1]:
+        raise LandscapeError(f"{where} has data_offsets {short_repr(offsets)}; expected [start, end] with "
+                             "0 <= start <= end")
+    start, end = offsets
+    if end > body:
+        raise LandscapeError(f"{where} lies beyond the end of the file (bytes {start}-{end} of {body} bytes of "
+                             "data: truncated?)")
+    # Python's integers are exact, so no product wraps around to a small number; strides must fit in int64.
+    if math.prod(max(1, s) for s in shape) > MAX_ELEMENTS:
+        raise LandscapeError(f"{where} declares shape {short_repr(shape)}, more than {MAX_ELEMENTS:,} elements; "
+                             "corrupt header: re-save the file")
+    elem = torch.empty((), dtype=_DTYPES[dtype]).element_size()
+    if end - start != elem * math.prod(shape):
+        raise LandscapeError(f"{where} has {end - start} bytes for shape {shape} of {dtype} ({elem} bytes each: "
+                             f"{elem * math.prod(shape)} expected); corrupt header: re-save the file")
+    return _DTYPES[dtype], start, end, shape
+
+
+def _whole(v) -> bool:
+    """A JSON whole number >= 0 (``true`` is not one)."""
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0

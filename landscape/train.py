@@ -23,7 +23,7 @@ from landscape.errors import LandscapeError
 from landscape.evaluate import default_batch_size, loss_and_accuracy, resolve_device
 from landscape.models import canonical_name, create_model
 from landscape.paths import ensure_writable_dir, list_snapshots
-from landscape.settings import DATA_KINDS
+from landscape.settings import DATA_KINDS, check_seed
 
 
 def lr_at(epoch: int, epochs: int, lr: float) -> float:
@@ -60,7 +60,8 @@ def default_run_dir(arch: str, data: str) -> str:
 def train(arch: str = "resnet56", data: str = "digits", epochs: int = 30, batch_size: int = 128, lr: float = 0.1,
           weight_decay: float = 1e-4, seed: int = 0, save_every: int = 0, out: str | None = None,
           resume: bool = False, device: str = "auto", progress: bool = True, amp: bool | None = None,
-          record_every: int = 0, record_grid: str = "-1:1:11", record_samples: int | None = 512) -> dict:
+          record_every: int = 0, record_grid: str = "-1:1:11", record_samples: int | None = 512,
+          record_bn: str = "eval") -> dict:
     """Train ``arch`` on ``data`` and write ``out/final.pt`` (+ ``out/epoch_NNN.pt`` snapshots).
 
     Args:
@@ -71,6 +72,8 @@ def train(arch: str = "resnet56", data: str = "digits", epochs: int = 30, batch_
         record_every: record the landscape every N epochs (and at the start) into ``out/landscape.h5``
             (:class:`landscape.movie.Recorder`; 0: none), on ``record_grid`` (both axes) and the first
             ``record_samples`` training images; drawn by ``python -m landscape.render --animate``.
+        record_bn: the frames' BatchNorm statistics: ``eval`` (the running statistics) or ``recompute`` (re-estimated
+            on the frame's images at every point; early epochs otherwise show mostly the running statistics' lag).
 
     Returns:
         The history: per epoch ``train_loss``, ``train_err``, ``test_loss``, ``test_err`` (percent), ``lr``,
@@ -82,6 +85,7 @@ def train(arch: str = "resnet56", data: str = "digits", epochs: int = 30, batch_
                              f"weight_decay={weight_decay} save_every={save_every}")
     dev = resolve_device(device)
     amp = (dev.type == "cuda") if amp is None else amp
+    check_seed(seed)
     torch.manual_seed(seed)
     if dev.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -128,7 +132,7 @@ def train(arch: str = "resnet56", data: str = "digits", epochs: int = 30, batch_
         from landscape.movie import Recorder
 
         recorder = Recorder(model, tr, os.path.join(out, "landscape.h5"), record_grid, record_grid, record_samples,
-                            seed=seed + 123, unit="epoch", verbose=False)
+                            seed=seed + 123, bn=record_bn, unit="epoch", verbose=False)
         history.setdefault("landscape_seconds", [])
         if start == 0 and 0 not in recorder.steps():
             history["landscape_seconds"].append(recorder.record(0))
@@ -213,6 +217,9 @@ def build_parser() -> Parser:
                    "-1:1:11)")
     p.add_argument("--record-samples", type=int, default=512, metavar="N", help="training images per frame "
                    "(default 512)")
+    p.add_argument("--record-bn", default="eval", choices=("eval", "recompute"), help="the frames' BatchNorm "
+                   "statistics: eval (running, as compute's default) or recompute (re-estimated at every point; "
+                   "early epochs otherwise show mostly the running statistics' lag)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -222,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     out = a.out or default_run_dir(a.arch, a.data)
     h = train(a.arch, a.data, a.epochs, a.batch_size, a.lr, a.weight_decay, a.seed, a.save_every, out, a.resume,
               a.device, not a.quiet, record_every=a.record_every, record_grid=a.record_grid,
-              record_samples=a.record_samples)
+              record_samples=a.record_samples, record_bn=a.record_bn)
     print(f"{os.path.join(out, 'final.pt')}: train accuracy {h['final_train_acc']:.2f}%, test accuracy "
           f"{100 - h['test_err'][-1]:.2f}% after {len(h['test_err'])} epochs ({sum(h['seconds']):.0f} s)")
     if h.get("landscape_seconds"):

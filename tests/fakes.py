@@ -10,8 +10,8 @@ class FailingFile:
     """A file whose writes fail with ``OSError(errno)`` once ``room`` bytes are in it, as a full (ENOSPC) or
     failing (EIO) disk does: the part that fits lands on the disk first.
 
-    Patch it in where output files are opened, e.g.
-    ``monkeypatch.setattr(landscape.paths, "open", lambda *a, **kw: FailingFile(open(*a, **kw), 1000), raising=False)``.
+    Patch it in where output files are opened: ``monkeypatch.setattr(landscape.paths, "_open_temp",
+    failing_temp(1000))``.
     """
 
     def __init__(self, f, room: int, errno: int = errnos.ENOSPC):
@@ -34,3 +34,16 @@ class FailingFile:
 
     def __exit__(self, *exc):
         self.f.close()
+
+
+def failing_temp(room: int, errno: int = errnos.ENOSPC):
+    """A stand-in for ``landscape.paths._open_temp`` whose files fail as :class:`FailingFile` after ``room`` bytes."""
+    import landscape.paths as paths
+
+    real = paths._open_temp
+
+    def open_temp(path, mode, **kw):
+        f, tmp = real(path, mode, **kw)
+        return FailingFile(f, room, errno), tmp
+
+    return open_temp

@@ -7,7 +7,7 @@ import torch
 import torchvision
 
 from conftest import make_model
-from fakes import FailingFile
+from fakes import failing_temp
 from landscape.checkpoints import load_checkpoint, save_checkpoint
 from landscape.errors import LandscapeError
 
@@ -276,7 +276,7 @@ def test_a_failed_save_is_one_line_and_keeps_the_old_checkpoint(tmp_path, monkey
     save_checkpoint(str(p), make_model(seed=1), "resnet20")
     old = p.read_bytes()
 
-    monkeypatch.setattr(paths, "open", lambda *a, **kw: FailingFile(open(*a, **kw), 4096, err), raising=False)
+    monkeypatch.setattr(paths, "_open_temp", failing_temp(4096, err))
     with pytest.raises(LandscapeError) as e:
         save_checkpoint(str(p), make_model(seed=2), "resnet20")
     monkeypatch.undo()

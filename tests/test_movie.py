@@ -77,6 +77,36 @@ def test_frames_along_fixed_directions_equal_the_surface_by_hand_and_leave_train
         Recorder(net(), (x, y), path, samples=32, verbose=False, **GRID)
 
 
+def test_bn_recompute_frames_use_statistics_of_the_frame_samples_at_every_point(tmp_path, data):
+    x, y = data
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 10))
+    path = str(tmp_path / "bn.h5")
+    rec = Recorder(model, (x, y), path, samples=64, bn="recompute", verbose=False, **GRID)
+    snaps = loop(model, x, y, 1, rec)
+    m = read_movie(path)
+    assert json.loads(m["attrs"]["settings"])["bn"] == "recompute"
+    with h5py.File(path) as f:
+        dx = [torch.from_numpy(f["xdirection"][str(i)][()]) for i in range(len(f["xdirection"]))]
+    for k in (0, 1):  # the point (alpha=1, beta=0): weights moved, BN statistics those of the 64 samples under them
+        moved = copy.deepcopy(snaps[k]).eval()
+        with torch.no_grad():
+            for p, u in zip(moved.parameters(), dx):
+                p.add_(u)
+            h = moved[0](x[:64])
+            moved[1].running_mean.copy_(h.mean(0))
+            moved[1].running_var.copy_(h.var(0, unbiased=True))
+            want = float(F.cross_entropy(moved(x[:64]), y[:64]))
+            stale = copy.deepcopy(snaps[k]).eval()
+            for p, u in zip(stale.parameters(), dx):
+                p.add_(u)
+            stale = float(F.cross_entropy(stale(x[:64]), y[:64]))
+        assert m["values"]["train_loss"][k, 2, 4] == pytest.approx(want, rel=1e-5)
+        assert abs(want - stale) > 1e-3  # the running statistics would have given another value
+    with pytest.raises(landscape.LandscapeError, match="bn='running' is not one of eval, recompute"):
+        Recorder(net(), (x, y), str(tmp_path / "x.h5"), bn="running", verbose=False, **GRID)
+
+
 try:
     from lightning.pytorch import LightningModule
 except ImportError:  # the test that uses it is skipped
@@ -160,6 +190,9 @@ def test_the_animation_shares_one_scale_and_the_page_animates_offline(tmp_path, 
     from PIL import Image
 
     assert Image.open(written[0]).n_frames == 4  # the longer movie's frames; the shorter holds its last
+    seen.clear()
+    render_animation(paths, str(tmp_path), ("gif",), "fixed", vmin=0.5, vmax=3.0, levels=6)
+    assert {(lo, hi, len(lv)) for lo, hi, lv in seen} == {(0.5, 3.0, 6)}  # --vmin/--vmax/--levels are kept
     text = open(written[1], encoding="utf-8").read()
     ranges = set(re.findall(r'"zmax":([-0-9.e]+)', text)) | set(re.findall(r'"zmin":([-0-9.e]+)', text))
     assert len(ranges) == 2  # one zmin and one zmax across the page's first view and all its frames

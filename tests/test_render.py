@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fakes import FailingFile
+from fakes import failing_temp
 from landscape.errors import LandscapeError
 from landscape.render import render_surface
 from landscape.render.html import figure_data
@@ -172,7 +172,7 @@ def test_a_full_disk_while_drawing_is_one_line_and_leaves_no_partial_file(tmp_pa
     render_surface(p, str(tmp_path), fmt)
     before = {f: (tmp_path / f).read_bytes() for f in os.listdir(tmp_path) if not f.endswith(".h5")}
     assert name in before
-    monkeypatch.setattr(paths, "open", lambda *a, **kw: FailingFile(open(*a, **kw), 1000), raising=False)
+    monkeypatch.setattr(paths, "_open_temp", failing_temp(1000))
     rc = run(render_main, [p, "--formats", fmt], prog="landscape.render")
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err

@@ -307,14 +307,17 @@ def test_a_failed_creation_leaves_no_file(tmp_path, monkeypatch, err, when):
         def __exit__(self, *exc):
             self.f.close()
 
+    real = paths._open_temp
+
     def fake_open(name, *a, **kw):
         if when == "open":
             raise OSError(err, os.strerror(err), name)
-        return Failing(open(name, *a, **kw))
+        f, tmp = real(name, *a, **kw)
+        return Failing(f), tmp
 
     p = str(tmp_path / "s.h5")
     x = parse_grid("-1:1:3")
-    monkeypatch.setattr(paths, "open", fake_open, raising=False)
+    monkeypatch.setattr(paths, "_open_temp", fake_open)
     with pytest.raises(LandscapeError) as e:
         SurfaceWriter(p, x, x, _settings(), DIRS, DIRS)
     monkeypatch.undo()

@@ -1,5 +1,6 @@
 import os
 
+import pytest
 import torch
 
 from landscape.checkpoints import load_checkpoint
@@ -95,3 +96,39 @@ def test_python_and_cli_share_the_default_run_folder():
 
     assert default_run_dir("resnet56", "cifar10:/data/cifar") == os.path.join("runs", "resnet56_cifar10")
     assert default_run_dir("resnet20", "digits") == os.path.join("runs", "resnet20_digits")
+
+
+def test_recording_the_landscape_leaves_training_alone_and_frames_use_the_chosen_bn_statistics(tmp_path):
+    import json
+
+    import torch.nn.functional as F
+
+    from landscape.data import load_data
+    from landscape.surface.movie import read_movie
+
+    plain, rec = str(tmp_path / "plain"), str(tmp_path / "rec")
+    train("resnet20", "digits", epochs=2, out=plain, progress=False, device="cpu")
+    assert main(["--arch", "resnet20", "--epochs", "2", "--out", rec, "--quiet", "--device", "cpu", "--record-every",
+                 "1", "--record-grid", "-1:1:3", "--record-samples", "32", "--record-bn", "recompute"]) == 0
+    a, _ = load_checkpoint(os.path.join(plain, "final.pt"))
+    b, info = load_checkpoint(os.path.join(rec, "final.pt"))
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    m = read_movie(os.path.join(rec, "landscape.h5"))
+    settings = json.loads(m["attrs"]["settings"])
+    assert list(m["steps"]) == [0, 1, 2] and settings["bn"] == "recompute" and settings["samples"] == 32
+    assert len(info["history"]["landscape_seconds"]) == 3
+    # the centre of the last frame: the final weights, BN statistics of the 32 recorded images (one batch)
+    d = load_data("digits", "train", 32, "cpu")
+    x, y = d.x, d.y
+    with torch.no_grad():
+        stale = float(F.cross_entropy(a.eval()(x), y))  # the running statistics
+        b.train()
+        for mod in b.modules():
+            if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+                mod.reset_running_stats()
+                mod.momentum = None
+        b(x)
+        b.eval()
+        want = float(F.cross_entropy(b(x), y))
+    assert m["values"]["train_loss"][2, 1, 1] == pytest.approx(want, rel=1e-5)
+    assert abs(want - stale) > 1e-3

@@ -32,7 +32,7 @@ from landscape.connect.curves import CURVES, line_coords, plane_coords
 from landscape.connect.pathfile import PathFile
 from landscape.connect.training import CurveSettings, bend_module, curve_names, train_bend
 from landscape.errors import LandscapeError
-from landscape.settings import Config, make_config, setting, split_names
+from landscape.settings import Config, check_seed, make_config, setting, split_names
 
 # The settings of a surface that a curve takes too (the same flags, written down once in Config).
 SHARED = ("arch", "model_spec", "trust_checkpoint", "data", "split", "samples", "normalization", "image_size",
@@ -156,6 +156,7 @@ def _settings(config: Config | None, settings: ConnectSettings | None, data: Any
                                  f"got {v!r}")
     if not (conn.lr > 0):
         raise LandscapeError(f"lr must be positive; got {conn.lr!r}")
+    check_seed(conn.seed)
     if conn.plane is not None and str(conn.plane).lower() == "none":
         conn.plane = None
     shared = {k: v for k, v in options.items() if k in SHARED}

@@ -32,6 +32,8 @@ from landscape.errors import LandscapeError
 from landscape.paths import atomic_open
 from landscape.settings import split_names
 from landscape.surface.h5io import FileLock, attr_value, open_h5
+from landscape.surface.validate import (HINT, MAX_TRACE, check_attr, kind_of, probed, read_axis, read_points,
+                                        shown)
 
 FORMAT = "landscape-connect"
 PATHS = ("curve", "line")
@@ -169,15 +171,36 @@ class PathFile:
 
 
 def read_path_file(path: str) -> dict:
-    """A curve's file as plain arrays (what rendering needs): ``t``, ``curve``/``line`` -> {key: array}, attrs."""
-    with open_h5(path, "r") as f:
-        if attr_value(f.attrs.get("format", "")) != FORMAT:
-            raise LandscapeError(f"{path!r} is not a curve file of landscape.connect")
-        out = {"t": np.asarray(f["t"][()], dtype=np.float64),
-               "attrs": {k: attr_value(v) for k, v in f.attrs.items()}}
-        for kind in PATHS:
-            out[kind] = {k: np.asarray(f[kind][k][()]) for k in f[kind]}
-        out["history"] = {k: np.asarray(f["history"][k][()]) for k in f["history"]} if "history" in f else {}
+    """A curve's file as plain arrays (what rendering needs): ``t``, ``curve``/``line`` -> {key: array}, attrs.
+
+    Checked before use (a file from elsewhere is drawn right or refused in one line): ``t`` at most
+    :data:`~landscape.surface.validate.MAX_TRACE` finite, increasing points, every series as long as ``t``, the
+    attributes of the types landscape writes.
+    """
+    return probed(path, lambda f: _read(f, path), kind="curve")
+
+
+def _read(f: h5py.File, path: str) -> dict:
+    if "format" not in f.attrs or attr_value(f.attrs["format"]) != FORMAT:
+        raise LandscapeError(f"{path!r} is not a curve file of landscape.connect")
+    t = read_axis(f, "t", path, most=MAX_TRACE)
+    attrs = {k: check_attr(path, k, attr_value(f.attrs[k])) for k in list(f.attrs)[:1000]}
+    for k, v in attrs.items():  # {path}_{split}_barrier: a number
+        if k.endswith("_barrier") and (isinstance(v, (bool, str)) or not isinstance(v, (int, float))
+                                       or not np.isfinite(v)):
+            raise LandscapeError(f"{path!r}: attribute {shown(k, 40)!r} is {kind_of(v)}; expected a finite number "
+                                 f"(the path's barrier height); {HINT}")
+    out = {"t": t, "attrs": attrs}
+    for kind in PATHS:
+        g = f.get(kind) if kind in f else None
+        if not isinstance(g, h5py.Group):
+            raise LandscapeError(f"{path!r} has no group {kind!r} (the values along the {kind}); {HINT}")
+        out[kind] = {k: read_points(g, k, path, len(t), label=f"{kind}/{shown(k, 40)}", finite=False)
+                     for k in list(g)[:100] if k.endswith(("_loss", "_acc", "_done"))}
+        out[kind].update({k: v.astype(bool) for k, v in out[kind].items() if k.endswith("_done")})
+    h = f.get("history") if "history" in f else None
+    out["history"] = {k: read_points(h, k, path, label=f"history/{shown(k, 40)}", finite=False)
+                      for k in list(h)[:100]} if isinstance(h, h5py.Group) else {}
     return out
 
 

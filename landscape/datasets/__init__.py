@@ -50,8 +50,11 @@ def kinds() -> list[str]:
     return list(_LOADERS)
 
 
-def _digits(_: str, split: str) -> RawImages:
+def _digits(arg: str, split: str) -> RawImages:
     """scikit-learn's bundled digits: 1,437 train / 360 test 8x8 grey images, 10 classes."""
+    if arg:
+        raise LandscapeError(f"--data digits takes no argument (it is bundled with scikit-learn); got "
+                             f"'digits:{arg[:80]}'; pass --data digits")
     from sklearn.datasets import load_digits as sk_digits
 
     d = sk_digits()

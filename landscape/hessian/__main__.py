@@ -58,7 +58,9 @@ def build_parser() -> Parser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from landscape.hessian.compute import compute_curvature
+    from landscape.settings import check_seed
 
+    check_seed(args.seed)
     res = compute_curvature(
         args.ckpt, arch=args.arch, model=args.model_spec, normalization=args.normalization, data=args.data,
         split=args.split, samples=args.samples,

@@ -27,7 +27,7 @@ import h5py
 import numpy as np
 
 from landscape.errors import LandscapeError
-from landscape.paths import write_error
+from landscape.paths import atomic_open, write_error
 
 FORMAT = "landscape-hessian"
 FORMAT_VERSION = 1
@@ -72,7 +72,6 @@ def write_hessian_file(path: str, *, eigenvalues: Sequence[float], residuals: Se
     folder = os.path.dirname(path)
     if not os.path.isdir(folder):
         raise LandscapeError(f"output folder {folder!r} does not exist; create it or pass another --out")
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
     buf = io.BytesIO()  # built in memory: HDF5 can crash closing a file whose disk filled up under it
     try:
         with h5py.File(buf, "w") as f:
@@ -103,14 +102,10 @@ def write_hessian_file(path: str, *, eigenvalues: Sequence[float], residuals: Se
                 for k in ("grid", "density", "nodes", "weights"):
                     g.create_dataset(k, data=np.asarray(_numpy(density[k]), dtype=np.float64))
                 g.attrs["sigma"] = float(density["sigma"])
-        with open(tmp, "wb") as out:
+        with atomic_open(path, "wb") as out:
             out.write(buf.getbuffer())
-        os.replace(tmp, path)
     except OSError as e:
         raise write_error(path, e) from e
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 

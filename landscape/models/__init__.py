@@ -185,8 +185,8 @@ def shape_hints(sd: dict) -> dict[str, int]:
     hints = {"num_classes": int(head.shape[0]) if head is not None else 10,
              "in_channels": int(stem.shape[1]) if stem is not None else 3}
     fc0, convs = sd.get("fc.0.weight"), [v for k, v in sd.items() if k.startswith("features.") and v.dim() == 4]
-    if fc0 is not None and convs:  # VGG: the hidden layer's input is last-conv channels x side^2
-        side2 = fc0.shape[1] // convs[-1].shape[0]
+    if fc0 is not None and fc0.dim() == 2 and convs and convs[-1].shape[0]:  # VGG: the hidden layer's input
+        side2 = fc0.shape[1] // convs[-1].shape[0]  # is last-conv channels x side^2 (no channels: not a VGG)
         hints["input_size"] = round(side2 ** 0.5) * 8  # VGG9's three 2x2 max-pools
     return hints
 

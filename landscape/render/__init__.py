@@ -14,6 +14,7 @@ from landscape.paths import ensure_writable_dir
 from landscape.render.scale import make_scale
 from landscape.settings import split_names
 from landscape.surface import Surface, read_surface
+from landscape.surface.validate import max_points
 
 FORMATS = ("png", "pdf", "svg", "html", "vtp")
 STATIC = ("png", "pdf", "svg")
@@ -41,6 +42,21 @@ def _pick_key(s: Surface, surface: str | None) -> str:
     return s.names()[0]
 
 
+def read_for_drawing(path: str, notes: list[str] | None = None) -> Surface:
+    """A surface as figures draw it: a grid of more than ``LANDSCAPE_MAX_POINTS`` points (default 1001x1001,
+    fewer on a machine short of memory) is read at every k-th point of each axis, which ``notes`` then says."""
+    s = read_surface(path, max_points=max_points())
+    if s.is_2d and min(len(s.xcoordinates), len(s.ycoordinates)) < 2:
+        raise LandscapeError(f"{path!r} holds a {len(s.xcoordinates)}×{len(s.ycoordinates)} grid: 2D figures need "
+                             "at least 2 points on each axis; compute it with NUM >= 2 in --x and --y (or without "
+                             "--y, as a 1D curve)")
+    if s.stride > 1 and notes is not None:
+        from landscape.render.html_traces import stride_note
+
+        notes.append(f"{path}: {stride_note(s)}")
+    return s
+
+
 def loss_ceiling(surfaces: list[Surface], key: str) -> float | None:
     """The lowest cap recorded by surfaces computed with ``--tolerance`` (``loss_cap``) when ``key`` is the loss
     it was made for: their points above it were only resolved as off the scale, so no default range goes higher."""
@@ -51,14 +67,18 @@ def loss_ceiling(surfaces: list[Surface], key: str) -> float | None:
 
 def render_surface(path: str, out: str | None = None, formats: str | list[str] = ("png", "html"),
                    name: str | None = None, surface: str | None = None, log: bool = False,
-                   vmin: float | None = None, vmax: float | None = None, levels: int | None = None) -> list[str]:
+                   vmin: float | None = None, vmax: float | None = None, levels: int | None = None,
+                   notes: list[str] | None = None) -> list[str]:
     """Draw one surface file; returns the paths written (``<out>/<name>_<kind>.<ext>``).
 
     2D: contour, contourf, heatmap and surface3d for each static format, one HTML page, a .vtp.
     1D: the loss/accuracy curve for each static format, an HTML page, a .vtp.
+
+    Args:
+        notes: gets a line for each file read at every k-th point (see :func:`read_for_drawing`).
     """
     fmts = parse_formats(formats)
-    s = read_surface(path)
+    s = read_for_drawing(path, notes)
     key = _pick_key(s, surface)
     out = out or os.path.dirname(os.path.abspath(path))
     ensure_writable_dir(out)
@@ -103,11 +123,12 @@ def render_surface(path: str, out: str | None = None, formats: str | list[str] =
     return written
 
 
-def _shared(paths: list[str], surface: str | None, what: str) -> tuple[list[Surface], str]:
+def _shared(paths: list[str], surface: str | None, what: str, notes: list[str] | None = None
+            ) -> tuple[list[Surface], str]:
     """Read 2D surfaces that are drawn on one scale, and the one dataset they all have."""
     if not paths:
         raise LandscapeError(f"{what} needs at least one surface file")
-    surfaces = [read_surface(p) for p in paths]
+    surfaces = [read_for_drawing(p, notes) for p in paths]
     if any(not s.is_2d for s in surfaces):
         raise LandscapeError(f"{what} needs 2D surfaces; " +
                              ", ".join(s.path for s in surfaces if not s.is_2d) + " are 1D")
@@ -122,13 +143,14 @@ def _shared(paths: list[str], surface: str | None, what: str) -> tuple[list[Surf
 
 def render_comparison(paths: list[str], out: str, formats: str | list[str] = ("png", "html"),
                       name: str = "comparison", surface: str | None = None, log: bool = False,
-                      vmin: float | None = None, vmax: float | None = None, levels: int | None = None) -> list[str]:
+                      vmin: float | None = None, vmax: float | None = None, levels: int | None = None,
+                      notes: list[str] | None = None) -> list[str]:
     """Several 2D surfaces side by side on one shared colour scale and z range.
 
     Writes ``<out>/<name>_contourf.<ext>`` per static format and ``<out>/<name>.html``.
     """
     fmts = parse_formats(formats)
-    surfaces, key = _shared(paths, surface, "--compare")
+    surfaces, key = _shared(paths, surface, "--compare", notes)
     scale = make_scale([s.values[key] for s in surfaces], vmin, vmax, levels, log, loss_ceiling(surfaces, key))
     ensure_writable_dir(out)
     base = os.path.join(out, name)
@@ -147,7 +169,7 @@ def render_comparison(paths: list[str], out: str, formats: str | list[str] = ("p
 
 def render_paper(paths: list[str], out: str, formats: str | list[str] = ("pdf", "png"), name: str = "paper",
                  surface: str | None = None, log: bool = False, vmin: float | None = None,
-                 vmax: float | None = None, levels: int | None = None) -> list[str]:
+                 vmax: float | None = None, levels: int | None = None, notes: list[str] | None = None) -> list[str]:
     """Li et al.'s figure layout: one column per surface, contours above 3D, one scale, panels (a), (b), ...
 
     Writes ``<out>/<name>.<ext>`` for each static format (default ``paper.pdf`` and ``paper.png``); the 3D meshes
@@ -156,7 +178,7 @@ def render_paper(paths: list[str], out: str, formats: str | list[str] = ("pdf", 
     fmts = [f for f in parse_formats(formats) if f in STATIC]
     if not fmts:
         raise LandscapeError(f"--figure paper writes {', '.join(STATIC)}; got --formats {formats!r}")
-    surfaces, key = _shared(paths, surface, "--figure paper")
+    surfaces, key = _shared(paths, surface, "--figure paper", notes)
     scale = make_scale([s.values[key] for s in surfaces], vmin, vmax, levels, log, loss_ceiling(surfaces, key))
     ensure_writable_dir(out)
     from landscape.render.paper import render_paper as draw

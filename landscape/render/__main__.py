@@ -7,7 +7,7 @@ import os
 import sys
 
 from landscape.cli import Parser, add_scale_args, run
-from landscape.paths import shown
+from landscape.paths import check_name, shown
 
 
 def build_parser() -> Parser:
@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     from landscape.errors import LandscapeError
     from landscape.render import render_comparison, render_paper, render_surface
 
-    written = []
+    if args.name is not None:
+        check_name(args.name)
+    written, notes = [], []
     out = args.out or os.path.dirname(os.path.abspath(args.files[0]))
     scale = (args.surface, args.log, args.vmin, args.vmax, args.levels)
     if args.animate:
@@ -43,21 +45,27 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.figure or args.compare:
             raise LandscapeError("--animate draws its files side by side already; drop --figure/--compare")
+        if args.surface not in (None, "train_loss"):
+            raise LandscapeError(f"--animate draws the frames' train_loss; got --surface {args.surface!r}: drop it")
         fmts = tuple(f.strip() for f in (args.formats or "gif,html").split(",") if f.strip())
         bad = [f for f in fmts if f not in ("gif", "html")]
         if bad:
             raise LandscapeError(f"--animate writes gif and html; got --formats {','.join(bad)}")
-        written += render_animation(args.files, out, fmts, args.name, args.log)
+        written += render_animation(args.files, out, fmts, args.name, args.log, args.vmin, args.vmax, args.levels)
     elif args.figure == "paper":
         if args.compare:
             raise LandscapeError("--figure paper already puts the files side by side; drop --compare")
-        written += render_paper(args.files, out, args.formats or "pdf,png", args.name or "paper", *scale)
+        written += render_paper(args.files, out, args.formats or "pdf,png", args.name or "paper", *scale,
+                                notes=notes)
     elif args.compare:
-        written += render_comparison(args.files, out, args.formats or "png,html", args.name or "comparison", *scale)
+        written += render_comparison(args.files, out, args.formats or "png,html", args.name or "comparison", *scale,
+                                     notes=notes)
     else:
         for f in args.files:
             written += render_surface(f, args.out, args.formats or "png,html",
-                                      args.name if len(args.files) == 1 else None, *scale)
+                                      args.name if len(args.files) == 1 else None, *scale, notes=notes)
+    for line in notes:  # a grid drawn from every k-th point says so
+        print(f"note: {line}")
     print("figures: " + ", ".join(shown(w) for w in written))
     return 0
 

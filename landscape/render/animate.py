@@ -11,27 +11,35 @@ import os
 import numpy as np
 
 from landscape.errors import LandscapeError
-from landscape.paths import atomic_open, ensure_writable_dir
+from landscape.paths import atomic_open, atomic_path, ensure_writable_dir
 from landscape.render.scale import Scale, fmt_value, make_scale
+from landscape.render.text import mpl, shown, web
 from landscape.surface.movie import read_movie
 from landscape.surface.schema import Surface
 
 KEY = "train_loss"
 
 
-def shared_scale(movies: list[dict], log: bool = False) -> Scale:
-    """One scale for every frame of every movie: what makes the frames comparable."""
+def shared_scale(movies: list[dict], log: bool = False, vmin: float | None = None, vmax: float | None = None,
+                 levels: int | None = None) -> Scale:
+    """One scale for every frame of every movie: what makes the frames comparable (``vmin``, ``vmax``, ``levels``
+    as for :func:`landscape.render.scale.make_scale`)."""
     arrays = [m["values"][KEY] for m in movies if len(m["steps"])]
     if not arrays:
         raise LandscapeError("the movie has no frames yet")
-    return make_scale(arrays, log=log)
+    return make_scale(arrays, vmin=vmin, vmax=vmax, levels=levels, log=log)
 
 
 def _label(m: dict) -> str:
+    """The movie's architecture (else its file's name): one line, cut; escape it for where it goes."""
     import json
 
-    s = json.loads(m["attrs"].get("settings", "{}"))
-    return str(s.get("arch") or os.path.splitext(os.path.basename(m["path"]))[0])
+    s = json.loads(m["attrs"].get("settings") or "{}")  # a JSON object: checked by read_movie
+    return shown(s.get("arch") or os.path.splitext(os.path.basename(m["path"]))[0])
+
+
+def _unit(m: dict) -> str:
+    return shown(m["attrs"].get("unit") or "step", 20)
 
 
 def frames(movies: list[dict]) -> list[list[int]]:
@@ -62,7 +70,7 @@ def render_gif(movies: list[dict], path: str, scale: Scale, fps: float = 3.0) ->
         mappable.clear()
         for ax, m, j in zip(axes, movies, order[i]):
             ax.clear()
-            unit = m["attrs"].get("unit", "step")
+            unit = mpl(_unit(m))
             if two_d:
                 s = Surface(m["path"], m["x"], m["y"], {KEY: m["values"][KEY][j]}, {})
                 mappable.append(draw_2d(ax, s, KEY, "contourf", scale, labels=False))
@@ -74,21 +82,18 @@ def render_gif(movies: list[dict], path: str, scale: Scale, fps: float = 3.0) ->
                 ax.set_yscale("log" if scale.log else "linear")
                 ax.set_xlabel("α")
                 ax.set_ylabel("train loss")
-            ax.set_title(f"{_label(m)}: {unit} {int(m['steps'][j])}")
+            ax.set_title(f"{mpl(_label(m))}: {unit} {int(m['steps'][j])}")
         return []
 
     draw(0)
     if two_d:
         colourbar(fig, mappable[0], scale, KEY, ax=list(axes), shrink=0.85)
     anim = FuncAnimation(fig, draw, frames=len(order), blit=False)
-    tmp = path + f".tmp{os.getpid()}.gif"
     try:
-        anim.save(tmp, writer=PillowWriter(fps=fps), dpi=90)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            anim.save(tmp, writer=PillowWriter(fps=fps), dpi=90)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 
@@ -100,7 +105,7 @@ def render_page(movies: list[dict], path: str, scale: Scale) -> str:
     go, make_subplots = _plotly()
     two_d = movies[0]["y"] is not None
     order = frames(movies)
-    fig = make_subplots(rows=1, cols=len(movies), subplot_titles=[_label(m) for m in movies])
+    fig = make_subplots(rows=1, cols=len(movies), subplot_titles=[web(_label(m)) for m in movies])
 
     def traces(i: int) -> list:
         out = []
@@ -129,7 +134,7 @@ def render_page(movies: list[dict], path: str, scale: Scale) -> str:
         steps.append(dict(method="animate", label=label,
                           args=[[str(i)], dict(mode="immediate", frame=dict(duration=0, redraw=True))]))
     fig.frames = [go.Frame(data=traces(i), name=str(i), traces=list(range(len(movies)))) for i in range(len(order))]
-    unit = movies[0]["attrs"].get("unit", "step")
+    unit = web(_unit(movies[0]))
     fig.update_layout(sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix=f"{unit}: "), pad=dict(t=40))],
                       updatemenus=[dict(type="buttons", showactive=False, x=0, y=-0.12, xanchor="left",
                                         buttons=[dict(label="play", method="animate",
@@ -152,14 +157,21 @@ def render_page(movies: list[dict], path: str, scale: Scale) -> str:
 
 
 def render_animation(paths: list[str], out: str | None = None, formats: tuple[str, ...] = ("gif", "html"),
-                     name: str | None = None, log: bool = False, fps: float = 3.0) -> list[str]:
-    """Draw one or more movie files side by side; returns the files written (``<name>.gif``, ``<name>.html``)."""
+                     name: str | None = None, log: bool = False, vmin: float | None = None,
+                     vmax: float | None = None, levels: int | None = None, fps: float = 3.0) -> list[str]:
+    """Draw one or more movie files side by side on one scale (``log``, ``vmin``, ``vmax``, ``levels`` as for the
+    other figures); returns the files written (``<name>.gif``, ``<name>.html``)."""
     movies = [read_movie(p) for p in paths]
+    for m in movies:
+        if KEY not in m["values"] or not len(m["steps"]):
+            raise LandscapeError(f"{m['path']!r} has no {KEY} frames yet " + (
+                f"(it has {', '.join(shown(k, 30) for k in list(m['values'])[:5])})" if m["values"] else "")
+                + "; record at least one frame of the training loss first")
     shapes = {(len(m["x"]), None if m["y"] is None else len(m["y"])) for m in movies}
     if len(shapes) > 1:
         raise LandscapeError(f"the movies' grids differ ({sorted(shapes, key=str)}); animate movies of one grid "
                              "together")
-    scale = shared_scale(movies, log)
+    scale = shared_scale(movies, log, vmin, vmax, levels)
     out = out or os.path.dirname(os.path.abspath(paths[0]))
     ensure_writable_dir(out)
     base = os.path.join(out, name or "_".join(os.path.splitext(os.path.basename(p))[0] for p in paths))

@@ -12,6 +12,7 @@ import numpy as np
 
 from landscape.connect.pathfile import read_path_file
 from landscape.paths import ensure_writable_dir
+from landscape.render.text import mpl, shown, web
 
 COLOURS = {"curve": "#1f77b4", "line": "#7f7f7f"}
 DASHES = {"train": "-", "test": "--"}
@@ -25,11 +26,11 @@ def _series(d: dict):
         for key in sorted(d[kind]):
             if not key.endswith("_loss"):
                 continue
-            sp = key[:-len("_loss")]
+            sp = shown(key[:-len("_loss")], 20)  # a dataset's name, from the file: shown as text
             loss = d[kind][key].astype(np.float64)
-            acc = d[kind].get(f"{sp}_acc")
-            barrier = d["attrs"].get(f"{kind}_{sp}_barrier")
-            name = NAMES[curve] if kind == "curve" else NAMES["line"]
+            acc = d[kind].get(f"{key[:-len('_loss')]}_acc")
+            barrier = d["attrs"].get(f"{kind}_{key[:-len('_loss')]}_barrier")
+            name = NAMES.get(curve, f"curve ({shown(curve, 30)})") if kind == "curve" else NAMES["line"]
             label = f"{name}, {sp}" + (f": barrier {float(barrier):.3g}" if barrier is not None else "")
             yield kind, sp, label, loss, acc
 
@@ -45,10 +46,11 @@ def figure_paths(d: dict, title: str):
     fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
     losses = []
     for kind, sp, label, loss, acc in _series(d):
-        ax_l.plot(t, loss, DASHES.get(sp, "-"), color=COLOURS[kind], lw=1.8 if kind == "curve" else 1.4, label=label)
+        ax_l.plot(t, loss, DASHES.get(sp, "-"), color=COLOURS[kind], lw=1.8 if kind == "curve" else 1.4,
+                  label=mpl(label, 200))
         if acc is not None and np.isfinite(acc).any():
             ax_a.plot(t, acc, DASHES.get(sp, "-"), color=COLOURS[kind], lw=1.8 if kind == "curve" else 1.4,
-                      label=label.split(":")[0])
+                      label=mpl(label.split(":")[0], 200))
         losses.append(loss[np.isfinite(loss)])
     allv = np.concatenate(losses) if losses else np.zeros(0)
     if len(allv) and np.min(allv) > 0 and np.max(allv) / np.min(allv) >= 10:
@@ -63,7 +65,7 @@ def figure_paths(d: dict, title: str):
         ax_a.legend(fontsize=8)
     else:
         ax_a.set_visible(False)
-    fig.suptitle(title)
+    fig.suptitle(mpl(title, 300))
     return fig
 
 
@@ -78,13 +80,14 @@ def page_paths(d: dict, title: str, path: str) -> str:
     for kind, sp, label, loss, acc in _series(d):
         dash = "solid" if sp == "train" else "dash"
         line = dict(color=COLOURS[kind], dash=dash, width=2.2 if kind == "curve" else 1.6)
-        fig.add_trace(go.Scatter(x=t, y=[float(v) if np.isfinite(v) else None for v in loss], name=label, line=line,
-                                 hovertemplate="t %{x:.2f}<br>loss %{y:.4g}<extra>" + html.escape(label) +
+        fig.add_trace(go.Scatter(x=t, y=[float(v) if np.isfinite(v) else None for v in loss], name=web(label, 200),
+                                 line=line, hovertemplate="t %{x:.2f}<br>loss %{y:.4g}<extra>" + web(label, 200) +
                                  "</extra>"), row=1, col=1)
         if acc is not None and np.isfinite(acc).any():
-            fig.add_trace(go.Scatter(x=t, y=[float(v) for v in acc], name=label.split(":")[0], line=line,
-                                     showlegend=False, hovertemplate="t %{x:.2f}<br>accuracy %{y:.2f}%<extra>" +
-                                     html.escape(label.split(":")[0]) + "</extra>"), row=1, col=2)
+            fig.add_trace(go.Scatter(x=t, y=[float(v) if np.isfinite(v) else None for v in acc],
+                                     name=web(label.split(":")[0], 200), line=line, showlegend=False,
+                                     hovertemplate="t %{x:.2f}<br>accuracy %{y:.2f}%<extra>" +
+                                     web(label.split(":")[0], 200) + "</extra>"), row=1, col=2)
     fig.update_xaxes(title_text="t (A at 0, B at 1)", range=[0, 1], gridcolor="#e8e8e8")
     fig.update_yaxes(gridcolor="#e8e8e8")
     fig.update_layout(legend=dict(orientation="h", y=-0.2), margin=dict(l=50, r=20, t=40, b=40),
@@ -92,7 +95,7 @@ def page_paths(d: dict, title: str, path: str) -> str:
     a = d["attrs"]
     items = [("curve", a.get("curve")), ("arch", a.get("arch")), ("dataset", a.get("dataset")),
              ("n_samples", a.get("n_samples")), ("bn_mode", a.get("bn_mode")), ("loss", a.get("loss"))]
-    settings = "<div class='settings'>" + "".join(f"<span><b>{html.escape(k)}</b> {html.escape(str(v))}</span>"
+    settings = "<div class='settings'>" + "".join(f"<span><b>{web(k)}</b> {web(v)}</span>"
                                                    for k, v in items if v not in (None, "")) + "</div>"
     body = fig.to_html(full_html=False, include_plotlyjs=True, div_id="landscape-figure", default_width="100%",
                        default_height="100%", config={"displaylogo": False, "responsive": True})
@@ -113,8 +116,8 @@ def render_connect(path: str, out: str | None = None, formats: str | list[str] =
     ensure_writable_dir(out)
     base = os.path.join(out, os.path.splitext(os.path.basename(path))[0])
     a = d["attrs"]
-    title = f"{a.get('arch', '')}: {NAMES.get(str(a.get('curve')), 'curve')} against the straight line, " \
-            f"{a.get('dataset', '')}"
+    title = f"{shown(a.get('arch', ''))}: {NAMES.get(str(a.get('curve')), 'curve')} against the straight line, " \
+            f"{shown(a.get('dataset', ''))}"
     written = []
     static = [f for f in fmts if f in STATIC]
     if static:

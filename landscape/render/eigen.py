@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from landscape.render.text import mpl
 from landscape.surface import Surface
 
 
@@ -40,7 +41,7 @@ def render_eigen(s: Surface, base: str, formats: list[str]) -> list[str]:
         ax.set_ylabel("β")
         ax.set_aspect("equal")
         fig.colorbar(m, ax=ax, shrink=0.85)
-    arch = s.attrs.get("arch", "")
+    arch = mpl(s.attrs.get("arch", ""))
     fig.suptitle(f"{arch}: Hessian eigenvalue ratio (largest |ratio| {np.nanmax(np.abs(r)):.2g})"
                  if np.isfinite(r).any() else f"{arch}: Hessian eigenvalue ratio")
     from landscape.render.static import save
@@ -74,7 +75,7 @@ def render_eigen_1d(s: Surface, base: str, formats: list[str]) -> list[str]:
     for ax in (top, bottom):
         ax.axvline(0.0, color="0.8", lw=0.8, zorder=0)
         ax.grid(alpha=0.3)
-    fig.suptitle(f"{s.attrs.get('arch', '')}: curvature along α")
+    fig.suptitle(f"{mpl(s.attrs.get('arch', ''))}: curvature along α")
     from landscape.render.static import save
 
     return save(fig, f"{base}_eigen", formats, dpi=150, bbox_inches=None)

@@ -15,6 +15,7 @@ import numpy as np
 from landscape.errors import LandscapeError
 from landscape.paths import atomic_open
 from landscape.render.scale import Scale
+from landscape.render.text import shown, web
 from landscape.surface import Surface
 
 def _plotly():
@@ -33,12 +34,13 @@ def _settings_html(s: Surface) -> str:
         grid += f", y {s.ycoordinates[0]:g}..{s.ycoordinates[-1]:g} ({len(s.ycoordinates)})"
     items = [("file", os.path.basename(s.path)), ("grid", grid)] + \
         [(k, s.attrs[k]) for k in s.shown_attrs
-         if k in s.attrs and str(s.attrs[k]) not in ("", "False")]  # an option that is off says nothing
+         if k in s.attrs and shown(s.attrs[k]) not in ("", "False")]  # an option that is off says nothing
     from landscape.render.html_traces import thinned_note
 
     note = thinned_note(s)
+    # a file's names and values, each one line and cut (a 1 MB attribute is not a 1 MB page)
     return "<div class='settings'>" + "".join(
-        f"<span><b>{html.escape(k)}</b> {html.escape(str(v))}</span>" for k, v in items) + "</div>" + (
+        f"<span><b>{web(k, 60)}</b> {web(v)}</span>" for k, v in items) + "</div>" + (
         f"<div class='note'>{html.escape(note)}</div>" if note else "")
 
 
@@ -71,7 +73,8 @@ def _page(fig, title: str, settings: str, path: str, script: str = "") -> str:
 
 
 def _arch(s: Surface) -> str:
-    return str(s.attrs.get("arch") or os.path.splitext(os.path.basename(s.path))[0])
+    """The file's ``arch`` (else its name), one line and cut; escape it for where it goes (:func:`web`)."""
+    return shown(s.attrs.get("arch") or os.path.splitext(os.path.basename(s.path))[0])
 
 
 def _xy_axes(fig, n: int, row_domain: list[float], col_domains: list[list[float]], first: int = 1) -> None:
@@ -228,7 +231,7 @@ def render_html_compare(surfaces: list[Surface], key: str, path: str, scale: Sca
         fig.add_traces(traces)
         notes += ann
         fig.layout[scene] = T.scene_layout(s, scale, key, view, dict(x=cols[c], y=[0.5, 1.0]))
-        notes.append(dict(text=_arch(s), x=(cols[c][0] + cols[c][1]) / 2, y=1.0, xref="paper", yref="paper",
+        notes.append(dict(text=web(_arch(s)), x=(cols[c][0] + cols[c][1]) / 2, y=1.0, xref="paper", yref="paper",
                           yanchor="bottom", showarrow=False, font=dict(size=14)))
     _xy_axes(fig, n, [0.0, 0.44], cols)
     fig.update_layout(annotations=notes, margin=dict(l=10, r=60, t=30, b=40), showlegend=False)

@@ -11,6 +11,7 @@ from landscape.render.geometry import (cut_mesh, finite, label_spots, level_path
                                        thin_indices)
 from landscape.render.scale import Scale, fmt_value
 from landscape.render.surface3d import BOX, height_ticks, theta_star
+from landscape.render.text import web
 from landscape.surface import Surface
 
 COLORSCALE = "Viridis"
@@ -100,7 +101,7 @@ def mesh3d(go, s: Surface, key: str, scale: Scale, colorbar: dict | None, scene:
                      hovertemplate=f"α %{{x:.2f}}, β %{{y:.2f}}<br>{key.replace('_', ' ')} "
                                    "%{customdata:.3g}<extra></extra>",
                      flatshading=True, lighting=dict(ambient=0.75, diffuse=0.4, specular=0.05),
-                     name=os.path.basename(s.path), scene=scene)
+                     name=web(os.path.basename(s.path)), scene=scene)
 
 
 def star3d(go, s: Surface, key: str, scale: Scale, scene: str = "scene"):
@@ -170,8 +171,9 @@ def simplify(p: np.ndarray, tol: float) -> np.ndarray:
 
 def thinned_note(s: Surface) -> str:
     """What a page of a large grid draws, for the reader: '' when it draws every point."""
+    read = stride_note(s)
     if not s.is_2d:
-        return ""
+        return read
     n = max(len(s.xcoordinates), len(s.ycoordinates))
     parts = []
     if n > HTML_CELLS + 1:
@@ -179,9 +181,25 @@ def thinned_note(s: Surface) -> str:
     if n > MAP_POINTS:
         parts.append(f"the contour colours {_every(n, MAP_POINTS)} (the contour lines use all points)")
     if not parts:
+        return read
+    return (read + " " if read else "") + (
+        f"Large grid ({len(s.xcoordinates)}×{len(s.ycoordinates)}): " + "; ".join(parts)
+        + f". The PNG contour figures show every point{' read' if read else ''}.")
+
+
+def stride_note(s: Surface) -> str:
+    """What was read of a grid larger than the reader's bound (``LANDSCAPE_MAX_POINTS``): '' when all of it."""
+    if s.stride <= 1:
         return ""
-    return (f"Large grid ({len(s.xcoordinates)}×{len(s.ycoordinates)}): " + "; ".join(parts)
-            + ". The PNG contour figures show every point.")
+    shape = "×".join(f"{n:,}" for n in reversed(s.grid))
+    drawn = "×".join(f"{len(c):,}" for c in (s.xcoordinates, s.ycoordinates) if c is not None)
+    return (f"The file's {shape} grid is drawn from every {_ordinal(s.stride)} point of each axis ({drawn}); "
+            "LANDSCAPE_MAX_POINTS sets how many points are read.")
+
+
+def _ordinal(k: int) -> str:
+    """``2nd``, ``3rd``, ``11th``, ``21st``."""
+    return f"{k}{'th' if 10 <= k % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(k % 10, 'th')}"
 
 
 def _every(n: int, most: int) -> str:
@@ -199,14 +217,19 @@ def trajectory(go, s: Surface, xaxis: str = "x", yaxis: str = "y"):
     if not t:
         return None
     if t.get("label"):  # a curve between two models (landscape.connect), its models marked and named
-        ts, marks = t.get("t"), t.get("marks") or {}
+        ts, marks, label = t.get("t"), t.get("marks") or {}, web(t["label"])
         names = list(marks)
-        return [go.Scatter(x=t["x"], y=t["y"], mode="lines", line=dict(color="red", width=2), name=t["label"],
+        line = ([go.Scatter(x=[marks["A"][0], marks["B"][0]], y=[marks["A"][1], marks["B"][1]], mode="lines",
+                            line=dict(color="black", width=1.5, dash="dash"), showlegend=False, xaxis=xaxis,
+                            yaxis=yaxis, hoverinfo="skip", name="straight line")]
+                if "A" in marks and "B" in marks else [])
+        return line + [go.Scatter(x=t["x"], y=t["y"], mode="lines", line=dict(color="red", width=2), name=label,
                            showlegend=False, xaxis=xaxis, yaxis=yaxis,
-                           text=[f"{t['label']}, t = {v:.2f}" for v in ts] if ts is not None else None,
+                           text=[f"{label}, t = {v:.2f}" for v in ts] if ts is not None else None,
                            hovertemplate="%{text}<br>α %{x:.2f}, β %{y:.2f}<extra></extra>"),
                 go.Scatter(x=[marks[n][0] for n in names], y=[marks[n][1] for n in names], mode="markers+text",
-                           text=names, textposition="top right", showlegend=False, xaxis=xaxis, yaxis=yaxis,
+                           text=[web(n, 20) for n in names], textposition="top right", showlegend=False,
+                           xaxis=xaxis, yaxis=yaxis,
                            marker=dict(size=9, color="white", line=dict(color="black", width=1.5)),
                            hovertemplate="%{text} (α %{x:.2f}, β %{y:.2f})<extra></extra>")]
     epochs = t.get("epochs")

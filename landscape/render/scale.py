@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from landscape.cli import MAX_LEVELS
 from landscape.errors import LandscapeError
 from landscape.sampling import figure_cap
 
@@ -104,7 +105,8 @@ def fmt_value(v: float) -> str:
 
 def _nice_step(span: float, target: int) -> float:
     raw = span / max(target, 1)
-    mag = 10 ** math.floor(math.log10(raw))
+    # a float: the int 10 ** 28 would turn the levels into an object array (no np.round) for losses above ~1e19
+    mag = 10.0 ** math.floor(math.log10(raw))
     return next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw * (1 - 1e-9))
 
 
@@ -172,8 +174,8 @@ def make_scale(arrays: list[np.ndarray], vmin: float | None = None, vmax: float 
         LandscapeError: nothing finite to draw, ``--log`` with non-positive values, fewer than 2 levels.
     """
     finite = np.concatenate([a[np.isfinite(a)].ravel() for a in arrays]) if arrays else np.array([])
-    if log:
-        finite = finite[finite > 0]
+    if log:  # (a subnormal value has no usable log10: matplotlib's log scale fails on it)
+        finite = finite[finite > 1e-300]
     if finite.size == 0 and (vmin is None or vmax is None):
         raise LandscapeError("no finite values to draw yet (is the surface computed? with --log, are values > 0?)")
     lo = float(np.min(finite)) if vmin is None else float(vmin)
@@ -187,13 +189,18 @@ def make_scale(arrays: list[np.ndarray], vmin: float | None = None, vmax: float 
         hi = float(np.max(finite))
     if vmax is None and ceiling is not None and lo < ceiling < hi:
         hi = float(ceiling)
-    if hi <= lo:
-        hi = lo + (abs(lo) * 1e-3 or 1e-3)
+    if hi - lo < 1e-300:  # flat, or so nearly (subnormal values) that log10 cannot take the span
+        hi = lo + (max(abs(lo) * 1e-3, 1e-300) if lo else 1e-3)
     if log and lo <= 0:
         raise LandscapeError(f"--log needs positive values; --vmin is {lo}")
-    if levels is not None and levels < 2:
-        raise LandscapeError(f"--levels must be at least 2; got {levels}")
-    geometric = lo > 0 and (log or hi / lo >= 10)
+    if levels is not None and not 2 <= levels <= MAX_LEVELS:
+        raise LandscapeError(f"--levels must be from 2 to {MAX_LEVELS}; got {levels}")
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise LandscapeError(f"the colour scale needs finite limits; got --vmin {lo} --vmax {hi}")
+    if not np.isfinite(hi - lo):  # a file's values from -1e308 to 1e308: no arithmetic on the range survives
+        raise LandscapeError(f"the values range from {lo:.3g} to {hi:.3g}, wider than a float can hold; pass "
+                             "--vmin and --vmax to draw a part of it")
+    geometric = lo > 1e-300 and (log or hi / lo >= 10)
     if levels is not None:
         lv = np.logspace(np.log10(lo), np.log10(hi), levels) if log else np.linspace(lo, hi, levels)
         geometric = log

@@ -15,6 +15,7 @@ from landscape.paths import atomic_open  # noqa: E402
 from landscape.render.geometry import finite, label_spots, level_paths  # noqa: E402
 from landscape.render.scale import Scale, fmt_value, make_scale  # noqa: E402
 from landscape.render.surface3d import CMAP, draw_surface3d, height_colourbar  # noqa: E402
+from landscape.render.text import mpl  # noqa: E402
 from landscape.surface import Surface  # noqa: E402
 
 KINDS_2D = ("contour", "contourf", "heatmap", "surface3d")
@@ -55,14 +56,14 @@ def _square_extent(s: Surface) -> bool:
 
 
 def arch_name(s: Surface) -> str:
-    """The file's ``arch`` attribute, else its name."""
-    return str(s.attrs.get("arch") or os.path.splitext(os.path.basename(s.path))[0])
+    """The file's ``arch`` attribute, else its name, as matplotlib text (one line, cut, ``$`` escaped)."""
+    return mpl(s.attrs.get("arch") or os.path.splitext(os.path.basename(s.path))[0])
 
 
 def _title(s: Surface, key: str) -> str:
     bits = [arch_name(s), value_label(key)]
     if s.attrs.get("dataset"):
-        bits.append(str(s.attrs["dataset"]).split(":")[0])
+        bits.append(mpl(str(s.attrs["dataset"]).split(":")[0]))
     return " · ".join(bits)
 
 
@@ -120,19 +121,27 @@ def _trajectory(ax, s: Surface) -> None:
     if not t:
         return
     if t.get("label"):  # a curve between two models (landscape.connect), its models marked
-        ax.plot(t["x"], t["y"], "-", color="red", lw=1.6, zorder=6, label=t["label"])
+        marks = t.get("marks") or {}
+        if "A" in marks and "B" in marks:  # and the straight line it is compared with
+            from matplotlib import patheffects
+
+            ax.plot([marks["A"][0], marks["B"][0]], [marks["A"][1], marks["B"][1]], "--", color="black", lw=1.2,
+                    zorder=6, label="straight line",
+                    path_effects=[patheffects.withStroke(linewidth=2.6, foreground="white")])
+        ax.plot(t["x"], t["y"], "-", color="red", lw=1.6, zorder=6, label=mpl(t["label"]))
         for name, (px, py) in (t.get("marks") or {}).items():
             ax.plot([px], [py], "o", color="white", mec="black", ms=6, zorder=7)
-            ax.annotate(name, (px, py), textcoords="offset points", xytext=(5, 5), fontsize=8, zorder=7,
+            ax.annotate(mpl(name, 20), (px, py), textcoords="offset points", xytext=(5, 5), fontsize=8, zorder=7,
                         bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8))
         ax.legend(loc="upper right", fontsize=8)
         return
     ax.plot(t["x"], t["y"], "-", color="red", lw=1.2, zorder=6)
     ax.plot(t["x"], t["y"], "o", color="red", ms=3, zorder=6)
     if t.get("epochs") is not None and len(t["epochs"]):
-        for e, px, py in zip(t["epochs"], t["x"], t["y"]):
-            if e == t["epochs"][0] or e % max(1, int(t["epochs"][-1]) // 5 or 1) == 0:
-                ax.annotate(str(int(e)), (px, py), textcoords="offset points", xytext=(3, 3), fontsize=7, color="red")
+        step = max(1, int(t["epochs"][-1]) // 5 or 1)
+        picked = [(e, px, py) for e, px, py in zip(t["epochs"], t["x"], t["y"]) if e == t["epochs"][0] or e % step == 0]
+        for e, px, py in picked[::max(1, len(picked) // 12)]:  # a dozen labels at most, whatever the epochs say
+            ax.annotate(str(int(e)), (px, py), textcoords="offset points", xytext=(3, 3), fontsize=7, color="red")
     r = t.get("explained_variance_ratio") or []
     if len(r) >= 2:
         ax.set_xlabel(f"1st PCA component: {100 * r[0]:.1f} %")

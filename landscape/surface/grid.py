@@ -22,8 +22,8 @@ def parse_grid(spec: str, axis: str = "x") -> np.ndarray:
     """``"MIN:MAX:NUM"`` -> ``numpy.linspace(MIN, MAX, NUM)`` (float64).
 
     Raises:
-        LandscapeError: anything but three fields, non-numbers, MIN >= MAX (unless NUM == 1 and MIN == MAX),
-            NUM < 1 or NUM > 10,001.
+        LandscapeError: anything but three fields, non-numbers, MAX - MIN overflowing, MIN >= MAX (unless
+            NUM == 1 and MIN == MAX), NUM < 1 or NUM > 10,001.
     """
     hint = f"--{axis} takes MIN:MAX:NUM, e.g. --{axis} -1:1:51"
     parts = str(spec).split(":")
@@ -36,6 +36,10 @@ def parse_grid(spec: str, axis: str = "x") -> np.ndarray:
         raise LandscapeError(f"bad grid {spec!r}: MIN and MAX must be numbers and NUM an integer; {hint}")
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise LandscapeError(f"bad grid {spec!r}: MIN and MAX must be finite; {hint}")
+    if not math.isfinite(hi - lo):
+        # near +-1e308 the grid's own spacing overflows: its points would be inf/NaN (far points whose *losses*
+        # overflow are fine: they are recorded and drawn as gaps)
+        raise LandscapeError(f"bad grid {spec!r}: MAX - MIN overflows a float; keep MIN and MAX within +-1e307; {hint}")
     if num < 1 or num > MAX_AXIS_POINTS:
         raise LandscapeError(f"bad grid {spec!r}: NUM must be between 1 and {MAX_AXIS_POINTS}, got {num}; {hint}")
     if num == 1 and lo != hi:

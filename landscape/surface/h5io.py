@@ -6,7 +6,9 @@ Torch-free.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import time
 from typing import Callable
 
@@ -109,9 +111,18 @@ class FileLock:
             return
         while True:
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                # O_NOFOLLOW: a link planted at the lock's name (a shared folder) is refused, never truncated
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
             except OSError as e:
+                if e.errno == errno.ELOOP:
+                    raise LandscapeError(f"lock file {self.path!r} is a symbolic link, which this tool never makes: "
+                                         "someone else put it there; remove it and run again")
                 raise LandscapeError(f"cannot create lock file {self.path!r} ({e.strerror}); is --out writable?")
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+                os.close(fd)  # a hard link to another file would have us write into that file
+                raise LandscapeError(f"lock file {self.path!r} is not a plain file of its own (a hard link or "
+                                     "a device), which this tool never makes: remove it and run again")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

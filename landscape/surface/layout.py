@@ -25,8 +25,21 @@ ATTRS = tuple(dict.fromkeys(BASE_ATTRS + IDENTITY_ATTRS + SHOWN_ATTRS))
 
 
 def attr_value(v):
-    """An HDF5 attribute as a plain Python value (bytes decoded, numpy scalars unwrapped)."""
-    return v.decode() if isinstance(v, bytes) else (v.item() if isinstance(v, np.generic) else v)
+    """An HDF5 attribute as a plain Python value (bytes decoded, numpy scalars unwrapped).
+
+    Bytes that are not UTF-8 decode with replacement characters: a foreign file's text is shown, never a
+    ``UnicodeDecodeError``.
+    """
+    v = v.decode("utf-8", "replace") if isinstance(v, bytes) else (v.item() if isinstance(v, np.generic) else v)
+    if isinstance(v, str):
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:  # h5py decodes bytes that are not UTF-8 to lone surrogates: unprintable, unwritable
+            try:  # the file's own bytes back, then each invalid one as U+FFFD
+                v = v.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            except UnicodeEncodeError:
+                v = v.encode("utf-8", "replace").decode("utf-8")
+    return v
 
 
 def attr_names_of(f: h5py.File) -> list[str]:
@@ -46,12 +59,27 @@ def touch_everything(path: str) -> None:
                 f.attrs[k]
         for key in ("xcoordinates", "ycoordinates") + VALUE_KEYS + ("train_done", "test_done") + EVALUATED_KEYS:
             if key in f:
-                f[key][()]
+                _touch(f[key])
         for group in ("xdirection", "ydirection", "trajectory"):
             if group in f:
                 g = f[group]
                 for name in [str(i) for i in range(len(g))] + ["x", "y", "epochs"]:
                     if name in g:
-                        g[name][()]
+                        _touch(g[name])
                 if "names" in g.attrs:
                     g.attrs["names"]
+
+
+SLAB_BYTES = 64 << 20
+
+
+def _touch(ds) -> None:
+    """Read all of a dataset, a slab of at most :data:`SLAB_BYTES` at a time: a file that declares a huge array
+    (chunks never written read as fill values, so the file stays small) must not make the probe allocate it."""
+    if not isinstance(ds, h5py.Dataset) or ds.shape is None or len(ds.shape) == 0 or \
+            ds.size * ds.dtype.itemsize <= SLAB_BYTES:
+        ds[()]
+        return
+    rows = max(1, SLAB_BYTES // max(1, ds.size // ds.shape[0] * ds.dtype.itemsize))
+    for i in range(0, ds.shape[0], rows):
+        ds[i:i + rows]

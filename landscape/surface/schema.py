@@ -14,6 +14,7 @@ Torch-free on purpose: rendering reads surface files through this module and mus
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -23,9 +24,10 @@ import numpy as np
 from landscape.errors import LandscapeError
 from landscape.settings import SHOWN_ATTRS, split_names
 from landscape.surface.grid import grid_shape
-from landscape.surface.h5io import open_h5
 from landscape.surface.layout import (ATTRS, EVALUATED_KEYS, FORMAT_VERSION, STAT_KEYS, VALUE_KEYS, attr_names_of,
                                       attr_value, touch_everything)
+from landscape.surface.validate import (HINT, MAX_MARKS, dataset, mem_available, probed, read_attrs, read_axis,
+                                        read_points, shown, stride_for)
 
 __all__ = ["ATTRS", "FORMAT_VERSION", "STAT_KEYS", "VALUE_KEYS", "attr_names_of", "touch_everything", "stat_keys",
            "write_direction", "read_direction", "Surface", "listed_attrs", "read_surface", "summarize"]
@@ -71,6 +73,8 @@ class Surface:
     done: dict = None  # "train" -> bool array, for our files (a diverged point is done with a NaN/inf loss)
     trajectory: dict = None  # {"x", "y", "epochs", "explained_variance_ratio"} when made with --trajectory
     evaluated: dict = None  # "train" -> bool array, for --refine files: evaluated (true) or predicted (false)
+    stride: int = 1  # read at every stride-th point of each axis (a grid larger than the reader's max_points)
+    grid: tuple = None  # the file's grid shape, (ny, nx) or (nx,) (larger than the arrays when stride > 1)
 
     @property
     def is_2d(self) -> bool:
@@ -93,90 +97,129 @@ def listed_attrs(attrs: dict, key: str, default: Sequence[str]) -> list[str]:
     return [str(attr_value(n)) for n in np.atleast_1d(v)]
 
 
-def read_surface(path: str, probe: bool = True) -> Surface:
+def read_surface(path: str, probe: bool = True, max_points: int | None = None) -> Surface:
     """Read any surface file: ours, or the reference's (where -1 marks points not yet computed).
+
+    Every attribute and declared size is checked before anything big is read (:mod:`landscape.surface.validate`):
+    a file from elsewhere is read right or refused in one line.
 
     Args:
         probe: first read the file in a forked child (see :func:`probe_h5`); ``False`` only for a file this
             process has just written.
+        max_points: read at most this many grid points: a larger grid is read at every k-th point of each axis
+            (``Surface.stride`` = k, ``Surface.grid`` the file's shape). ``None``: every point, refused when its
+            arrays would not fit in the available memory.
 
     Raises:
-        LandscapeError: missing/corrupt file, or an HDF5 file that is not a loss surface.
+        LandscapeError: missing/corrupt file, an HDF5 file that is not a loss surface, or one whose attributes,
+            coordinates or sizes are not what landscape writes.
     """
-    f = open_h5(path, "r", probe)
-    with f:
-        try:
-            if "xcoordinates" not in f:
-                raise LandscapeError(f"{path!r} is an HDF5 file but not a loss surface (no 'xcoordinates')")
-            x = np.asarray(f["xcoordinates"][()], dtype=np.float64).reshape(-1)
-            if x.size == 0 or not np.all(np.isfinite(x)):
-                raise ValueError("xcoordinates is empty or not finite")
-            y = np.asarray(f["ycoordinates"][()], dtype=np.float64).reshape(-1) if "ycoordinates" in f else None
-            # Look up known names one by one rather than iterating: a corrupted attribute or link table can make
-            # HDF5's iteration run (practically) forever, while a lookup by name stays bounded.
-            attrs = {}
-            for k in attr_names_of(f):
-                if k in f.attrs:
-                    attrs[k] = attr_value(f.attrs[k])
-            ours = "format_version" in attrs
-            values, done = {}, {}
-            # The done flags before any value: a writer stores values before their flags, so flags read first
-            # never vouch for a value that was read before it was written (a file being written reads right).
-            flags = {sp: np.asarray(f[f"{sp}_done"][()], dtype=bool)
-                     for sp in dict.fromkeys(k.rsplit("_", 1)[0] for k in VALUE_KEYS) if ours and f"{sp}_done" in f}
-            for key in VALUE_KEYS:
-                if key not in f:
-                    continue
-                ds = f[key]
-                if not isinstance(ds, h5py.Dataset):
-                    continue
-                arr = np.array(ds[()], dtype=np.float64)
-                if not ours:
-                    # The reference initialises with -1 and stores (nx, ny); its values are at [i, j] = (x_j, y_i)
-                    # in flat order, which for square grids is also our (ny, nx) layout.
-                    arr[arr == -1] = np.nan
-                    if y is not None and arr.shape != (len(y), len(x)):
-                        arr = arr.reshape(-1)[: len(x) * len(y)].reshape(len(y), len(x))
-                else:
-                    split_name = key.rsplit("_", 1)[0]
-                    if f"{split_name}_done" in f:
-                        done[split_name] = flags[split_name]
-                        if done[split_name].shape != arr.shape:
-                            raise ValueError(f"{split_name}_done has shape {done[split_name].shape}, "
-                                             f"{key} {arr.shape}")
-                        arr[~done[split_name]] = np.nan
-                values[key] = arr
-            evaluated = {key.rsplit("_", 1)[0]: np.asarray(f[key][()], dtype=bool) for key in EVALUATED_KEYS
-                         if ours and key in f and isinstance(f[key], h5py.Dataset)}
-            trajectory = None
-            if "trajectory" in f and isinstance(f["trajectory"], h5py.Group):
-                g = f["trajectory"]
-                trajectory = {"x": np.asarray(g["x"][()], dtype=np.float64),
-                              "y": np.asarray(g["y"][()], dtype=np.float64),
-                              "epochs": np.asarray(g["epochs"][()]) if "epochs" in g else None,
-                              "explained_variance_ratio": [float(v) for v in
-                                                           g.attrs.get("explained_variance_ratio", [])]}
-                if "label" in g.attrs:  # a curve drawn over the plane of its models (landscape.connect)
-                    import json
+    return probed(path, lambda f: _load(f, path, max_points), probe)
 
-                    trajectory.update(label=str(attr_value(g.attrs["label"])),
-                                      t=np.asarray(g["t"][()], dtype=np.float64) if "t" in g else None,
-                                      marks=json.loads(str(attr_value(g.attrs.get("marks", "{}")))))
-        except LandscapeError:
-            raise
-        except Exception as e:  # noqa: BLE001 - any failure inside a damaged file is the file's, not ours
-            raise LandscapeError(f"{path!r}: damaged surface file ({type(e).__name__}: {str(e)[:160]}); delete it "
-                                 "to start over")
-    expected = grid_shape(x, y)
-    for key, arr in values.items():
-        if arr.shape != expected:
-            raise LandscapeError(f"{path!r}: {key} has shape {arr.shape} but the grid is {expected}")
-    if not values:
+
+def _load(f: h5py.File, path: str, max_points: int | None) -> Surface:
+    try:
+        return _read(f, path, max_points)
+    except LandscapeError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any failure inside a damaged file is the file's, not ours
+        raise LandscapeError(f"{path!r}: damaged surface file ({type(e).__name__}: {shown(e, 160)}); delete it "
+                             "to start over")
+
+
+def _read(f: h5py.File, path: str, max_points: int | None) -> Surface:
+    if "xcoordinates" not in f:
+        raise LandscapeError(f"{path!r} is an HDF5 file but not a loss surface (no 'xcoordinates')")
+    x = read_axis(f, "xcoordinates", path)
+    y = read_axis(f, "ycoordinates", path, required=False)
+    # Look up known names one by one rather than iterating: a corrupted attribute or link table can make HDF5's
+    # iteration run (practically) forever, while a lookup by name stays bounded.
+    attrs = read_attrs(path, f.attrs, ATTRS)
+    listed = [str(attr_value(n)) for key in ("identity_attrs", "shown_attrs") if key in attrs
+              for n in np.atleast_1d(attrs[key])]
+    attrs.update(read_attrs(path, f.attrs, [n for n in dict.fromkeys(listed) if n not in attrs]))
+    ours = "format_version" in attrs
+    shape = grid_shape(x, y)
+    n = int(np.prod(shape))
+    # Every declared size before any value is read: a small file can declare a huge array (unwritten chunks).
+    arrays = {key: ds for key in VALUE_KEYS if (ds := dataset(f, key, path, required=False)) is not None}
+    flags = {sp: ds for sp in ("train", "test")
+             if ours and (ds := dataset(f, f"{sp}_done", path, required=False)) is not None}
+    evaluated = {key.rsplit("_", 1)[0]: ds for key in EVALUATED_KEYS
+                 if ours and (ds := dataset(f, key, path, required=False)) is not None}
+    for key, ds in [*arrays.items(), *((f"{sp}_done", d) for sp, d in flags.items()),
+                    *((f"{sp}_evaluated", d) for sp, d in evaluated.items())]:
+        # the reference stores (nx, ny) in flat order: same values, any shape of the same size
+        if ds.shape != shape and (ours or ds.size != n):
+            raise LandscapeError(f"{path!r}: {key} has shape {ds.shape} but the grid (xcoordinates, ycoordinates) "
+                                 f"is {shape}; {HINT}")
+    if not arrays:
         raise LandscapeError(f"{path!r} holds coordinates but no *_loss/*_acc values yet")
-    for sp, ev in evaluated.items():
-        if ev.shape != expected:
-            raise LandscapeError(f"{path!r}: {sp}_evaluated has shape {ev.shape} but the grid is {expected}")
-    return Surface(path, x, y, values, attrs, done, trajectory, evaluated or None)
+    k = 1
+    if max_points is not None and n > max_points:
+        k = stride_for(shape, max_points)
+        if any(ds.shape != shape for ds in arrays.values()):
+            raise LandscapeError(f"{path!r}: a {_grid(shape)} grid in the reference's transposed layout is more than "
+                                 f"{max_points:,} points and cannot be read in part; raise LANDSCAPE_MAX_POINTS to "
+                                 f"{n:,} to read every point")
+    elif max_points is None:
+        need, avail = n * 8 * (len(arrays) + len(flags) + 2), mem_available()
+        if avail is not None and need > avail:
+            raise LandscapeError(f"{path!r}: reading every point of its {_grid(shape)} grid needs {need / 1e9:.1f} "
+                                 f"GB, {avail / 1e9:.1f} GB is available; read every k-th point "
+                                 "(read_surface(path, max_points=N)) or use a larger machine")
+    sel = (slice(None, None, k),) * len(shape)
+    x, y = x[::k], (y[::k] if y is not None else None)
+    drawn = grid_shape(x, y)
+
+    def read(ds: h5py.Dataset, dtype) -> np.ndarray:
+        arr = np.array(ds[sel] if k > 1 else ds[()], dtype=dtype)
+        return arr.reshape(drawn) if arr.shape != drawn else arr
+
+    # The done flags before any value: a writer stores values before their flags, so flags read first never
+    # vouch for a value that was read before it was written (a file being written reads right).
+    done = {sp: read(ds, bool) for sp, ds in flags.items()}
+    values = {}
+    for key, ds in arrays.items():
+        arr = read(ds, np.float64)
+        if not ours:
+            arr[arr == -1] = np.nan  # the reference initialises with -1
+        elif key.rsplit("_", 1)[0] in done:
+            arr[~done[key.rsplit("_", 1)[0]]] = np.nan
+        values[key] = arr
+    evaluated = {sp: read(ds, bool) for sp, ds in evaluated.items()}
+    return Surface(path, x, y, values, attrs, done, _trajectory(f, path), evaluated or None, k, shape)
+
+
+def _grid(shape: tuple[int, ...]) -> str:
+    return "×".join(f"{v:,}" for v in reversed(shape))
+
+
+def _trajectory(f: h5py.File, path: str) -> dict | None:
+    """The ``trajectory`` group: an optimizer's path (``x``, ``y``, ``epochs``) or a curve between two models
+    (``label``, ``t``, ``marks``), checked: at most MAX_TRACE finite points, arrays of one length."""
+    if "trajectory" not in f or not isinstance(f["trajectory"], h5py.Group):
+        return None
+    g = f["trajectory"]
+    tx = read_points(g, "x", path, label="trajectory/x")
+    n = len(tx)
+    epochs = read_points(g, "epochs", path, n, label="trajectory/epochs") if "epochs" in g else None
+    if epochs is not None and np.all(epochs == np.round(epochs)) and np.all(np.abs(epochs) < 2 ** 53):
+        epochs = epochs.astype(np.int64)  # as written: whole epochs (labels of the path's points)
+    out = {"x": tx, "y": read_points(g, "y", path, n, label="trajectory/y"), "epochs": epochs,
+           "explained_variance_ratio": [float(v) for v in np.atleast_1d(read_attrs(
+               path, g.attrs, ["explained_variance_ratio"]).get("explained_variance_ratio", []))]}
+    if "label" in g.attrs:  # a curve drawn over the plane of its models (landscape.connect)
+        a = read_attrs(path, g.attrs, ["label", "marks"])
+        marks = json.loads(a.get("marks") or "{}")
+        if len(marks) > MAX_MARKS or not all(
+                isinstance(v, list) and len(v) == 2 and all(isinstance(c, (int, float)) and not isinstance(c, bool)
+                                                            and np.isfinite(c) for c in v) for v in marks.values()):
+            raise LandscapeError(f"{path!r}: trajectory attribute 'marks' is {shown(a['marks'])!r}; expected at most "
+                                 f"{MAX_MARKS} named points as JSON, {{\"A\": [x, y], ...}}; {HINT}")
+        out.update(label=a["label"], marks=marks,
+                   t=read_points(g, "t", path, n, label="trajectory/t") if "t" in g else None)
+    return out
 
 
 def summarize(surface: Surface, split: str | None = None) -> dict:

@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from landscape.errors import LandscapeError
-from landscape.paths import atomic_open, write_error
+from landscape.paths import atomic_open, remove_stale_temps, write_error
 from landscape.settings import IDENTITY_ATTRS, split_names
 from landscape.surface.grid import grid_shape, grid_str, row_segments
 from landscape.surface.h5io import FileLock, attr_value, open_h5
@@ -81,7 +81,8 @@ class SurfaceWriter:
                 accuracy: bool = True, extras: Sequence[str] = (), write_directions: Callable | None = None) -> None:
         # Build the whole file under a temporary name and rename it into place: a crash during creation never
         # leaves a half-made file that a later run would have to diagnose.
-        for stale in glob.glob(glob.escape(self.path) + ".tmp*"):  # left by a run killed while creating
+        remove_stale_temps(self.path)  # left by a run killed while creating (we hold the lock: none is live)
+        for stale in glob.glob(glob.escape(self.path) + ".tmp*"):  # the names earlier versions used
             try:
                 os.remove(stale)
             except OSError:

@@ -39,6 +39,8 @@ def make_settings(config: Config | None, data: Any, options: dict) -> Config:
     if is_split_dict(cfg.data):
         asked = options.get("split", config.split if config is not None and config.split != "train" else None)
         cfg = cfg.replace(split=_dict_split(cfg.data, asked))
+    if cfg.dir_type is None:  # toward other models, BN statistics move too: alpha = 1 is then the second model itself
+        cfg = cfg.replace(dir_type="states" if cfg.ckpt2 is not None or cfg.ckpt3 is not None else "weights")
     return cfg
 
 

@@ -116,8 +116,10 @@ class Config:
                         identity=True, shown=True, group="directions")
     ignore: str = setting("biasbn", "biasbn (default): biases and BN parameters are not perturbed",
                           choices=IGNORES, attr="ignore", identity=True, shown=True, group="directions")
-    dir_type: str = setting("weights", "weights (parameters) or states (also BN running statistics)",
-                            choices=DIR_TYPES, attr="dir_type", identity=True, shown=True, group="directions")
+    dir_type: str | None = setting(None, "weights (parameters; the default for random and file directions) or "
+                                   "states (also BN running statistics; the default with --ckpt2/--ckpt3, so that "
+                                   "alpha = 1 is the second model itself)",
+                                   choices=DIR_TYPES, attr="dir_type", identity=True, shown=True, group="directions")
     seed: int = setting(123, "seed of the random directions (default 123)", attr="seed", identity=True, shown=True,
                         group="directions")
     directions: str | None = setting(None, "read directions from this HDF5 file (ours or the reference's), or "

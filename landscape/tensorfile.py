@@ -64,7 +64,9 @@ def read_safetensors_index(path: str) -> tuple[OrderedDict, dict]:
         if not os.path.isfile(file):
             raise LandscapeError(f"{path!r} lists shard {short_repr(shard)}, which is missing")
         tensors, _ = read_safetensors(file)
-        out.update(tensors)
+        # the index decides where a tensor comes from (as transformers does): a copy in another shard, or a
+        # tensor the index does not list, is not taken, so the result never depends on the order of the shards
+        out.update((k, t) for k, t in tensors.items() if weight_map.get(k) == shard)
     missing = [k for k in weight_map if k not in out]
     if missing:
         raise LandscapeError(f"{path!r} lists tensors its shards do not hold: "

@@ -77,14 +77,20 @@ def test_target_direction_interpolates_between_checkpoints(tmp_path, ckpt, model
     other = make_model(seed=5)
     c2 = str(tmp_path / "other.pt")
     save_checkpoint(c2, other, "resnet20")
-    # states: BN running statistics move too, so alpha = 1 is exactly the other model (as in Li et al. Fig. 3)
-    r = compute_landscape(ckpt, ckpt2=c2, x="0:1:2", samples=80, out=str(tmp_path), dir_type="states",
-                          progress=False)
+    # by default toward a model the BN running statistics move too (states), so alpha = 1 is exactly the other
+    # model (as in Li et al. Fig. 3 and the reference's own interpolation example)
+    r = compute_landscape(ckpt, ckpt2=c2, x="0:1:2", samples=80, out=str(tmp_path), progress=False)
     with h5py.File(r.path) as f:
-        loss = f["train_loss"][()]
+        loss, dir_type = f["train_loss"][()], f.attrs["dir_type"]
     data = load_data("digits", samples=80)
+    assert dir_type == "states"
     assert loss[0] == loss_and_accuracy(model.to(memory_format=torch.channels_last), data)[0]
     assert loss[1] == pytest.approx(loss_and_accuracy(other, data)[0], rel=1e-5)
+    # moving the parameters alone leaves theta*'s BN statistics: alpha = 1 is then another network
+    r = compute_landscape(ckpt, ckpt2=c2, x="0:1:2", samples=80, out=str(tmp_path), name="w", dir_type="weights",
+                          progress=False)
+    with h5py.File(r.path) as f:
+        assert abs(f["train_loss"][1] - loss[1]) > 1e-3
 
 
 def _cli(*args):

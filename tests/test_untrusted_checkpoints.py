@@ -155,6 +155,20 @@ def test_malformed_safetensors_indexes_are_refused(tmp_path, r20_state):
     assert load_checkpoint(str(ok), arch="resnet20")[1]["num_classes"] == 10
 
 
+
+def test_a_sharded_checkpoint_takes_each_tensor_from_the_shard_its_index_names(tmp_path, r20_state):
+    keys = list(r20_state)
+    other = {k: (v + 1 if v.is_floating_point() else v) for k, v in r20_state.items()}  # a stale copy of everything
+    st_write(tmp_path / "a.safetensors", *st_parts({k: r20_state[k] for k in keys[::2]}))
+    st_write(tmp_path / "b.safetensors", *st_parts({**other, **{k: r20_state[k] for k in keys[1::2]}}))
+    for order in (keys, keys[::-1]):  # the shards' order in the index must not matter
+        p = tmp_path / "m.safetensors.index.json"
+        p.write_text(json.dumps({"weight_map": {k: "a.safetensors" if i % 2 == 0 else "b.safetensors"
+                                                for i, k in sorted(enumerate(keys), key=lambda e: order.index(e[1]))}}))
+        net, _ = load_checkpoint(str(p), arch="resnet20")
+        assert all(torch.equal(net.state_dict()[k], r20_state[k]) for k in keys)
+
+
 # -- torch checkpoints ---------------------------------------------------------------------------------------------
 
 def _save(tmp_path, name: str, state: dict | None = None, **meta) -> str:

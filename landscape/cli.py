@@ -139,7 +139,9 @@ def _say(line: str) -> None:
 
 def add_scale_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("figure scale")
-    g.add_argument("--log", action="store_true", help="log10 scale for loss values")
+    g.add_argument("--log", action=argparse.BooleanOptionalAction, default=None,
+                   help="log10 scale for loss values (default: linear, unless most of the surface lies above the "
+                        "linear scale's cap; --no-log keeps it linear)")
     g.add_argument("--vmin", type=finite_float, default=None,
                    help="lowest value shown (default: the surface's minimum)")
     g.add_argument("--vmax", type=finite_float, default=None,

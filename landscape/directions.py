@@ -31,7 +31,7 @@ class Directions:
         x, y: CPU float32 tensors, one per name (``y`` is ``None`` for a 1D curve).
         dir_type: ``weights`` or ``states``.
         source: how they were made, as the surface file records it: ``random``, ``file:NAME``,
-            ``target:A[/B]``, ``pca:RUN``.
+            ``target:A[ | B]``, ``pca:RUN``.
         trajectory: for PCA directions, ``{"path", "epochs", "explained_variance_ratio"}``.
     """
 

@@ -70,12 +70,17 @@ def direction_source(cfg: Config, traj: dict | None) -> str:
             return f"pca:{os.path.basename(os.path.normpath(cfg.trajectory))}"
         return f"pca:{len(cfg.trajectory)} modules"
     if cfg.ckpt2 or cfg.ckpt3:
-        return "target:" + "/".join(_label(p) for p in (cfg.ckpt2, cfg.ckpt3) if p is not None)
+        return "target:" + " | ".join(_label(p) for p in (cfg.ckpt2, cfg.ckpt3) if p is not None)
     return "random"
 
 
 def _label(p: Any) -> str:
-    return type(p).__name__ if isinstance(p, nn.Module) else os.path.basename(os.fspath(p))
+    """A target model as the file names it: its file with its folder (``r20_s2/final.pt``: runs name their models
+    alike), or its class."""
+    if isinstance(p, nn.Module):
+        return type(p).__name__
+    path = os.path.normpath(os.fspath(p))
+    return "/".join(x for x in (os.path.basename(os.path.dirname(path)), os.path.basename(path)) if x)
 
 
 def moving_mask(cfg: Config, net: nn.Module) -> list[bool]:

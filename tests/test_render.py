@@ -243,7 +243,7 @@ def test_small_pages_are_not_thinned(tmp_path):
 def test_large_grids_draw_the_3d_mesh_thinned_and_vector_heatmaps_as_pixels(tmp_path):
     """Static figures of a fine grid: the 3D mesh thinned to 200 cells per axis (a 51x51 grid is refined to the
     same), the heatmap rasterized inside PDF/SVG; the contour figures keep every point."""
-    from landscape.render.geometry import surface_heights
+    from landscape.render.geometry import surface_heights, to_height
     from landscape.render.scale import make_scale
     from landscape.render.surface3d import STATIC_CELLS
     from landscape.surface import read_surface
@@ -254,7 +254,7 @@ def test_large_grids_draw_the_3d_mesh_thinned_and_vector_heatmaps_as_pixels(tmp_
     sc = make_scale([loss])
     x, y, h = surface_heights(s, "train_loss", sc, 4, STATIC_CELLS)
     np.testing.assert_array_equal(x, c[::5])
-    np.testing.assert_array_equal(h, sc.transform(np.maximum(loss[::5, ::5], sc.vmin)))
+    np.testing.assert_array_equal(h, to_height(sc, loss[::5, ::5]))
     p51 = str(tmp_path / "s51.h5")
     _big(p51, 51)
     assert surface_heights(read_surface(p51), "train_loss", sc, 4, STATIC_CELLS)[2].shape == (201, 201)

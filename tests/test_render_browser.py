@@ -5,7 +5,6 @@ so there a missing browser is a failure, not a skip."""
 import json
 import os
 import re
-import shutil
 import subprocess
 
 import numpy as np
@@ -14,13 +13,10 @@ from PIL import Image
 
 from landscape.render import render_comparison, render_surface
 from test_render import _surface
+from browser import browser_or_skip
 from test_render_figures import _bowl, _curve
 
-BROWSER = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
-if BROWSER is None:
-    if os.environ.get("LANDSCAPE_REQUIRE_BROWSER") == "1":
-        raise RuntimeError("LANDSCAPE_REQUIRE_BROWSER=1 but no chromium on PATH (apt-get install chromium)")
-    pytest.skip("no headless Chromium on PATH", allow_module_level=True)
+BROWSER = browser_or_skip()
 
 FLAGS = ["--headless", "--no-sandbox", "--enable-unsafe-swiftshader", "--use-angle=swiftshader",
          "--window-size=1400,1000", "--virtual-time-budget=10000", "--hide-scrollbars"]

@@ -15,6 +15,7 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from landscape.render import render_paper, render_surface  # noqa: E402
+from landscape.render.geometry import height_range  # noqa: E402
 from landscape.render.html import figure_json  # noqa: E402
 from landscape.render.scale import fmt_value, make_scale  # noqa: E402
 from landscape.render.static import figure_2d  # noqa: E402
@@ -40,7 +41,7 @@ def _bowl(path, n=21, acc=True, arch="resnet56", floor=0.008, steep=6.0, split="
 
 def _is_round(text):
     """'0.01', '3', '1.5', '300', '1e+04': at most two significant digits."""
-    v = float(text.replace("\u2212", "-"))
+    v = float(text.replace("\u2212", "-").removeprefix("≥ ").removeprefix("≤ "))  # "≥ 10": above the range
     return v == 0 or float(f"{v:.2g}") == v
 
 
@@ -153,12 +154,13 @@ def test_3d_surface_ends_at_the_cap_without_a_plateau(bowl):
     fig = figure_2d(s, "train_loss", "surface3d", sc)
     ax, faces = _faces(fig)
     z = faces[:, :, 2]
-    assert np.nanmax(z) <= sc.hi + 1e-9
-    assert np.nanmax(z) > sc.hi - 1e-6  # the walls go all the way up to the cap ...
-    flat_at_cap = np.all(np.isnan(z) | (z >= sc.hi - 1e-9), axis=1)
+    hi = height_range(sc)[1]  # the cap as a height (log10: the bowl's colour levels are geometric)
+    assert np.nanmax(z) <= hi + 1e-9
+    assert np.nanmax(z) > hi - 1e-6  # the walls go all the way up to the cap ...
+    flat_at_cap = np.all(np.isnan(z) | (z >= hi - 1e-9), axis=1)
     assert flat_at_cap.sum() == 0  # ... and end there: no face lies flat on the cap (the old table top)
     # No whole-cell saw teeth: the rim vertices (at the cap) lie on the cap's contour line, between grid points.
-    rim = faces[np.abs(faces[:, :, 2] - sc.hi) < 1e-9][:, :2]
+    rim = faces[np.abs(faces[:, :, 2] - hi) < 1e-9][:, :2]
     on_grid = np.isclose(rim[:, None, 0], s.xcoordinates[None, :]).any(1) & \
         np.isclose(rim[:, None, 1], s.ycoordinates[None, :]).any(1)
     assert len(rim) > 20 and on_grid.mean() < 0.2
@@ -194,8 +196,14 @@ def test_camera_shows_theta_star(bowl):
     elev, azim = camera([s], "train_loss", sc)
     x, y, h = surface_heights(s, "train_loss", sc, 4)
     p = theta_star(s, "train_loss", sc)
-    assert _visible(x, y, h, sc.hi, sc.lo, BOX, elev, azim, p)
-    assert not _visible(x, y, h, sc.hi, sc.lo, BOX, 5, azim, p)  # from the side, the walls hide it
+    lo, hi = height_range(sc)
+    assert _visible(x, y, h, hi, lo, BOX, elev, azim, p)
+    # From the side the walls of a bucket hide it (linear heights: log ones make this bowl a cone, whose tip
+    # stays in sight).
+    lin = make_scale([s.values["train_loss"]], levels=7)
+    x, y, h = surface_heights(s, "train_loss", lin, 4)
+    lo, hi = height_range(lin)
+    assert not _visible(x, y, h, hi, lo, BOX, 5, azim, theta_star(s, "train_loss", lin))
 
 
 def _curve(path, big=300.0, acc=True, test=True):
@@ -227,7 +235,8 @@ def test_1d_png_says_it_is_cut_and_keeps_the_legend_off_the_data(tmp_path, monke
     top = ax.get_ylim()[1]
     assert top < 20  # the basin's range, not 0..300
     notes = [t.get_text() for t in ax.texts]
-    assert any("cut at" in t and "max 360" in t and "--log" in t for t in notes), notes  # test loss 1.2 x 300
+    # test loss 1.2 x 300; no command-line hint inside the figure (the summary line is for that)
+    assert any("cut at" in t and "max 360" in t and "--log" not in t for t in notes), notes
     leg = ax.get_legend()
     assert [t.get_text() for t in leg.get_texts()] == ["train loss", "test loss", "train accuracy", "test accuracy"]
     r = fig.canvas.get_renderer()
@@ -279,12 +288,13 @@ def test_html_uses_the_png_levels(bowl, tmp_path):
     sc = make_scale([s.values["train_loss"]])
     data, layout = figure_json(str(tmp_path / "bowl.html"))
     heat = next(t for t in data if t["type"] == "heatmap")
-    assert heat["colorbar"]["ticktext"] == [fmt_value(t) for t in sc.ticks]
+    assert heat["colorbar"]["ticktext"] == sc.bar_ticks()[1]  # the PNG's, "≥ 10" at the top (walls above)
     labels = [a["text"] for a in layout["annotations"] if a.get("xref") == "x"]
     assert 3 <= len(labels) <= 8 and set(labels) <= {fmt_value(t) for t in sc.ticks}
     assert "%{customdata[0]:.3g}" in heat["hovertemplate"] and ":.3f" not in heat["hovertemplate"]
     mesh = next(t for t in data if t["type"] == "mesh3d")
-    assert max(mesh["z"]) <= sc.hi + 1e-9 and max(mesh["z"]) > sc.hi - 1e-6  # cut at the cap, as the PNG
+    hi = height_range(sc)[1]
+    assert max(mesh["z"]) <= hi + 1e-9 and max(mesh["z"]) > hi - 1e-6  # cut at the cap, as the PNG
     assert layout["xaxis"]["title"]["text"] == "α" and layout["yaxis"]["scaleanchor"] == "x"
 
 

@@ -11,7 +11,7 @@ import os
 
 from landscape.errors import LandscapeError
 from landscape.paths import ensure_writable_dir
-from landscape.render.scale import make_scale
+from landscape.render.scale import Scale, make_scale, mostly_over
 from landscape.settings import split_names
 from landscape.surface import Surface, read_surface
 from landscape.surface.validate import max_points
@@ -65,17 +65,36 @@ def loss_ceiling(surfaces: list[Surface], key: str) -> float | None:
     return min(caps) if caps else None
 
 
+def choose_log(arrays: list, log: bool | None, vmin: float | None, vmax: float | None,
+               ceiling: float | None, what: str, notes: list[str] | None) -> bool:
+    """``log`` as asked; left to us (None), a log scale when over three quarters of the values lie above the
+    default linear range's cap (a linear figure would be mostly one colour), which ``notes`` then says."""
+    if log is not None:
+        return bool(log)
+    if vmin is not None or vmax is not None or not mostly_over(arrays, ceiling):
+        return False
+    if notes is not None:
+        notes.append(f"{what}: over three quarters of the values lie above the linear scale's cap (max(10*min, "
+                     "min+10)): drawn on a log scale (--no-log for a linear one)")
+    return True
+
+
 def render_surface(path: str, out: str | None = None, formats: str | list[str] = ("png", "html"),
-                   name: str | None = None, surface: str | None = None, log: bool = False,
+                   name: str | None = None, surface: str | None = None, log: bool | None = None,
                    vmin: float | None = None, vmax: float | None = None, levels: int | None = None,
-                   notes: list[str] | None = None) -> list[str]:
+                   notes: list[str] | None = None, scale: Scale | None = None) -> list[str]:
     """Draw one surface file; returns the paths written (``<out>/<name>_<kind>.<ext>``).
 
     2D: contour, contourf, heatmap and surface3d for each static format, one HTML page, a .vtp.
     1D: the loss/accuracy curve for each static format, an HTML page, a .vtp.
 
     Args:
-        notes: gets a line for each file read at every k-th point (see :func:`read_for_drawing`).
+        log: log10 scale; None (default): linear, unless most of the surface lies above the linear cap
+            (:func:`choose_log`).
+        notes: gets a line for each file read at every k-th point (see :func:`read_for_drawing`) and for a log
+            scale chosen by itself.
+        scale: a 2D surface's colour scale, made elsewhere (:func:`render_shared`: one for several surfaces);
+            ``log``/``vmin``/``vmax``/``levels`` then went into it.
     """
     fmts = parse_formats(formats)
     s = read_for_drawing(path, notes)
@@ -85,8 +104,10 @@ def render_surface(path: str, out: str | None = None, formats: str | list[str] =
     base = os.path.join(out, name or os.path.splitext(os.path.basename(path))[0])
     static = [f for f in fmts if f in STATIC]
     written: list[str] = []
+    if scale is None:
+        log = choose_log([s.values[key]], log, vmin, vmax, loss_ceiling([s], key), path, notes)
     if s.is_2d:
-        scale = make_scale([s.values[key]], vmin, vmax, levels, log, loss_ceiling([s], key))
+        scale = scale or make_scale([s.values[key]], vmin, vmax, levels, log, loss_ceiling([s], key))
         if static:
             from landscape.render.static import render_2d
 
@@ -123,6 +144,34 @@ def render_surface(path: str, out: str | None = None, formats: str | list[str] =
     return written
 
 
+def render_shared(paths: list[str], out: str | None = None, formats: str | list[str] = ("png", "html"),
+                  surfaces: list[str] | None = None, log: bool | None = None, vmin: float | None = None,
+                  vmax: float | None = None, levels: int | None = None, notes: list[str] | None = None
+                  ) -> list[str]:
+    """Each of several 2D surfaces drawn on its own figures, all on ONE colour scale (``--shared-scale``): train
+    and test of one file (``surfaces=["train_loss", "test_loss"]``: ``<stem>_<key>_<kind>.<ext>``), or any set of
+    files, so that a colour means the same loss in every figure."""
+    if not paths:
+        raise LandscapeError("--shared-scale needs at least one surface file")
+    read = [read_for_drawing(p) for p in paths]
+    flat = [s for s in read if not s.is_2d]
+    if flat:
+        raise LandscapeError(f"--shared-scale draws 2D surfaces; {', '.join(s.path for s in flat)} are 1D")
+    pairs = [(s, _pick_key(s, k)) for s in read for k in (surfaces or [None])]
+    arrays = [s.values[k] for s, k in pairs]
+    ceiling = min((c for c in (loss_ceiling([s], k) for s, k in pairs) if c is not None), default=None)
+    log = choose_log(arrays, log, vmin, vmax, ceiling, "--shared-scale", notes)
+    scale = make_scale(arrays, vmin, vmax, levels, log, ceiling)
+    written: list[str] = []
+    for s, k in pairs:
+        stem = os.path.splitext(os.path.basename(s.path))[0] + (f"_{k}" if surfaces and len(surfaces) > 1 else "")
+        written += render_surface(s.path, out, formats, stem, k, notes=notes, scale=scale)
+    if notes is not None:
+        notes.append(f"--shared-scale: {len(pairs)} surfaces on one scale, {scale.vmin:.3g} to {scale.vmax:.3g}"
+                     + (" (log)" if scale.log else ""))
+    return written
+
+
 def _shared(paths: list[str], surface: str | None, what: str, notes: list[str] | None = None
             ) -> tuple[list[Surface], str]:
     """Read 2D surfaces that are drawn on one scale, and the one dataset they all have."""
@@ -142,7 +191,7 @@ def _shared(paths: list[str], surface: str | None, what: str, notes: list[str] |
 
 
 def render_comparison(paths: list[str], out: str, formats: str | list[str] = ("png", "html"),
-                      name: str = "comparison", surface: str | None = None, log: bool = False,
+                      name: str = "comparison", surface: str | None = None, log: bool | None = None,
                       vmin: float | None = None, vmax: float | None = None, levels: int | None = None,
                       notes: list[str] | None = None) -> list[str]:
     """Several 2D surfaces side by side on one shared colour scale and z range.
@@ -151,6 +200,8 @@ def render_comparison(paths: list[str], out: str, formats: str | list[str] = ("p
     """
     fmts = parse_formats(formats)
     surfaces, key = _shared(paths, surface, "--compare", notes)
+    log = choose_log([s.values[key] for s in surfaces], log, vmin, vmax, loss_ceiling(surfaces, key), "--compare",
+                     notes)
     scale = make_scale([s.values[key] for s in surfaces], vmin, vmax, levels, log, loss_ceiling(surfaces, key))
     ensure_writable_dir(out)
     base = os.path.join(out, name)
@@ -168,7 +219,7 @@ def render_comparison(paths: list[str], out: str, formats: str | list[str] = ("p
 
 
 def render_paper(paths: list[str], out: str, formats: str | list[str] = ("pdf", "png"), name: str = "paper",
-                 surface: str | None = None, log: bool = False, vmin: float | None = None,
+                 surface: str | None = None, log: bool | None = None, vmin: float | None = None,
                  vmax: float | None = None, levels: int | None = None, notes: list[str] | None = None) -> list[str]:
     """Li et al.'s figure layout: one column per surface, contours above 3D, one scale, panels (a), (b), ...
 
@@ -179,6 +230,8 @@ def render_paper(paths: list[str], out: str, formats: str | list[str] = ("pdf", 
     if not fmts:
         raise LandscapeError(f"--figure paper writes {', '.join(STATIC)}; got --formats {formats!r}")
     surfaces, key = _shared(paths, surface, "--figure paper", notes)
+    log = choose_log([s.values[key] for s in surfaces], log, vmin, vmax, loss_ceiling(surfaces, key),
+                     "--figure paper", notes)
     scale = make_scale([s.values[key] for s in surfaces], vmin, vmax, levels, log, loss_ceiling(surfaces, key))
     ensure_writable_dir(out)
     from landscape.render.paper import render_paper as draw
@@ -186,4 +239,4 @@ def render_paper(paths: list[str], out: str, formats: str | list[str] = ("pdf", 
     return draw(surfaces, key, os.path.join(out, name), scale, fmts)
 
 
-__all__ = ["render_surface", "render_comparison", "render_paper", "parse_formats", "FORMATS"]
+__all__ = ["render_surface", "render_shared", "render_comparison", "render_paper", "parse_formats", "FORMATS"]

@@ -23,7 +23,10 @@ def build_parser() -> Parser:
     p.add_argument("--animate", action="store_true", help="the files are landscapes recorded through training "
                    "(landscape.Recorder, its callbacks, or landscape.train --record-every): draw them side by side as "
                    "an animation, one colour scale for every frame (gif and html; --formats gif,html)")
-    p.add_argument("--surface", default=None, help="which dataset to draw, e.g. test_loss (default: the split's loss)")
+    p.add_argument("--surface", default=None, help="which dataset to draw, e.g. test_loss (default: the split's "
+                   "loss); with --shared-scale a comma-separated list, e.g. train_loss,test_loss")
+    p.add_argument("--shared-scale", action="store_true", help="draw every file (and every --surface) on its own "
+                   "figures but on ONE colour scale, so a colour means the same loss in all of them")
     p.add_argument("--name", default=None, help="file stem (default: the surface file's; 'comparison' with "
                    "--compare, 'paper' with --figure paper)")
     add_scale_args(p)
@@ -38,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.name is not None:
         check_name(args.name)
     written, notes = [], []
+    if args.shared_scale and (args.compare or args.figure or args.animate or args.name):
+        raise LandscapeError("--shared-scale draws each file on its own figures (named after it); --compare, "
+                             "--figure paper and --animate share one scale already; drop one of them (and --name)")
     out = args.out or os.path.dirname(os.path.abspath(args.files[0]))
     scale = (args.surface, args.log, args.vmin, args.vmax, args.levels)
     if args.animate:
@@ -51,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         bad = [f for f in fmts if f not in ("gif", "html")]
         if bad:
             raise LandscapeError(f"--animate writes gif and html; got --formats {','.join(bad)}")
-        written += render_animation(args.files, out, fmts, args.name, args.log, args.vmin, args.vmax, args.levels)
+        written += render_animation(args.files, out, fmts, args.name, bool(args.log), args.vmin, args.vmax,
+                                    args.levels)
     elif args.figure == "paper":
         if args.compare:
             raise LandscapeError("--figure paper already puts the files side by side; drop --compare")
@@ -60,7 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     elif args.compare:
         written += render_comparison(args.files, out, args.formats or "png,html", args.name or "comparison", *scale,
                                      notes=notes)
+    elif args.shared_scale:
+        from landscape.render import render_shared
+
+        keys = [k.strip() for k in args.surface.split(",") if k.strip()] if args.surface else None
+        written += render_shared(args.files, args.out, args.formats or "png,html", keys, args.log, args.vmin,
+                                 args.vmax, args.levels, notes)
     else:
+        if args.surface and "," in args.surface:
+            raise LandscapeError(f"--surface {args.surface!r}: several surfaces are drawn with --shared-scale")
         for f in args.files:
             written += render_surface(f, args.out, args.formats or "png,html",
                                       args.name if len(args.files) == 1 else None, *scale, notes=notes)

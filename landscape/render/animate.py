@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from landscape.errors import LandscapeError
-from landscape.paths import atomic_open, atomic_path, ensure_writable_dir
+from landscape.paths import atomic_path, ensure_writable_dir
 from landscape.render.scale import Scale, fmt_value, make_scale
 from landscape.render.text import mpl, shown, web
 from landscape.surface.movie import read_movie
@@ -98,62 +98,76 @@ def render_gif(movies: list[dict], path: str, scale: Scale, fps: float = 3.0) ->
 
 
 def render_page(movies: list[dict], path: str, scale: Scale) -> str:
-    """The page: a heatmap (2D) or curve (1D) per movie and a slider over the frames; offline."""
-    from landscape.render.html import PAGE, _plotly
+    """The page: a heatmap (2D) or curve (1D) per movie and a slider over the frames; offline. The panels sit side
+    by side on a wide window and one below the other on a narrow one (:mod:`landscape.render.page`)."""
+    from landscape.render.html import _plotly
     from landscape.render.html_traces import COLORSCALE
+    from landscape.render.page import write_page
 
     go, make_subplots = _plotly()
     two_d = movies[0]["y"] is not None
     order = frames(movies)
-    fig = make_subplots(rows=1, cols=len(movies), subplot_titles=[web(_label(m)) for m in movies])
+    fig = make_subplots(rows=1, cols=len(movies), subplot_titles=[web(_label(m)) for m in movies],
+                        horizontal_spacing=0.08)
+    ticks = [t for t in scale.ticks if scale.vmin <= t <= scale.vmax]
 
-    def traces(i: int) -> list:
+    def traces(i: int, first: bool) -> list:
+        """The panels' traces at frame ``i``: in full for the first view, only what changes for a frame (a frame's
+        trace is merged into the drawn one, so the colour bar keeps the place the page's layout gave it)."""
         out = []
         for k, (m, j) in enumerate(zip(movies, order[i])):
             v = m["values"][KEY][j]
             if two_d:
                 z = scale.colour(np.clip(v, scale.vmin, scale.vmax))
+                if not first:
+                    out.append(go.Heatmap(z=z, customdata=v))
+                    continue
                 out.append(go.Heatmap(x=m["x"], y=m["y"], z=z, customdata=v, colorscale=COLORSCALE,
                                       zmin=scale.clo, zmax=scale.chi, showscale=k == 0, zsmooth="best",
                                       hovertemplate="α %{x:.2f}, β %{y:.2f}<br>loss %{customdata:.4g}<extra></extra>",
-                                      colorbar=dict(title="train loss", tickvals=list(scale.colour(
-                                          [t for t in scale.ticks if scale.vmin <= t <= scale.vmax])),
-                                          ticktext=[fmt_value(t) for t in scale.ticks
-                                                    if scale.vmin <= t <= scale.vmax])))
+                                      colorbar=dict(title=dict(text="train loss", side="right"), x=1.01,
+                                                    xanchor="left", thickness=14,
+                                                    tickvals=list(scale.colour(ticks)),
+                                                    ticktext=[fmt_value(t) for t in ticks])))
+            elif not first:
+                out.append(go.Scatter(y=np.clip(v, scale.vmin, scale.vmax)))
             else:
                 out.append(go.Scatter(x=m["x"], y=np.clip(v, scale.vmin, scale.vmax), mode="lines",
                                       line=dict(color="#1f77b4"), showlegend=False,
                                       hovertemplate="α %{x:.2f}<br>loss %{y:.4g}<extra></extra>"))
         return out
 
-    for k, tr in enumerate(traces(0)):
+    for k, tr in enumerate(traces(0, True)):
         fig.add_trace(tr, row=1, col=k + 1)
     steps = []
     for i in range(len(order)):
         label = " / ".join(f"{int(m['steps'][j])}" for m, j in zip(movies, order[i]))
         steps.append(dict(method="animate", label=label,
                           args=[[str(i)], dict(mode="immediate", frame=dict(duration=0, redraw=True))]))
-    fig.frames = [go.Frame(data=traces(i), name=str(i), traces=list(range(len(movies)))) for i in range(len(order))]
+    fig.frames = [go.Frame(data=traces(i, False), name=str(i), traces=list(range(len(movies))))
+                  for i in range(len(order))]
     unit = web(_unit(movies[0]))
-    fig.update_layout(sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix=f"{unit}: "), pad=dict(t=40))],
-                      updatemenus=[dict(type="buttons", showactive=False, x=0, y=-0.12, xanchor="left",
+    # The slider and the play button hang below the plots at a fixed distance in pixels (y 0, anchored at their
+    # top, padded), so they stay clear of the x axes whatever the page's height.
+    fig.update_layout(sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix=f"{unit}: "), x=0.1, len=0.9,
+                                    y=0, yanchor="top", pad=dict(t=50))],
+                      updatemenus=[dict(type="buttons", showactive=False, x=0, y=0, xanchor="left", yanchor="top",
+                                        pad=dict(t=62),
                                         buttons=[dict(label="play", method="animate",
                                                       args=[None, dict(frame=dict(duration=400, redraw=True),
                                                                        fromcurrent=True)])])],
-                      margin=dict(l=50, r=40, t=40, b=90), autosize=True, height=None, width=None,
-                      paper_bgcolor="white", plot_bgcolor="white")
-    if not two_d:
+                      # the top margin holds the toolbar above the panels' titles
+                      margin=dict(l=50, r=70, t=60, b=110))
+    fig.update_xaxes(title_text="α")
+    if two_d:
+        fig.update_yaxes(title_text="β")
+    else:
         fig.update_yaxes(range=[np.log10(scale.vmin), np.log10(scale.vmax)] if scale.log else
                          [scale.vmin, scale.vmax], type="log" if scale.log else "linear")
-    body = fig.to_html(full_html=False, include_plotlyjs=True, div_id="landscape-figure", default_width="100%",
-                       default_height="100%", auto_play=False,
-                       config={"displaylogo": False, "responsive": True})
     title = "landscape through training: " + ", ".join(_label(m) for m in movies)
     settings = "<div class='settings'>" + "".join(
         f"<span><b>{html.escape(_label(m))}</b> {len(m['steps'])} frames</span>" for m in movies) + "</div>"
-    with atomic_open(path, "w", encoding="utf-8") as f:
-        f.write(PAGE.format(title=html.escape(title), settings=settings, figure=body, script=""))
-    return path
+    return write_page(fig, title, settings, path, len(movies), auto_play=False)
 
 
 def render_animation(paths: list[str], out: str | None = None, formats: tuple[str, ...] = ("gif", "html"),

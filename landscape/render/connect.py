@@ -5,7 +5,6 @@ and the bend, with the curve on it. Reads files only: never imports torch.
 
 from __future__ import annotations
 
-import html
 import os
 
 import numpy as np
@@ -71,8 +70,8 @@ def figure_paths(d: dict, title: str):
 
 def page_paths(d: dict, title: str, path: str) -> str:
     """The interactive page: the same two panels, offline (plotly.js inside the page)."""
-    from landscape.render.html import PAGE, _plotly
-    from landscape.paths import atomic_open
+    from landscape.render.html import _plotly
+    from landscape.render.page import write_page
 
     go, make_subplots = _plotly()
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy (%)"))
@@ -90,18 +89,16 @@ def page_paths(d: dict, title: str, path: str) -> str:
                                      web(label.split(":")[0], 200) + "</extra>"), row=1, col=2)
     fig.update_xaxes(title_text="t (A at 0, B at 1)", range=[0, 1], gridcolor="#e8e8e8")
     fig.update_yaxes(gridcolor="#e8e8e8")
-    fig.update_layout(legend=dict(orientation="h", y=-0.2), margin=dict(l=50, r=20, t=40, b=40),
-                      autosize=True, height=None, width=None, paper_bgcolor="white", plot_bgcolor="white")
+    # The legend at the foot of the page, clear of the x axes; the top margin holds the toolbar above the panels'
+    # titles.
+    fig.update_layout(legend=dict(orientation="h", x=0, y=0, yanchor="bottom", yref="container"),
+                      margin=dict(l=50, r=20, t=60, b=10))
     a = d["attrs"]
     items = [("curve", a.get("curve")), ("arch", a.get("arch")), ("dataset", a.get("dataset")),
              ("n_samples", a.get("n_samples")), ("bn_mode", a.get("bn_mode")), ("loss", a.get("loss"))]
     settings = "<div class='settings'>" + "".join(f"<span><b>{web(k)}</b> {web(v)}</span>"
                                                    for k, v in items if v not in (None, "")) + "</div>"
-    body = fig.to_html(full_html=False, include_plotlyjs=True, div_id="landscape-figure", default_width="100%",
-                       default_height="100%", config={"displaylogo": False, "responsive": True})
-    with atomic_open(path, "w", encoding="utf-8") as f:
-        f.write(PAGE.format(title=html.escape(title), settings=settings, figure=body, script=""))
-    return path
+    return write_page(fig, title, settings, path, 2)
 
 
 def render_connect(path: str, out: str | None = None, formats: str | list[str] = ("png", "html"),

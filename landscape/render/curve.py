@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -11,7 +13,8 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from landscape.render.scale import fmt_value, make_scale  # noqa: E402
-from landscape.render.static import _title, save  # noqa: E402
+from landscape.render.static import _title, arch_name, save  # noqa: E402
+from landscape.render.text import mpl  # noqa: E402
 from landscape.sampling import Z95, figure_cap  # noqa: E402
 from landscape.surface import Surface  # noqa: E402
 
@@ -59,7 +62,8 @@ def render_1d(s: Surface, base: str, formats: list[str], log: bool = False, vmin
               vmax: float | None = None) -> list[str]:
     """Loss (left axis) and accuracy (right axis, only when the file has it) against alpha: ``<base>_curve``.
 
-    When the loss axis cuts off the walls, the figure says so and names ``--log``.
+    When the loss axis cuts off the walls, the figure says so and gives the maximum. An interpolation between two
+    models (``--ckpt2``) names them: its endpoints α = 0 and α = 1 are marked and the title says A → B.
     """
     if not loss_keys(s):
         return []
@@ -89,10 +93,20 @@ def render_1d(s: Surface, base: str, formats: list[str], log: bool = False, vmin
     if clipped:
         # Why say it: a reader would otherwise take the top of the axis for the highest loss. Below the legend,
         # outside the data, where no curve can cross it.
-        ax.text(0.5, -0.2, f"loss axis cut at {fmt_value(top)} (max {fmt_value(big)}); --log shows all",
+        ax.text(0.5, -0.2, f"loss axis cut at {fmt_value(top)} (max {fmt_value(big)})",
                 transform=ax.transAxes, ha="center", va="top", fontsize=8, color="dimgrey")
-    ax.axvline(0, color="grey", lw=0.6, ls=":")
-    ax.set_xlabel(r"$\alpha$")
+    ends = endpoints(s)
+    if ends is None:
+        ax.axvline(0, color="grey", lw=0.6, ls=":")
+        ax.set_xlabel(r"$\alpha$")
+    else:
+        for a, (letter, name) in zip((0.0, 1.0), ends):
+            if x[0] <= a <= x[-1]:
+                ax.axvline(a, color="black", lw=0.8, ls="--")
+                ax.annotate(f"{letter}: {mpl(name, 40)}", (a, 1.0), xycoords=("data", "axes fraction"),
+                            xytext=(3, -3), textcoords="offset points", ha="left", va="top", fontsize=8,
+                            bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85))
+        ax.set_xlabel(r"$\alpha$  (0: A, 1: B; $\theta = A + \alpha\,(B - A)$)")
     ax.xaxis.set_major_locator(MaxNLocator(nbins=8, steps=[1, 2, 2.5, 5, 10]))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_value(v).replace("-", "\u2212")))
     ax.set_ylabel("loss", color="tab:blue")
@@ -106,5 +120,20 @@ def render_1d(s: Surface, base: str, formats: list[str], log: bool = False, vmin
     # Below the axes, outside the data: inside, it would sit on the accuracy plateau or the basin.
     ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(labels), fontsize=8,
               frameon=False)
-    ax.set_title(_title(s, "loss / accuracy" if has_acc else "loss"))
+    title = _title(s, "loss / accuracy" if has_acc else "loss")
+    if ends is not None:
+        title = title.replace(arch_name(s), f"{arch_name(s)}: A → B", 1)
+    ax.set_title(title)
     return save(fig, f"{base}_curve", formats)
+
+
+def endpoints(s: Surface) -> tuple[tuple[str, str], tuple[str, str]] | None:
+    """For an interpolation between two models (``directions`` ``target:NAME``, 1D): ``(("A", its name), ("B",
+    NAME))``; else None."""
+    src = str(s.attrs.get("directions", ""))
+    if s.is_2d or not src.startswith("target:"):
+        return None
+    path = os.path.normpath(str(s.attrs.get("ckpt") or "theta*"))
+    a = "/".join(x for x in (os.path.basename(os.path.dirname(path)), os.path.basename(path)) if x)
+    b = src[len("target:"):].split(" | ")[0] or "ckpt2"
+    return ("A", os.path.splitext(a)[0]), ("B", os.path.splitext(b)[0])

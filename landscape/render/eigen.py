@@ -21,6 +21,12 @@ def eigen_ratio(s: Surface) -> np.ndarray:
     return r
 
 
+def samples_said(s: Surface) -> str:
+    """`` on N samples``: what each point's Hessian was averaged over (the surface's samples), or nothing."""
+    n = s.attrs.get("n_samples")
+    return f" on {int(n):,} samples" if isinstance(n, (int, float)) and not isinstance(n, bool) and n > 0 else ""
+
+
 def render_eigen(s: Surface, base: str, formats: list[str]) -> list[str]:
     """Write ``<base>_eigen.<ext>``: the |ratio| map and the signed ratio, with theta* marked."""
     import matplotlib
@@ -31,19 +37,19 @@ def render_eigen(s: Surface, base: str, formats: list[str]) -> list[str]:
     r = eigen_ratio(s)
     X, Y = np.meshgrid(s.xcoordinates, s.ycoordinates)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.4), constrained_layout=True)
-    panels = [(np.abs(r), "|λmin / λmax|  (0: convex)", "viridis", 0.0, 1.0),
-              (r, "λmin / λmax  (signed)", "RdBu_r", -1.0, 1.0)]
-    for ax, (z, title, cmap, lo, hi) in zip(axes, panels):
+    panels = [(np.abs(r), "|λmin / λmax|  (0: convex)", "viridis", 0.0, 1.0, "|λmin / λmax|"),
+              (r, "λmin / λmax  (signed)", "RdBu_r", -1.0, 1.0, "λmin / λmax")]
+    for ax, (z, title, cmap, lo, hi, label) in zip(axes, panels):
         m = ax.pcolormesh(X, Y, np.clip(z, lo, hi), cmap=cmap, vmin=lo, vmax=hi, shading="nearest")
         ax.plot([0], [0], marker="*", color="white", markeredgecolor="black", markersize=12, zorder=5)
         ax.set_title(title)
         ax.set_xlabel("α")
         ax.set_ylabel("β")
         ax.set_aspect("equal")
-        fig.colorbar(m, ax=ax, shrink=0.85)
+        fig.colorbar(m, ax=ax, shrink=0.85, label=label)
     arch = mpl(s.attrs.get("arch", ""))
-    fig.suptitle(f"{arch}: Hessian eigenvalue ratio (largest |ratio| {np.nanmax(np.abs(r)):.2g})"
-                 if np.isfinite(r).any() else f"{arch}: Hessian eigenvalue ratio")
+    fig.suptitle(f"{arch}: Hessian eigenvalue ratio{samples_said(s)}" + (
+        f" (largest |ratio| {np.nanmax(np.abs(r)):.2g})" if np.isfinite(r).any() else ""))
     from landscape.render.static import save
 
     return save(fig, f"{base}_eigen", formats, dpi=150, bbox_inches=None)
@@ -75,7 +81,7 @@ def render_eigen_1d(s: Surface, base: str, formats: list[str]) -> list[str]:
     for ax in (top, bottom):
         ax.axvline(0.0, color="0.8", lw=0.8, zorder=0)
         ax.grid(alpha=0.3)
-    fig.suptitle(f"{mpl(s.attrs.get('arch', ''))}: curvature along α")
+    fig.suptitle(f"{mpl(s.attrs.get('arch', ''))}: curvature along α{samples_said(s)}")
     from landscape.render.static import save
 
     return save(fig, f"{base}_eigen", formats, dpi=150, bbox_inches=None)
@@ -119,15 +125,16 @@ def render_html_eigen(s: Surface, key: str, path: str) -> str:
     hover = ("α %{x:.2f}, β %{y:.2f}<br>λmax %{customdata[0]:.4g}<br>λmin %{customdata[1]:.4g}"
              "<br>λmin/λmax %{customdata[3]:.3f}<br>" + key.replace("_", " ") + " %{customdata[2]:.3g}<extra></extra>")
     cols = [[0.0, 0.42], [0.56, 0.98]]
-    panels = [(np.abs(r), "|λmin / λmax|  (0: convex)", "Viridis", 0.0, 1.0),
-              (r, "λmin / λmax  (signed)", "RdBu_r", -1.0, 1.0)]
+    panels = [(np.abs(r), "|λmin / λmax|  (0: convex)", "Viridis", 0.0, 1.0, "|λmin / λmax|"),
+              (r, "λmin / λmax  (signed)", "RdBu_r", -1.0, 1.0, "λmin / λmax")]
     fig = go.Figure()
     notes = []
-    for c, (z, title, cmap, lo, hi) in enumerate(panels):
+    for c, (z, title, cmap, lo, hi, label) in enumerate(panels):
         xa, ya = ("x", "y") if c == 0 else ("x2", "y2")
         fig.add_trace(go.Heatmap(x=s.xcoordinates[ix], y=s.ycoordinates[iy], z=z, zmin=lo, zmax=hi, colorscale=cmap,
                                  customdata=custom, hovertemplate=hover, xaxis=xa, yaxis=ya,
-                                 colorbar=dict(x=cols[c][1] + 0.005, xanchor="left", len=0.9, thickness=14)))
+                                 colorbar=dict(x=cols[c][1] + 0.005, xanchor="left", len=0.9, thickness=14,
+                                               title=dict(text=label, side="right"))))
         fig.add_trace(go.Scatter(x=[0.0], y=[0.0], mode="markers", xaxis=xa, yaxis=ya, hoverinfo="skip",
                                  marker=dict(symbol="star", size=16, color="white", line=dict(color="black",
                                                                                                width=1))))
@@ -135,4 +142,5 @@ def render_html_eigen(s: Surface, key: str, path: str) -> str:
                           yanchor="bottom", showarrow=False, font=dict(size=14)))
     _xy_axes(fig, 2, [0.0, 0.94], cols)
     fig.update_layout(annotations=notes, margin=dict(l=10, r=60, t=30, b=40), showlegend=False)
-    return _page(fig, f"{_arch(s)} — Hessian eigenvalue ratio (Li et al. Fig. 8)", _settings_html(s), path)
+    return _page(fig, f"{_arch(s)} — Hessian eigenvalue ratio{samples_said(s)} (Li et al. Fig. 8)",
+                 _settings_html(s), path)

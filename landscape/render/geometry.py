@@ -53,11 +53,36 @@ def finite(z: np.ndarray) -> np.ndarray:
     return z
 
 
+def log_heights(scale: Scale) -> bool:
+    """Whether 3D heights are log10 values: under ``--log``, and wherever the 2D colour levels are geometric, so
+    the height axis, the 3D colours and the 2D colour bar are one scale (teal means one value everywhere)."""
+    return bool(scale.log or scale.geometric)
+
+
+def to_height(scale: Scale, raw: np.ndarray) -> np.ndarray:
+    """Raw values as 3D heights (log10 per :func:`log_heights`), raised to ``vmin`` from below, not capped;
+    non-finite and non-positive (under log) values are NaN."""
+    z = finite(raw)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.maximum(z, scale.vmin)
+        if log_heights(scale):
+            z = np.where(z > 0, np.log10(np.where(z > 0, z, 1.0)), np.nan)
+    return z
+
+
+def height_range(scale: Scale) -> tuple[float, float]:
+    """``(vmin, vmax)`` as heights: the 3D box's floor and its cap."""
+    lo, hi = to_height(scale, np.array([scale.vmin, scale.vmax]))
+    return float(lo), float(hi)
+
+
 def surface_heights(s: Surface, key: str, scale: Scale, factor: int = 4, cells: int | None = None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Refined grid and heights as drawn (log10 under ``--log``), not capped; raised to ``vmin`` from below.
+    """Refined grid and heights as drawn (:func:`to_height`), not capped.
 
-    Refined in value space before the log so the refined surface passes through the computed points.
+    Refined in height space: a wall rising from 3 to 300 in one cell then crosses the cap at the same place in
+    every neighbouring cell, where refining raw values put the crossing near whichever corner is lower (a torn,
+    saw-toothed rim). Bilinear either way, so the refined surface passes through the computed points.
 
     Args:
         factor: refinement per cell (smooths the cut at the cap on coarse grids).
@@ -72,9 +97,7 @@ def surface_heights(s: Surface, key: str, scale: Scale, factor: int = 4, cells: 
     if cells is not None:
         x, y, z = thin(x, y, z, cells + 1)
         factor = max(1, min(factor, cells // max(len(x) - 1, len(y) - 1, 1)))
-    x, y, raw = upsample(x, y, z, factor)
-    with np.errstate(invalid="ignore"):
-        return x, y, scale.transform(np.maximum(raw, scale.vmin))
+    return upsample(x, y, to_height(scale, z), factor)
 
 
 def centre_index(s: Surface) -> tuple[int, int]:
@@ -170,29 +193,75 @@ def cut_mesh(x: np.ndarray, y: np.ndarray, h: np.ndarray, cap: float) -> list[np
     return polys
 
 
+def triangles(x: np.ndarray, y: np.ndarray, h: np.ndarray, cap: float) -> np.ndarray:
+    """:func:`cut_mesh` as an ``(N, 3, 3)`` array of triangles (cut quads fanned), what a renderer draws."""
+    tris = [p[[0, k, k + 1]] for p in cut_mesh(x, y, h, cap) for k in range(1, len(p) - 1)]
+    return np.array(tris) if tris else np.zeros((0, 3, 3))
+
+
 AZIMUTHS = (-60, -30, -120, 30, 60, 120, 150, -150)
-ELEVATIONS = (30, 35, 40, 45, 50, 55, 60)  # steeper, and the depth no longer reads
+# Lowest first: the lower the camera, the better the depth reads; up to 75 degrees before giving up, since a view
+# that shows theta* beats one that hides it.
+ELEVATIONS = (30, 35, 40, 45, 50, 55, 60, 65, 70, 75)
+# In box units (the box is BOX[0] wide): the star's radius on screen; how far in front of it a face must be to
+# hide it; how near theta* a face lies on its own floor, the pit it sits in, which hides nothing (seen from above
+# it rises around the star and covers its rim; seen from the side it is the tip of the basin's outline, which is
+# where a reader looks for the minimum).
+STAR_RADIUS = 0.04
+DEPTH_SLACK = 0.005
+OWN_FLOOR = 0.1
+
+
+def _box_frame(elev: float, azim: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unit vectors ``(right, up, towards the camera)`` of mplot3d's view at (elev, azim), in box units."""
+    e, a = np.radians(elev), np.radians(azim)
+    d = np.array([np.cos(e) * np.cos(a), np.cos(e) * np.sin(a), np.sin(e)])
+    right = np.array([-np.sin(a), np.cos(a), 0.0])
+    return right, np.cross(d, right), d
+
+
+def hidden(tris: np.ndarray, p: np.ndarray, elev: float, azim: float, origin: np.ndarray, span: np.ndarray,
+           box: tuple[float, float, float]) -> bool:
+    """Whether a face of ``tris`` lies between the camera at (elev, azim) and the star at ``p`` (or any point of
+    its rim on screen): projected along the view (orthographic; mplot3d's far camera is nearly so), a face
+    farther than :data:`OWN_FLOOR` from theta* covers the point and is nearer the camera there by more than
+    :data:`DEPTH_SLACK`.
+
+    Args:
+        tris: ``(N, 3, 3)`` triangles in data units (heights as drawn).
+        p: the star, data units.
+        origin, span: the box's lowest corner and size in data units (the axes' limits).
+        box: the axes' box aspect.
+    """
+    if not len(tris):
+        return False
+    scale = np.asarray(box, float) / np.where(span > 0, span, 1.0)
+    right, up, towards = _box_frame(elev, azim)
+    T = (tris - origin) * scale
+    q = (p - origin) * scale
+    T = T[np.linalg.norm(T.mean(axis=1) - q, axis=1) > OWN_FLOOR]
+    tu, tv, td = T @ right, T @ up, T @ towards  # (N, 3) each
+    ang = np.linspace(0, 2 * np.pi, 8, endpoint=False)
+    pts = np.stack([np.r_[0.0, STAR_RADIUS * np.cos(ang)], np.r_[0.0, STAR_RADIUS * np.sin(ang)]], axis=1)
+    pts += [q @ right, q @ up]  # the star's centre and rim on screen, (M, 2)
+    # Barycentric coordinates of every point in every triangle, (N, M).
+    x0, y0 = tu[:, :1], tv[:, :1]
+    e1u, e1v, e2u, e2v = tu[:, 1:2] - x0, tv[:, 1:2] - y0, tu[:, 2:3] - x0, tv[:, 2:3] - y0
+    det = e1u * e2v - e2u * e1v
+    ok = np.abs(det) > 1e-12  # a face seen edge-on covers nothing
+    det = np.where(ok, det, 1.0)
+    pu, pv = pts[None, :, 0] - x0, pts[None, :, 1] - y0
+    b1, b2 = (pu * e2v - e2u * pv) / det, (e1u * pv - pu * e1v) / det
+    inside = ok & (b1 >= 0) & (b2 >= 0) & (b1 + b2 <= 1)
+    depth = td[:, :1] + b1 * (td[:, 1:2] - td[:, :1]) + b2 * (td[:, 2:3] - td[:, :1])
+    return bool(np.any(inside & (depth > q @ towards + DEPTH_SLACK)))
 
 
 def _visible(x, y, h, cap, lo, box, elev, azim, p) -> bool:
-    """Whether the point ``p`` (data units) can be seen from the camera at (elev, azim): the ray from it to the
-    camera clears the surface, and rises above the cap before it passes over the rim."""
-    span = [x[-1] - x[0], y[-1] - y[0], (cap - lo) or 1.0]
-    e, a = np.radians(elev), np.radians(azim)
-    # Direction towards the camera in box units (mplot3d's convention), then back to data units.
-    d = np.array([np.cos(e) * np.cos(a), np.cos(e) * np.sin(a), np.sin(e)])
-    d = d / np.array(box) * np.array(span)
-    for t in np.linspace(0.01, 2.0, 200):
-        q = p + t * d
-        if not (x[0] <= q[0] <= x[-1] and y[0] <= q[1] <= y[-1]) or q[2] > cap:
-            return True
-        j = min(np.searchsorted(x, q[0]), len(x) - 1)
-        i = min(np.searchsorted(y, q[1]), len(y) - 1)
-        # Above the cap nothing is drawn, but the wall reaches the cap at the rim, somewhere between samples.
-        z = min(h[i, j], cap)
-        if np.isfinite(z) and z > q[2] + 1e-9:
-            return False
-    return True
+    """Whether theta* at ``p`` is seen from (elev, azim) over the surface ``h`` cut at ``cap`` (:func:`hidden`)."""
+    origin = np.array([x[0], y[0], lo])
+    span = np.array([x[-1] - x[0], y[-1] - y[0], (cap - lo) or 1.0])
+    return not hidden(triangles(x, y, h, cap), np.asarray(p, float), elev, azim, origin, span, box)
 
 
 def pick_camera(grids: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], cap: float, lo: float,
@@ -208,19 +277,12 @@ def pick_camera(grids: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
         box: the axes' box aspect.
 
     Returns:
-        ``(elev, azim)`` in degrees, or None when no camera up to 60 degrees shows theta* on every grid.
+        ``(elev, azim)`` in degrees, or None when no camera in :data:`ELEVATIONS` shows theta* on every grid.
     """
-    best = None
-    for azim in AZIMUTHS:
-        for elev in ELEVATIONS:
-            if best is not None and elev >= best[0]:
-                break
-            ok = True
-            for x, y, h, p in grids:
-                if not _visible(x, y, h, cap, lo, box, elev, azim, p):
-                    ok = False
-                    break
-            if ok:
-                best = (elev, azim)
-                break
-    return (float(best[0]), float(best[1])) if best else None
+    meshes = [(triangles(x, y, h, cap), np.asarray(p, float), np.array([x[0], y[0], lo]),
+               np.array([x[-1] - x[0], y[-1] - y[0], (cap - lo) or 1.0])) for x, y, h, p in grids]
+    for elev in ELEVATIONS:
+        for azim in AZIMUTHS:
+            if not any(hidden(t, p, elev, azim, o, sp, box) for t, p, o, sp in meshes):
+                return float(elev), float(azim)
+    return None

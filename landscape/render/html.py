@@ -13,7 +13,6 @@ import os
 import numpy as np
 
 from landscape.errors import LandscapeError
-from landscape.paths import atomic_open
 from landscape.render.scale import Scale
 from landscape.render.text import shown, web
 from landscape.surface import Surface
@@ -27,49 +26,52 @@ def _plotly():
     return go, make_subplots
 
 
-def _settings_html(s: Surface) -> str:
-    """The run's settings as a compact wrapped line of ``key: value`` items above the figure."""
+def _settings_items(s: Surface) -> list[tuple[str, object]]:
+    """The run's settings as ``(key, value)`` pairs: the file, its grid, then the options that are on."""
     grid = f"x {s.xcoordinates[0]:g}..{s.xcoordinates[-1]:g} ({len(s.xcoordinates)})"
     if s.is_2d:
         grid += f", y {s.ycoordinates[0]:g}..{s.ycoordinates[-1]:g} ({len(s.ycoordinates)})"
-    items = [("file", os.path.basename(s.path)), ("grid", grid)] + \
+    return [("file", os.path.basename(s.path)), ("grid", grid)] + \
         [(k, s.attrs[k]) for k in s.shown_attrs
          if k in s.attrs and shown(s.attrs[k]) not in ("", "False")]  # an option that is off says nothing
+
+
+def _settings_block(items: list[tuple[str, str]], notes: list[str]) -> str:
+    """``(key, HTML value)`` pairs as one compact wrapped line above the figure, then the notes."""
+    return "<div class='settings'>" + "".join(f"<span><b>{web(k, 60)}</b> {v}</span>" for k, v in items) + \
+        "</div>" + "".join(f"<div class='note'>{html.escape(n)}</div>" for n in notes if n)
+
+
+def _settings_html(s: Surface) -> str:
+    """The run's settings as a compact wrapped line of ``key: value`` items above the figure."""
     from landscape.render.html_traces import thinned_note
 
-    note = thinned_note(s)
     # a file's names and values, each one line and cut (a 1 MB attribute is not a 1 MB page)
-    return "<div class='settings'>" + "".join(
-        f"<span><b>{web(k, 60)}</b> {web(v)}</span>" for k, v in items) + "</div>" + (
-        f"<div class='note'>{html.escape(note)}</div>" if note else "")
+    return _settings_block([(k, web(v)) for k, v in _settings_items(s)], [thinned_note(s)])
 
 
-PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>{title}</title>
-<style>html,body{{height:100%;margin:0}}
-body{{font-family:system-ui,sans-serif;color:#222;display:flex;flex-direction:column;box-sizing:border-box;
-padding:.6em 1em;overflow:hidden}}
-h1{{font-size:1.15em;margin:0 0 .2em}}
-.settings{{display:flex;flex-wrap:wrap;gap:.2em .5em;font-size:.75em;margin:.1em 0 .3em;color:#444}}
-.settings span{{background:#f3f3f3;border-radius:3px;padding:0 5px}}
-.note{{font-size:.75em;color:#8a4b00;margin:0 0 .3em}}
-.figure{{flex:1 1 auto;min-height:0;position:relative}}
-.figure>div{{position:absolute;inset:0}}</style></head>
-<body><h1>{title}</h1>{settings}<div class="figure">{figure}</div>
-<script>{script}</script>
-</body></html>"""
+def _settings_compare(surfaces: list[Surface]) -> str:
+    """One settings line for several surfaces: a setting they share once, one that differs as its values in the
+    order of the panels (``a / b``), one that only some have with ``–`` for the others."""
+    from landscape.render.html_traces import thinned_note
+
+    per = [dict(_settings_items(s)) for s in surfaces]
+    keys = list(dict.fromkeys(k for d in per for k in d))
+    items = []
+    for k in keys:
+        vals = [web(d[k]) if k in d else "–" for d in per]
+        items.append((k, vals[0] if len(set(vals)) == 1 else " / ".join(vals)))
+    notes = [thinned_note(s) for s in surfaces]
+    notes = [f"{_arch(s)}: {n}" if len(set(notes)) > 1 else n for s, n in zip(surfaces, notes) if n]
+    return _settings_block(items, list(dict.fromkeys(notes)))
 
 
-def _page(fig, title: str, settings: str, path: str, script: str = "") -> str:
+def _page(fig, title: str, settings: str, path: str, script: str = "", columns: int = 2) -> str:
     """Write a self-contained page whose figure fills the window below the title and settings, whatever the
-    window's size (nothing cut off, no scrolling): the figure's size comes from CSS, not a fixed height."""
-    fig.update_layout(autosize=True, height=None, width=None, paper_bgcolor="white", plot_bgcolor="white")
-    body = fig.to_html(full_html=False, include_plotlyjs=True, div_id="landscape-figure", default_width="100%",
-                       default_height="100%", config={"displaylogo": False, "responsive": True})
-    with atomic_open(path, "w", encoding="utf-8") as f:
-        f.write(PAGE.format(title=html.escape(title), settings=settings, figure=body, script=script))
-    return path
+    window's size; on a narrow window its panels stack (:mod:`landscape.render.page`)."""
+    from landscape.render.page import write_page
+
+    return write_page(fig, title, settings, path, columns, script)
 
 
 def _arch(s: Surface) -> str:
@@ -103,9 +105,14 @@ def render_html_2d(s: Surface, key: str, path: str, scale: Scale) -> str:
     traj = T.trajectory(go, s)
     fig.add_traces(traces + (traj if isinstance(traj, list) else [traj] if traj is not None else []))
     view = camera([s], key, scale)
+    # the top margin holds the toolbar above the panels' titles (at 30 px they ran under it)
     fig.update_layout(scene=T.scene_layout(s, scale, key, view, dict(x=[0.0, 0.44], y=[0.0, 1.0])),
-                      annotations=notes, margin=dict(l=10, r=70, t=30, b=40), showlegend=False)
+                      annotations=notes, margin=dict(l=10, r=70, t=56, b=40), showlegend=False)
     _xy_axes(fig, 1, [0.0, 1.0], [[0.56, 0.99]])
+    pca = (s.trajectory or {}).get("explained_variance_ratio") or []
+    if len(pca) >= 2:  # a PCA plane (--trajectory): its axes are the components, as in the PNG
+        fig.layout.xaxis.title.text = f"1st PCA component: {100 * pca[0]:.1f} %"
+        fig.layout.yaxis.title.text = f"2nd PCA component: {100 * pca[1]:.1f} %"
     fig.layout.annotations = list(fig.layout.annotations) + [
         dict(text="3D surface (cut at the cap)", x=0.22, y=1.0, xref="paper", yref="paper", yanchor="bottom",
              showarrow=False, font=dict(size=13)),
@@ -181,11 +188,13 @@ def render_html_1d(s: Surface, path: str, log: bool = False, vmin: float | None 
     if has_acc:
         fig.update_yaxes(title_text="accuracy (%)", range=[0, 100], tickvals=list(ACC_TICKS), secondary_y=True,
                          showgrid=False)
-    fig.update_layout(margin=dict(l=10, r=10, t=40, b=10),
-                      legend=dict(orientation="h", x=1.0, xanchor="right", y=1.02, yanchor="bottom"))
+    # The legend at the foot of the page (at the top it ran under the toolbar and off a narrow window); the top
+    # margin holds the toolbar above the range buttons.
+    fig.update_layout(margin=dict(l=10, r=10, t=64 if fig.layout.updatemenus else 34, b=10),
+                      legend=dict(orientation="h", x=0.0, xanchor="left", y=0.0, yanchor="bottom", yref="container"))
     what = "loss and accuracy" if has_acc else "loss"
     title = f"{_arch(s)} — 1D {what}"
-    return _page(fig, title, _settings_html(s), path)
+    return _page(fig, title, _settings_html(s), path, columns=1)
 
 
 def _columns(err: dict | None, *names: str) -> list | None:
@@ -234,8 +243,9 @@ def render_html_compare(surfaces: list[Surface], key: str, path: str, scale: Sca
         notes.append(dict(text=web(_arch(s)), x=(cols[c][0] + cols[c][1]) / 2, y=1.0, xref="paper", yref="paper",
                           yanchor="bottom", showarrow=False, font=dict(size=14)))
     _xy_axes(fig, n, [0.0, 0.44], cols)
-    fig.update_layout(annotations=notes, margin=dict(l=10, r=60, t=30, b=40), showlegend=False)
-    settings = "".join(_settings_html(s) for s in surfaces)
+    # the top margin holds the toolbar above the panels' titles
+    fig.update_layout(annotations=notes, margin=dict(l=10, r=60, t=56, b=40), showlegend=False)
+    settings = _settings_compare(surfaces)  # one block: the surfaces' shared settings once
     return _page(fig, f"{' vs '.join(_arch(s) for s in surfaces)} — {key.replace('_', ' ')}", settings, path,
                  SYNC_CAMERAS)
 

@@ -7,10 +7,10 @@ import os
 
 import numpy as np
 
-from landscape.render.geometry import (cut_mesh, finite, label_spots, level_paths, surface_heights, thin,
-                                       thin_indices)
+from landscape.render.geometry import (cut_mesh, finite, height_range, label_spots, level_paths, log_heights,
+                                       surface_heights, thin, thin_indices)
 from landscape.render.scale import Scale, fmt_value
-from landscape.render.surface3d import BOX, height_ticks, theta_star
+from landscape.render.surface3d import BOX, height_ticks, theta_star, z_tick_count
 from landscape.render.text import web
 from landscape.surface import Surface
 
@@ -76,9 +76,12 @@ def precision(s: Surface, key: str) -> dict[str, np.ndarray] | None:
 
 
 def mesh3d(go, s: Surface, key: str, scale: Scale, colorbar: dict | None, scene: str = "scene"):
-    """The 3D surface as a triangle mesh cut exactly at the cap (no table top), coloured by height."""
+    """The 3D surface as a triangle mesh cut exactly at the cap (no table top), coloured as the contour map
+    beside it (the same colour coordinate, range and colour-bar ticks; heights log10 exactly where those colours
+    are, see :func:`~landscape.render.geometry.log_heights`)."""
+    lo, hi = height_range(scale)
     x, y, h = surface_heights(s, key, scale, HTML_FACTOR, HTML_CELLS)
-    polys = cut_mesh(x, y, h, scale.hi)
+    polys = cut_mesh(x, y, h, hi)
     verts, tris = [], []
     for p in polys:  # fan-triangulate the cut quads
         base = len(verts)
@@ -89,27 +92,37 @@ def mesh3d(go, s: Surface, key: str, scale: Scale, colorbar: dict | None, scene:
     # Each corner once (neighbouring triangles share it): a sixth of the vertices, and of the page's bytes.
     v, inverse = np.unique(v, axis=0, return_inverse=True)
     t = inverse.reshape(-1)[t].astype(np.int32)
-    raw = 10 ** v[:, 2] if scale.log else v[:, 2]
-    pos, labels = height_ticks(scale)
+    raw = 10 ** v[:, 2] if log_heights(scale) else v[:, 2]
+    ticks, labels = scale.bar_ticks()  # the PNG colour bar's, over-range marks included
     cb = None
     if colorbar is not None:
-        cb = {**dict(title=dict(text=key.replace("_", " "), side="right"), tickvals=list(pos), ticktext=labels,
-                     len=0.8, thickness=14), **colorbar}
-    return go.Mesh3d(x=v[:, 0], y=v[:, 1], z=v[:, 2], i=t[:, 0], j=t[:, 1], k=t[:, 2], intensity=v[:, 2],
-                     colorscale=COLORSCALE, cmin=scale.lo, cmax=scale.hi, showscale=cb is not None,
-                     colorbar=cb, customdata=raw.astype(np.float32),
+        cb = {**dict(title=dict(text=web(scale.bar_label(key.replace("_", " "))), side="right"),
+                     tickvals=list(scale.colour(ticks)), ticktext=labels, len=0.8, thickness=14), **colorbar}
+    return go.Mesh3d(x=v[:, 0], y=v[:, 1], z=v[:, 2], i=t[:, 0], j=t[:, 1], k=t[:, 2],
+                     intensity=scale.colour(raw), colorscale=COLORSCALE, cmin=scale.clo, cmax=scale.chi,
+                     showscale=cb is not None, colorbar=cb, customdata=raw.astype(np.float32),
                      hovertemplate=f"α %{{x:.2f}}, β %{{y:.2f}}<br>{key.replace('_', ' ')} "
                                    "%{customdata:.3g}<extra></extra>",
-                     flatshading=True, lighting=dict(ambient=0.75, diffuse=0.4, specular=0.05),
+                     # smooth normals: flat ones light each refined facet apart (dark steps on coarse grids)
+                     flatshading=False, lighting=dict(ambient=0.75, diffuse=0.4, specular=0.05),
                      name=web(os.path.basename(s.path)), scene=scene)
 
 
 def star3d(go, s: Surface, key: str, scale: Scale, scene: str = "scene"):
-    """theta* on the 3D surface."""
+    """theta* on the floor of the 3D surface at its own height, and a drop line from the cap down to it (one
+    trace: the line's top has no marker). The browser hides what the walls hide: the line, sticking out of the
+    basin, shows where theta* is from any angle the reader turns to."""
     x, y, z = theta_star(s, key, scale)
-    return go.Scatter3d(x=[x], y=[y], z=[z], mode="markers", scene=scene,
-                        marker=dict(size=7, color="white", symbol="diamond", line=dict(color="black", width=2)),
-                        name="θ*", showlegend=False, hovertemplate="θ* (α 0, β 0)<extra></extra>")
+    hi = height_range(scale)[1]
+    value = 10 ** z if log_heights(scale) else z
+    # named at the line's top, above the walls: the marker at its foot sits in the pit and can be small on screen
+    return go.Scatter3d(x=[x, x], y=[y, y], z=[hi, z], mode="lines+markers+text", scene=scene,
+                        text=["θ*", ""], textposition="top center", textfont=dict(size=14, color="black"),
+                        line=dict(color="black", width=4),
+                        marker=dict(size=[0, 12], color="white", symbol="diamond",
+                                    line=dict(color="black", width=2)),
+                        name="θ*", showlegend=False,
+                        hovertemplate=f"θ* (α 0, β 0)<br>{key.replace('_', ' ')} {value:.3g}<extra></extra>")
 
 
 def contour_map(go, s: Surface, key: str, scale: Scale, colorbar: dict | None, xaxis: str = "x",
@@ -125,11 +138,11 @@ def contour_map(go, s: Surface, key: str, scale: Scale, colorbar: dict | None, x
     ak = acc_key(s, key)
     acc = s.values[ak] if ak else np.full_like(raw, np.nan)
     err = precision(s, key)
-    ticks = [t for t in scale.ticks if scale.vmin <= t <= scale.vmax]
+    ticks, labels = scale.bar_ticks()  # "≥ cap" at the top when values lie above the range, as the PNG
     cb = None
     if colorbar is not None:
-        cb = {**dict(title=dict(text=key.replace("_", " "), side="right"), tickvals=list(scale.colour(ticks)),
-                     ticktext=[fmt_value(t) for t in ticks], len=0.8, thickness=14), **colorbar}
+        cb = {**dict(title=dict(text=web(scale.bar_label(key.replace("_", " "))), side="right"),
+                     tickvals=list(scale.colour(ticks)), ticktext=labels, len=0.8, thickness=14), **colorbar}
     # Typed arrays (numpy in, base64 on the page; NaN is a gap) thinned to MAP_POINTS: a 1001x1001 grid as
     # JSON lists was most of a 100 MB page.
     hx, hy, hz = thin(x, y, raw, MAP_POINTS)
@@ -249,13 +262,16 @@ def camera_eye(elev: float, azim: float, distance: float = 2.7) -> dict:
 
 def scene_layout(s: Surface, scale: Scale, key: str, view: tuple[float, float], domain: dict) -> dict:
     """One 3D scene: the static figure's box aspect and full alpha/beta extent (the box does not shrink to the
-    part under the cap, so panels compare), round height ticks, the chosen camera."""
-    pos, labels = height_ticks(scale)
+    part under the cap, so panels compare), the height axis from ``vmin`` to the cap with the PNG's height
+    ticks (the colour bar's, a few of them), the chosen camera, orthographic."""
+    lo, hi = height_range(scale)
+    pos, labels = height_ticks(scale, z_tick_count(view[0]))
     axis = dict(showbackground=False, gridcolor="#ddd", tickfont=dict(size=10))
     return dict(domain=domain, aspectmode="manual", aspectratio=dict(x=BOX[0], y=BOX[1], z=BOX[2]),
-                camera=camera_eye(*view),
+                # orthographic, as the PNG (mplot3d's far camera) and the check that picked the view: a near,
+                # perspective eye looks at theta* more from the side, past the rim nearest to it
+                camera={**camera_eye(*view), "projection": {"type": "orthographic"}},
                 xaxis=dict(title="α", nticks=5, range=[float(s.xcoordinates[0]), float(s.xcoordinates[-1])], **axis),
                 yaxis=dict(title="β", nticks=5, range=[float(s.ycoordinates[0]), float(s.ycoordinates[-1])], **axis),
-                # every other tick: seen from above, the height axis is short
-                zaxis=dict(title=key.replace("_", " "), range=[scale.lo, scale.hi], tickvals=list(pos)[::2],
-                           ticktext=labels[::2], **axis))
+                zaxis=dict(title=key.replace("_", " "), range=[lo, hi], tickvals=[float(p) for p in pos],
+                           ticktext=labels, **axis))

@@ -11,13 +11,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from landscape.render.scale import Scale  # noqa: E402
-from landscape.render.static import arch_name, colourbar, draw_2d, save, value_label  # noqa: E402
-from landscape.render.surface3d import camera, draw_surface3d, height_colourbar  # noqa: E402
+from landscape.render.static import arch_name, colourbar, draw_2d, save  # noqa: E402
+from landscape.render.surface3d import BOX, camera, draw_surface3d, height_colourbar  # noqa: E402
 from landscape.surface import Surface  # noqa: E402
 
 PAPER_FORMATS = ("pdf", "png")
 # Raster resolution of the 3D meshes inside the PDF and of the PNG: sharp in print, a PDF of a few hundred kB.
 PAPER_DPI = 200
+# Points between a 3D panel's drawing and its title.
+TITLE_GAP = 3
 
 
 def letter(k: int) -> str:
@@ -34,6 +36,7 @@ def paper_figure(surfaces: list[Surface], key: str, scale: Scale):
                           left=0.07, right=0.92, bottom=0.03, top=0.95, wspace=0.3, hspace=0.16)
     view = camera(surfaces, key, scale)  # one camera when one shows every basin: panels compare when seen alike
     m = m3 = None
+    solid = []
     for c, s in enumerate(surfaces):
         ax = fig.add_subplot(gs[0, c])
         m = draw_2d(ax, s, key, "contour", scale)
@@ -43,11 +46,31 @@ def paper_figure(surfaces: list[Surface], key: str, scale: Scale):
         ax.set_title(f"{letter(c)} {arch_name(s)}", fontsize=10)
         ax3 = fig.add_subplot(gs[1, c], projection="3d", computed_zorder=False)
         m3 = draw_surface3d(ax3, s, key, scale, rasterized=True, view=view)
-        ax3.set_title(f"{letter(n + c)} {arch_name(s)}", fontsize=10, y=0.98)
-    label = value_label(key)
+        ax3.set_title(f"{letter(n + c)} {arch_name(s)}", fontsize=10, pad=0, y=1.0)  # placed at the end
+        ax3.set_box_aspect(BOX, zoom=0.9)  # room above the box for the title
+        solid.append(ax3)
     colourbar(fig, m, scale, key, cax=fig.add_subplot(gs[0, n]))
-    height_colourbar(fig, m3, scale, label + " (height)", cax=fig.add_axes(_shrunk(fig, gs[1, n])))
+    # the 2D bar again: the surfaces are coloured as the contours are
+    height_colourbar(fig, m3, scale, key, cax=fig.add_axes(_shrunk(fig, gs[1, n])))
+    _titles_above(fig, solid)
     return fig
+
+
+def _titles_above(fig, axes: list) -> None:
+    """Each 3D panel's title just above what the panel draws (its box and tick labels), at one height for the
+    row: a steep camera stretches the box to the top of its axes, where a title at a fixed height sits on it."""
+    fig.canvas.draw()  # the 3D axes project their box and ticks when drawn
+    renderer = fig.canvas.get_renderer()
+    top = 0.0
+    for ax in axes:
+        ax.title.set_visible(False)
+        top = max(top, ax.get_tightbbox(renderer).y1)
+        ax.title.set_visible(True)
+    for ax in axes:
+        y0 = ax.transAxes.transform((0, 0))[1]
+        height = ax.transAxes.transform((0, 1))[1] - y0
+        ax.title.set_y((top + TITLE_GAP * fig.dpi / 72 - y0) / height)
+        ax.title.set_verticalalignment("bottom")
 
 
 def _shrunk(fig, spec, frac: float = 0.75) -> list[float]:

@@ -33,6 +33,8 @@ class Scale:
         log: heights (3D z axis, 1D loss axis) are drawn as log10 values.
         geometric: colours follow log10 of the value, so the basin gets as many colours as the walls.
         ticks: round values for colour bars and labels, a subset of the levels where possible.
+        data_min, data_max: the finite extremes of the values the scale was made for (NaN: unknown): what lies
+            beyond the range is marked on colour bars (:attr:`extend`, :meth:`bar_ticks`, :meth:`bar_label`).
     """
 
     vmin: float
@@ -41,6 +43,44 @@ class Scale:
     log: bool
     geometric: bool = False
     ticks: np.ndarray = field(default_factory=lambda: np.array([]))
+    data_min: float = float("nan")
+    data_max: float = float("nan")
+
+    @property
+    def over(self) -> bool:
+        """Some values lie above the range (drawn in the top colour)."""
+        return bool(self.data_max > self.vmax * (1 + 1e-9) + 1e-300)
+
+    @property
+    def under(self) -> bool:
+        """Some values lie below the range (``--vmin`` above the minimum)."""
+        return bool(self.data_min < self.vmin - abs(self.vmin) * 1e-9 - 1e-300)
+
+    @property
+    def extend(self) -> str:
+        """matplotlib's colour-bar ``extend``: a triangle at each end with values beyond it."""
+        # matplotlib's filled contours close an extended end at +-1e250: a range reaching that far cannot have one
+        over, under = self.over and self.vmax < 1e249, self.under and self.vmin > -1e249
+        return {(True, True): "both", (True, False): "max", (False, True): "min"}.get((over, under), "neither")
+
+    def bar_ticks(self) -> tuple[list[float], list[str]]:
+        """Colour-bar ticks (raw values) and labels: the round ticks in range; with values above the range its top
+        is labelled ``≥ vmax`` (and below, ``≤ vmin``), a round tick too close to it dropped so labels never
+        collide."""
+        ticks = [float(t) for t in self.ticks if self.vmin <= t <= self.vmax]
+        span = self.chi - self.clo
+        ends = ([self.vmax] if self.over else []) + ([self.vmin] if self.under else [])
+        for end in ends:
+            c = float(self.colour(np.array([end]))[0])
+            ticks = [t for t in ticks if abs(float(self.colour(np.array([t]))[0]) - c) > 0.06 * span] + [end]
+        ticks = sorted(ticks)
+        labels = [("≥ " if self.over and t == self.vmax else "≤ " if self.under and t == self.vmin else "")
+                  + fmt_value(t) for t in ticks]
+        return ticks, labels
+
+    def bar_label(self, label: str) -> str:
+        """A colour bar's title: with values above the range, the true maximum too (``train loss (max 1.3e14)``)."""
+        return f"{label} (max {fmt_value(self.data_max)})" if self.over else label
 
     def transform(self, z: np.ndarray) -> np.ndarray:
         """Heights as drawn: log10 when ``log``; non-finite values stay NaN (gaps, never zeros)."""
@@ -213,4 +253,23 @@ def make_scale(arrays: list[np.ndarray], vmin: float | None = None, vmax: float 
             geometric = geometric and log and len(lv) >= 3
             lv = linear_levels(lo, hi)
         ticks = pick_ticks(lv, geometric)
-    return Scale(lo, hi, np.asarray(lv, dtype=float), log, geometric, np.asarray(ticks, dtype=float))
+    every = np.concatenate([a[np.isfinite(a)].ravel() for a in arrays]) if arrays else np.array([])
+    dmin, dmax = (float(every.min()), float(every.max())) if every.size else (float("nan"), float("nan"))
+    return Scale(lo, hi, np.asarray(lv, dtype=float), log, geometric, np.asarray(ticks, dtype=float), dmin, dmax)
+
+
+MOSTLY = 0.75  # the share of a surface above the linear cap from which it is drawn on a log scale by default
+
+
+def mostly_over(arrays: list[np.ndarray], ceiling: float | None = None) -> bool:
+    """More than :data:`MOSTLY` of the finite values lie above the default linear range (its cap,
+    :func:`landscape.sampling.figure_cap`): a linear figure would be mostly one colour; drawn on a log scale
+    instead (when every value is positive). A trained ResNet's ±1 plane has about half its points above the
+    cap and stays linear, as Li et al. draw it."""
+    finite = np.concatenate([a[np.isfinite(a)].ravel() for a in arrays]) if arrays else np.array([])
+    if finite.size == 0 or finite.min() <= 0:
+        return False
+    cap = figure_cap(float(finite.min()))
+    if ceiling is not None:
+        cap = min(cap, ceiling)
+    return bool(np.mean(finite > cap) > MOSTLY)

@@ -45,14 +45,10 @@ def round_ticks(ax) -> None:
 def _axes(ax, s: Surface) -> None:
     ax.set_xlabel(r"$\alpha$")
     ax.set_ylabel(r"$\beta$")
-    ax.set_aspect("equal" if _square_extent(s) else "auto")
+    # alpha and beta are in the same units (multiples of equally long directions): one unit is as long on both
+    # axes, as on the page, so a 2:1 plane is drawn 2:1, never stretched square
+    ax.set_aspect("equal", adjustable="box")
     round_ticks(ax)
-
-
-def _square_extent(s: Surface) -> bool:
-    xr = s.xcoordinates[-1] - s.xcoordinates[0]
-    yr = s.ycoordinates[-1] - s.ycoordinates[0]
-    return yr > 0 and 0.5 <= xr / yr <= 2
 
 
 def arch_name(s: Surface) -> str:
@@ -68,12 +64,17 @@ def _title(s: Surface, key: str) -> str:
 
 
 def colourbar(fig, mappable, scale: Scale, key: str, **kw):
-    """A colour bar with the scale's round ticks (never 0.008, 1.043, 2.077)."""
-    cb = fig.colorbar(mappable, label=value_label(key), **kw)
-    ticks = [t for t in scale.ticks if scale.vmin <= t <= scale.vmax]
+    """A colour bar with the scale's round ticks (never 0.008, 1.043, 2.077); values beyond the range get a
+    triangle at that end, a ``≥ cap`` label and the true maximum in the title (:meth:`Scale.bar_ticks`)."""
+    from matplotlib.contour import ContourSet
+
+    if not isinstance(mappable, ContourSet):  # a contour set carries its own extend (see draw_2d)
+        kw.setdefault("extend", scale.extend)
+    cb = fig.colorbar(mappable, label=scale.bar_label(value_label(key)), **kw)
+    ticks, labels = scale.bar_ticks()
     cb.ax.yaxis.set_major_locator(FixedLocator(ticks))
     cb.ax.yaxis.set_minor_locator(FixedLocator([]))
-    cb.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_value(v)))
+    cb.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: dict(zip(ticks, labels)).get(v, fmt_value(v))))
     return cb
 
 
@@ -83,7 +84,8 @@ def contour_labels(ax, m, s: Surface, key: str, scale: Scale, Z: np.ndarray) -> 
     paths = level_paths(x, y, Z, scale.levels)
     spots = label_spots(paths, scale.labelled, (x[0], x[-1], y[0], y[-1]), avoid=[(0.0, 0.0)])
     if spots:
-        ax.clabel(m, [lv for _, _, lv in spots], inline=True, fontsize=7, inline_spacing=3,
+        # black, not the line's colour: the top colours (yellow) are unreadable on a white background
+        ax.clabel(m, [lv for _, _, lv in spots], inline=True, fontsize=7, inline_spacing=3, colors="black",
                   fmt=lambda v: fmt_value(v), manual=[(px, py) for px, py, _ in spots])
 
 
@@ -95,24 +97,33 @@ def draw_2d(ax, s: Surface, key: str, kind: str, scale: Scale, labels: bool = Tr
     Zc = np.where(np.isnan(Z), np.nan, np.clip(Z, scale.vmin, scale.vmax))
     norm = scale.norm()
     if kind == "contour":
-        m = ax.contour(X, Y, Zc, levels=scale.levels, cmap=CMAP, norm=norm, linewidths=0.9)
+        m = ax.contour(X, Y, Zc, levels=scale.levels, cmap=CMAP, norm=norm, linewidths=0.9, extend=scale.extend)
         if labels:
             contour_labels(ax, m, s, key, scale, Zc)
     elif kind == "contourf":
         bounds = np.unique(np.concatenate([[scale.vmin], scale.levels, [scale.vmax]]))
-        m = ax.contourf(X, Y, Zc, levels=bounds, cmap=CMAP, norm=norm)
+        m = ax.contourf(X, Y, Zc, levels=bounds, cmap=CMAP, norm=norm, extend=scale.extend)
+        seamless(m)
         ax.contour(X, Y, Zc, levels=scale.levels, colors="k", linewidths=0.3, alpha=0.5)
     elif kind == "heatmap":
         # Every cell is a coloured quad; in PDF/SVG a large grid as vectors is 100s of MB and minutes to write
         # (1001x1001: 190 MB of SVG), as pixels at the figure's resolution (as in the PNG) well under a MB.
         m = ax.pcolormesh(X, Y, np.ma.masked_invalid(Zc), cmap=CMAP, norm=norm, shading="nearest",
                           rasterized=Zc.size > RASTER_CELLS)
+        seamless(m)
     else:
         raise ValueError(kind)
     centre(ax)
     _axes(ax, s)
     _trajectory(ax, s)
     return m
+
+
+def seamless(m) -> None:
+    """Filled polygons edged in their own colour: PDF and SVG viewers antialias each polygon on its own, which
+    leaves white hairlines between neighbours; a thin edge of the same colour covers them."""
+    m.set_edgecolor("face")
+    m.set_linewidth(0.2)
 
 
 def _trajectory(ax, s: Surface) -> None:
@@ -140,12 +151,25 @@ def _trajectory(ax, s: Surface) -> None:
     if t.get("epochs") is not None and len(t["epochs"]):
         step = max(1, int(t["epochs"][-1]) // 5 or 1)
         picked = [(e, px, py) for e, px, py in zip(t["epochs"], t["x"], t["y"]) if e == t["epochs"][0] or e % step == 0]
-        for e, px, py in picked[::max(1, len(picked) // 12)]:  # a dozen labels at most, whatever the epochs say
+        for e, px, py in spaced_labels(picked[::max(1, len(picked) // 12)], s):  # a dozen at most
             ax.annotate(str(int(e)), (px, py), textcoords="offset points", xytext=(3, 3), fontsize=7, color="red")
     r = t.get("explained_variance_ratio") or []
     if len(r) >= 2:
         ax.set_xlabel(f"1st PCA component: {100 * r[0]:.1f} %")
         ax.set_ylabel(f"2nd PCA component: {100 * r[1]:.1f} %")
+
+
+def spaced_labels(points: list, s: Surface, gap: float = 0.06) -> list:
+    """The ``(label, x, y)`` points whose labels can be drawn: none within ``gap`` (a fraction of the plane's
+    width and height) of theta* at (0, 0), which the final epochs crowd, nor of a label kept before."""
+    wx = float(s.xcoordinates[-1] - s.xcoordinates[0]) or 1.0
+    wy = float(s.ycoordinates[-1] - s.ycoordinates[0]) or 1.0
+    kept: list = []
+    for p in points:
+        near = [(0.0, 0.0)] + [(q[1], q[2]) for q in kept]
+        if all(((p[1] - a) / wx) ** 2 + ((p[2] - b) / wy) ** 2 >= gap ** 2 for a, b in near):
+            kept.append(p)
+    return kept
 
 
 def save(fig, base: str, formats: list[str], dpi: int = DPI, **kw) -> list[str]:

@@ -1,0 +1,175 @@
+"""The page around every interactive figure: title, settings line, the Plotly figure, and a layout that works from a
+phone to a wide monitor.
+
+On a wide window the figure fills the window below the title (nothing to scroll). On a narrow one (below a
+breakpoint that depends on how many panels sit side by side) the page scrolls instead and a small script re-lays the
+same figure out: the panels (3D scenes and x/y plots) one below the other, all of one width, each with its title
+above it and its colour bar beside it, the legend below the last panel, fixed margins. Going back to a wide window
+restores the figure's own layout. The figure stays one Plotly figure (one div, one set of frames for a movie, 3D
+views that rotate together) and everything is inline: the page still works offline as one file.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+
+from landscape.paths import atomic_open
+
+PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>html,body{{height:100%;margin:0}}
+body{{font-family:system-ui,sans-serif;color:#222;display:flex;flex-direction:column;box-sizing:border-box;
+padding:.6em 1em;overflow:hidden}}
+h1{{font-size:1.15em;margin:0 0 .2em;overflow-wrap:anywhere}}
+.settings{{display:flex;flex-wrap:wrap;gap:.2em .5em;font-size:.75em;margin:.1em 0 .3em;color:#444}}
+.settings span{{background:#f3f3f3;border-radius:3px;padding:0 5px;overflow-wrap:anywhere;max-width:100%;
+box-sizing:border-box}}
+.note{{font-size:.75em;color:#8a4b00;margin:0 0 .3em}}
+.figure{{flex:1 1 auto;min-height:0;position:relative}}
+.figure>div{{position:absolute;inset:0}}
+body.narrow{{height:auto;overflow-x:hidden;overflow-y:auto;padding:.4em .5em}}
+body.narrow .figure{{flex:none}}</style></head>
+<body><h1>{title}</h1>{settings}<div class="figure">{figure}</div>
+<script>{script}</script>
+</body></html>"""
+
+# The narrow layout, computed from the window's width (CSS pixels) and the panels found in the figure (SPEC).
+STACK = """
+(function(){var gd=document.getElementById('landscape-figure');if(!gd||!window.Plotly)return;
+var S=%s,box=gd.parentNode,mode=null,saved=null,MT=Math.max(34,S.top),TITLE=24,AXIS=46,BAR=112,ROW=22,GAP=14;
+function get(o,p){p=p.replace(/\\[(\\d+)\\]/g,'.$1').split('.');for(var i=0;i<p.length;i++){
+ if(o==null)return null;o=o[p[i]];}return o===undefined?null:o;}
+function narrow(w){var pw=Math.max(w-(S.xy?52:8)-S.right,200),y=0,lay={},sty={},idx=[],bars=[],tops=[];
+ // a panel with a colour bar leaves BAR pixels at its right for it: the bar keeps its orientation (turning it
+ // horizontal leaves pieces of the vertical one drawn)
+ var any=S.panels.some(function(p){return p.bars.length;});
+ // every panel as wide as one beside a colour bar: panels of one figure compare at one size
+ S.panels.forEach(function(p){var top=y+TITLE,cw=any?pw-BAR:pw,h=Math.round(cw*p.ratio),bottom=top+h;
+  tops.push([p,top,bottom,cw/pw]);p.bars.forEach(function(t){bars.push([t,top,bottom]);});
+  y=bottom+(p.xy?AXIS:0)+GAP;});
+ var legend=S.legend*ROW,H=y+legend,f=function(px){return 1-px/H;};
+ tops.forEach(function(e){var p=e[0],d=[f(e[2]),f(e[1])],x=[0,e[3]];
+  if(p.scene)lay[p.scene+'.domain']={x:x,y:d};else{lay[p.x+'.domain']=x;lay[p.y+'.domain']=d;}
+  p.titles.forEach(function(a){lay['annotations['+a+'].x']=e[3]/2;lay['annotations['+a+'].xanchor']='center';
+   lay['annotations['+a+'].y']=d[1];lay['annotations['+a+'].yanchor']='bottom';});});
+ if(S.legend){lay['legend.orientation']='h';lay['legend.x']=0;lay['legend.xanchor']='left';
+  lay['legend.y']=f(y);lay['legend.yanchor']='top';lay['legend.yref']='paper';}
+ // fixed margins: the zones above were measured for them (an expanding margin would move every panel)
+ lay['margin.t']=MT;lay['margin.b']=S.margin_b;lay['margin.l']=S.xy?52:8;lay['margin.r']=S.right;
+ lay['margin.autoexpand']=false;
+ bars.forEach(function(b){idx.push(b[0]);});
+ if(idx.length){var cb={'colorbar.x':1,'colorbar.xanchor':'right','colorbar.yanchor':'middle',
+   'colorbar.lenmode':'fraction','colorbar.thickness':12};for(var k in cb)sty[k]=idx.map(function(){return cb[k];});
+  sty['colorbar.y']=bars.map(function(b){return (f(b[1])+f(b[2]))/2;});
+  sty['colorbar.len']=bars.map(function(b){return 0.9*(b[2]-b[1])/H;});}
+ return {lay:lay,sty:sty,idx:idx,height:H+MT+lay['margin.b']};}
+function wide(){var lay={},sty={};for(var k in saved.lay)lay[k]=saved.lay[k];
+ for(var s in saved.sty)sty[s]=saved.sty[s];return {lay:lay,sty:sty,idx:saved.idx};}
+function apply(){var n=window.innerWidth<S.breakpoint,w=box.clientWidth||window.innerWidth,u;
+ if(!n&&mode!=='narrow'){mode='wide';return;}
+ if(n&&mode==='narrow'&&window.innerWidth===last)return;  // a change of height only: nothing to re-lay
+ last=window.innerWidth;
+ if(n){u=narrow(w);if(!saved){saved={lay:{},sty:{},idx:u.idx};
+   for(var k in u.lay)saved.lay[k]=k in S.wide?S.wide[k]:get(gd.layout,k);
+   for(var s in u.sty)saved.sty[s]=u.idx.map(function(i){return get(gd.data[i],s);});}
+  document.body.classList.add('narrow');box.style.height=u.height+'px';}
+ else{u=wide();document.body.classList.remove('narrow');box.style.height='';}
+ mode=n?'narrow':'wide';
+ // resize to the new height first: square axes shrink their domain to the plot area as they find it
+ var go=function(){return u.idx.length?Plotly.update(gd,u.sty,u.lay,u.idx):Plotly.relayout(gd,u.lay);};
+ Plotly.Plots.resize(gd).then(go,go);}
+var timer=null,last=null,later=function(){clearTimeout(timer);timer=setTimeout(apply,100);};apply();
+window.addEventListener('resize',later);
+// a frame resized by its page may send no resize event: watch the page's own size too
+if(window.ResizeObserver)new ResizeObserver(later).observe(document.documentElement);})();
+"""
+
+COLOURED = ("heatmap", "contour", "mesh3d", "surface")
+
+
+def _domain(v, default=(0.0, 1.0)) -> list[float]:
+    """A layout domain as floats; an unset one is the whole figure."""
+    return [float(t) for t in v] if v is not None else list(default)
+
+
+def panels(fig) -> list[dict]:
+    """The figure's panels in reading order, column by column (a column's top panel first): each 3D scene and each
+    x/y plot with the paper annotations that title it and the traces whose colour bars belong to it."""
+    lay = fig.layout
+    names = list(lay.to_plotly_json())
+    out = []
+    for k in names:
+        if re.fullmatch(r"scene\d*", k):
+            d = lay[k].domain
+            out.append(dict(scene=k, rect=_domain(d.x) + _domain(d.y), ratio=0.95, xy=False))
+        elif re.fullmatch(r"xaxis\d*", k):
+            ax = lay[k]
+            yk = "yaxis" + (ax.anchor or "y")[1:]
+            ya = lay[yk] if yk in names else None
+            square = ya is not None and ya.scaleanchor is not None
+            out.append(dict(x=k, y=yk, rect=_domain(ax.domain) + _domain(ya.domain if ya is not None else None),
+                            ratio=0.9 if square else 0.8, xy=True))
+    out.sort(key=lambda p: (round(p["rect"][0], 2), -p["rect"][3]))
+    for p in out:
+        p["titles"], p["bars"] = [], []
+    for i, a in enumerate(lay.annotations or []):
+        if a.xref != "paper" or a.yref != "paper" or a.x is None or a.y is None:
+            continue
+        near = [p for p in out if p["rect"][0] - 0.02 <= a.x <= p["rect"][1] + 0.02 and a.y >= p["rect"][3] - 0.05]
+        if near:
+            min(near, key=lambda p: a.y - p["rect"][3])["titles"].append(i)
+    for i, t in enumerate(fig.data):
+        if t.type not in COLOURED or t.showscale is False:
+            continue
+        where = (t.scene or "scene") if t.type == "mesh3d" or t.type == "surface" else \
+            "xaxis" + (t.xaxis or "x")[1:]
+        for p in out:
+            if p.get("scene", p.get("x")) == where:
+                p["bars"].append(i)
+    return out
+
+
+def _axes(lay, kind: str) -> list:
+    """The layout's axes of one kind (``xaxis``, ``yaxis``)."""
+    return [lay[k] for k in lay.to_plotly_json() if re.fullmatch(kind + r"\d*", k)]
+
+
+def stack_script(fig, columns: int) -> str:
+    """The script that stacks the figure's panels on a narrow window (see the module's docstring)."""
+    lay = fig.layout
+    # legend rows: lines and markers (a colour-mapped trace has a colour bar, not a legend entry)
+    entries = sum(1 for t in fig.data if t.type not in COLOURED and t.type != "scatter3d" and
+                  (t.showlegend is True or (t.showlegend is None and len(fig.data) > 1)))
+    legend = entries if lay.showlegend is not False else 0
+    slider = bool(lay.sliders)
+    found = panels(fig)
+    # the wide layout's domains as written: a square plot's domain in the drawn layout is already shrunk to fit
+    wide = {}
+    for p in found:
+        if p.get("scene"):
+            wide[p["scene"] + ".domain"] = dict(x=p["rect"][:2], y=p["rect"][2:])
+        else:
+            wide[p["x"] + ".domain"], wide[p["y"] + ".domain"] = p["rect"][:2], p["rect"][2:]
+    spec = dict(panels=[{k: v for k, v in p.items() if k != "rect"} for p in found], wide=wide,
+                breakpoint=max(600, 430 * columns), xy=any(p["xy"] for p in found),
+                right=52 if any(a.overlaying for a in _axes(lay, "yaxis")) else 12, legend=legend,
+                # a slider keeps the bottom margin that holds it
+                margin_b=int(lay.margin.b or 90) + 30 if slider else 8,
+                # buttons above the plot keep the top margin that holds them below the toolbar
+                top=int(lay.margin.t or 0) if any((m.y or 0) >= 1 for m in lay.updatemenus or []) else 0)
+    return STACK % json.dumps(spec)
+
+
+def write_page(fig, title: str, settings: str, path: str, columns: int, script: str = "", **to_html) -> str:
+    """Write a self-contained page; ``columns`` is how many panels the wide layout puts side by side (it sets the
+    width below which the panels stack). The figure's size comes from CSS, not a fixed height."""
+    fig.update_layout(autosize=True, height=None, width=None, paper_bgcolor="white", plot_bgcolor="white")
+    body = fig.to_html(full_html=False, include_plotlyjs=True, div_id="landscape-figure", default_width="100%",
+                       default_height="100%", config={"displaylogo": False, "responsive": True}, **to_html)
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        f.write(PAGE.format(title=html.escape(title), settings=settings, figure=body,
+                            script=stack_script(fig, columns) + script))
+    return path

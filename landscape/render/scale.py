@@ -213,7 +213,10 @@ def make_scale(arrays: list[np.ndarray], vmin: float | None = None, vmax: float 
     Raises:
         LandscapeError: nothing finite to draw, ``--log`` with non-positive values, fewer than 2 levels.
     """
-    finite = np.concatenate([a[np.isfinite(a)].ravel() for a in arrays]) if arrays else np.array([])
+    every = np.concatenate([a[np.isfinite(a)].ravel() for a in arrays]) if arrays else np.array([])
+    # the extremes of every finite value, for the colour bars' over/under-range marks
+    dmin, dmax = (float(every.min()), float(every.max())) if every.size else (float("nan"), float("nan"))
+    finite = every
     if log:  # (a subnormal value has no usable log10: matplotlib's log scale fails on it)
         finite = finite[finite > 1e-300]
     if finite.size == 0 and (vmin is None or vmax is None):
@@ -253,8 +256,6 @@ def make_scale(arrays: list[np.ndarray], vmin: float | None = None, vmax: float 
             geometric = geometric and log and len(lv) >= 3
             lv = linear_levels(lo, hi)
         ticks = pick_ticks(lv, geometric)
-    every = np.concatenate([a[np.isfinite(a)].ravel() for a in arrays]) if arrays else np.array([])
-    dmin, dmax = (float(every.min()), float(every.max())) if every.size else (float("nan"), float("nan"))
     return Scale(lo, hi, np.asarray(lv, dtype=float), log, geometric, np.asarray(ticks, dtype=float), dmin, dmax)
 
 

@@ -167,13 +167,13 @@ class Config:
                             "~1,000 on 2 CPU cores)")
     device: str = setting("auto", "auto (default) | cpu | cuda | cuda:N")
     tolerance: float | None = setting(None, "adaptive sampling: evaluate each point on growing chunks of one "
-                                      "seeded permutation of the data and stop once its 95%% interval is within "
+                                      "seeded permutation of the data and stop once its 95 % interval is within "
                                       "+-T of its mean loss (loss units) or above the figure's cap (default: all "
                                       "the data for every point)", attr="tolerance", identity=True, shown=True,
                                       metavar="T")
-    rtol: float | None = setting(None, "adaptive sampling relative to each point's loss: stop once the 95%% "
+    rtol: float | None = setting(None, "adaptive sampling relative to each point's loss: stop once the 95 % "
                                  "interval is within +-(T + R*|mean loss|), as numpy.allclose; --rtol 0.02 alone: "
-                                 "within 2%% of the loss (default: off)", attr="rtol", identity=True, shown=True,
+                                 "within 2 % of the loss (default: off)", attr="rtol", identity=True, shown=True,
                                  metavar="R")
     min_samples: int | None = setting(None, "with --tolerance/--rtol: samples a point uses before it may stop "
                                       f"(default {DEFAULT_MIN_SAMPLES})", attr="min_samples", identity=True, shown=True,
@@ -314,12 +314,13 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type = Config, skip: tup
             g = groups[m["group"]] = parser.add_argument_group(m["group"])
         flag = m.get("flag") or "--" + f.name.replace("_", "-")
         kind = _kind(f)
+        text = m["help"].replace("%", "%%")  # argparse formats help strings: a plain '1 %' broke --help
         if kind is bool:
             g.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=f.default,
-                           help=m["help"])
+                           help=text)
         else:
             g.add_argument(flag, dest=f.name, type=kind, default=f.default, choices=m.get("choices"),
-                           help=m["help"], metavar=m.get("metavar"))
+                           help=text, metavar=m.get("metavar"))
 
 
 def from_namespace(ns: argparse.Namespace, cls: type = Config) -> Any:

@@ -40,3 +40,20 @@ def test_the_file_records_what_the_fields_say():
                                    "ignore", "dir_type", "seed", "loss", "precision", "bn_mode", "eigen",
                                    "normalization", "tolerance", "rtol", "min_samples", "seq_len", "params", "refine"}
     assert "torch_version" in SHOWN_ATTRS and "ckpt_sha256" not in SHOWN_ATTRS
+
+
+@pytest.mark.parametrize("command", ["plot", "render", "connect", "hessian", "train", "report"])
+def test_every_command_prints_its_help(command):
+    """``--help`` of every command: argparse formats help strings, so a bare '%' in a setting's text ('down to
+    1 %') made ``python -m landscape.connect --help`` crash."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", f"landscape.{command}", "--help"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-500:]
+    assert out.stdout.startswith("usage: python -m landscape.") and "Traceback" not in out.stderr
+    if command == "connect":
+        assert "then down to 1 %)" in " ".join(out.stdout.split())
+    if command == "plot":
+        assert "95 % interval" in " ".join(out.stdout.split())

@@ -174,3 +174,132 @@ def test_the_cli_writes_the_curve_the_plane_and_their_figures(tmp_path, digits_p
                            env=dict(os.environ, PYTHONPATH=ROOT))
     lines = again.stderr.strip().splitlines()
     assert again.returncode == 2 and len(lines) == 1 and "cannot resume" in lines[0] and "epochs" in lines[0]
+
+
+# -- drawing a curve file again: the CLI, the scales, the legends, the plane's page ------------------------------
+
+@pytest.fixture(scope="module")
+def product_files(tmp_path_factory):
+    """A curve file and its plane (seconds: the two-parameter problem above, y = x + noise so that no loss is 0)."""
+    out = tmp_path_factory.mktemp("pp")
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 1, generator=g)
+    y = x + 0.1 * torch.randn(400, 1, generator=g)
+    res = landscape.connect(Product(1.0, 1.0), Product(4.0, 0.25), data=(x, y), loss="mse", epochs=5, lr=0.02,
+                            train_batch=50, points=21, plane="-0.5:1.5:9", out=str(out), render=False,
+                            progress=False, name="pp")
+    with h5py.File(res.path, "r+") as f:  # as a run from checkpoints names them
+        f.attrs["ckpt"], f.attrs["ckpt2"] = "/x/runs/r20_s1/final.pt", "/x/runs/r20_s2/final.pt"
+    return res, (x, y)
+
+
+def test_the_render_cli_redraws_a_curve_file_and_its_plane(tmp_path, product_files, capsys):
+    from landscape.cli import run
+    from landscape.render.__main__ import main
+
+    res, _ = product_files
+    assert main([res.path, "--out", str(tmp_path / "a"), "--formats", "png,html", "--name", "nm"]) == 0
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    for want in ("nm_paths.png", "nm_paths.html", "nm_plane_contour.png", "nm_plane.html"):
+        assert want in names, names
+    assert main([res.plane, "--out", str(tmp_path / "b"), "--formats", "html"]) == 0  # the plane file alone
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["pp_plane.html"]
+    assert main([res.path, "--out", str(tmp_path / "c"), "--formats", "svg"]) == 0
+    assert "pp_paths.svg" in [p.name for p in (tmp_path / "c").iterdir()]
+    lone = tmp_path / "lone.h5"  # no plane beside it: the paths only
+    lone.write_bytes(open(res.path, "rb").read())
+    assert main([str(lone), "--formats", "png"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["lone.h5", "lone_paths.png"]
+    capsys.readouterr()
+    for argv, says in (([res.path, "--compare"], "drop --compare"), ([res.path, "--formats", "vtp"], "drop vtp"),
+                       ([str(lone), "--vmax", "1"], "no plane file beside it"),
+                       ([res.path, "--animate"], "drop --animate")):
+        assert run(main, argv + ["--out", str(tmp_path / "d")], prog="landscape.render") == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and says in err[0], err
+
+
+def test_the_paths_are_drawn_on_one_log_scale_with_the_legend_off_the_data(tmp_path, product_files):
+    from landscape.render.connect import figure_paths, log_loss, render_connect
+    from landscape.render.html import figure_json
+
+    res, _ = product_files
+    d = read_path_file(res.path)
+    loss = np.concatenate([d[k]["train_loss"] for k in ("curve", "line")])
+    assert loss.min() > 0 and loss.max() / loss.min() >= 10 and log_loss(d)
+    fig = figure_paths(d, "t")
+    ax_l, ax_a = fig.axes[:2]
+    assert ax_l.get_yscale() == "log"
+    assert ax_l.get_legend() is None and ax_a.get_legend() is None
+    fig.canvas.draw()
+    (leg,) = fig.legends
+    box = leg.get_window_extent()
+    for ax in (ax_l, ax_a):  # the legend lies below both panels, over none of their data
+        frame = ax.get_window_extent()
+        assert box.y1 < frame.y0 and not box.overlaps(frame)
+    assert len(leg.get_texts()) == 2 and "barrier" in leg.get_texts()[0].get_text()
+    page = [p for p in render_connect(res.path, str(tmp_path), "html") if p.endswith("_paths.html")][0]
+    traces, layout = figure_json(page)
+    assert layout["yaxis"]["type"] == "log" and layout["yaxis2"].get("type", "linear") != "log"
+    ys = [v for tr in traces if tr.get("yaxis", "y") == "y" for v in tr["y"] if v is not None]
+    assert min(ys) == pytest.approx(float(loss.min()))  # the values themselves, not their logs
+    legend = layout["legend"]
+    assert legend["orientation"] == "h" and legend["yref"] == "container" and legend["y"] == 0
+
+
+def test_the_plane_page_names_its_models_clear_of_theta_star_with_a_legend(tmp_path, product_files):
+    from landscape.render.connect import render_connect
+    from landscape.render.html import figure_json
+
+    res, _ = product_files
+    page = [p for p in render_connect(res.path, str(tmp_path), "html", plane=res.plane)
+            if p.endswith("_plane.html")][0]
+    traces, layout = figure_json(page)
+    flat = [tr for tr in traces if tr.get("type") == "scatter"]
+    star = [tr for tr in flat if tr.get("name") == "θ*"][0]
+    shown_ = {tr["name"] for tr in flat if tr.get("showlegend")}
+    assert shown_ == {"θ*", "straight line", "Bézier curve"} and layout["showlegend"] is True
+    legend = layout["legend"]
+    assert legend["yref"] == "container" and legend["y"] == 0 and legend["yanchor"] == "bottom"
+    marks = [tr for tr in flat if tr.get("hovertemplate", "").startswith("%{text} (α")][0]
+    assert marks["mode"] == "markers"  # the names are boxed labels now, not the marks' grey text
+    labels = {a["text"]: a for a in layout["annotations"] if a["text"] in ("<b>A</b>", "<b>B</b>", "<b>bend</b>")}
+    assert set(labels) == {"<b>A</b>", "<b>B</b>", "<b>bend</b>"}
+    for a in labels.values():
+        assert a["font"]["color"] == "black" and a["bgcolor"].startswith("rgba(255,255,255")
+    a = labels["<b>A</b>"]
+    assert (a["x"], a["y"]) == (0, 0) == (star["x"][0], star["y"][0])
+    half = star["marker"]["size"] / 2  # A's box lies below left of theta*'s star, off it
+    assert a["xanchor"] == "right" and a["yanchor"] == "top" and -a["xshift"] > half and -a["yshift"] > half
+    text = open(page, encoding="utf-8").read()
+    settings = text[text.index("<div class='settings'>"):]
+    settings = settings[:settings.index("</div>")]
+    assert "target:" not in settings and "<b>directions</b>" not in settings
+    for want in ("<b>A</b> r20_s1/final.pt", "<b>B</b> r20_s2/final.pt", "<b>bend</b> pp.h5 (Bézier curve)"):
+        assert want in settings, settings
+
+
+def test_an_old_plane_file_is_refused_in_one_line_saying_what_differs(tmp_path, product_files):
+    import shutil
+
+    res, (x, y) = product_files
+    for p in (res.path, res.plane):
+        shutil.copy(p, tmp_path)
+    plane = str(tmp_path / "pp_plane.h5")
+    with h5py.File(plane, "r+") as f:  # as an older version wrote them
+        f.attrs["directions"], f.attrs["dir_type"] = "target:Product/Product", "weights"
+    before = open(plane, "rb").read()
+    kw = dict(data=(x, y), loss="mse", epochs=5, lr=0.02, train_batch=50, points=21, plane="-0.5:1.5:9",
+              out=str(tmp_path), render=False, progress=False, name="pp")
+    with pytest.raises(LandscapeError) as e:
+        landscape.connect(Product(1.0, 1.0), Product(4.0, 0.25), **kw)
+    msg = str(e.value)
+    assert "\n" not in msg and repr(plane) in msg
+    assert "directions: file has 'target:Product/Product', this run 'target:Product | Product'" in msg
+    assert "dir_type: file has 'weights'" in msg and "delete that file" in msg and "--out" in msg
+    assert "another --name" not in msg
+    assert open(plane, "rb").read() == before  # not reused, not touched
+    os.remove(plane)
+    again = landscape.connect(Product(1.0, 1.0), Product(4.0, 0.25), **kw)
+    with h5py.File(again.plane) as f:
+        assert f.attrs["directions"] == "target:Product | Product"

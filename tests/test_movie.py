@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 import landscape
 from landscape.movie import Recorder
+from landscape.render.scale import fmt_value
 from landscape.surface.movie import read_movie
 
 GRID = dict(x="-1:1:5", y="-1:1:5")
@@ -216,3 +217,30 @@ def test_the_animation_shares_one_scale_and_the_page_animates_offline(tmp_path, 
     assert got, "the page never finished animating"
     res = json.loads(got.group(1).replace("&quot;", '"'))
     assert res == {"errors": [], "frames": 4, "slider": 1}
+
+
+def test_the_movie_page_marks_theta_star_and_says_what_lies_above_its_scale(tmp_path):
+    """Every panel has theta* at its origin, square axes, and a colour bar that marks the frames' values above the
+    range ('≥ cap', the true maximum in its title); the slider names a step once when the movies share it, and
+    recordings named alike (``<run>/landscape.h5``) get their folders' names."""
+    from landscape.render.animate import default_name, render_page, shared_scale
+    from landscape.render.html import figure_json
+
+    g = np.linspace(-1, 1, 9)
+    bowl = g[None, :] ** 2 + g[:, None] ** 2
+    movies = [dict(x=g, y=g, steps=np.arange(3), path=str(tmp_path / f"m{i}.h5"), attrs={"unit": "epoch"},
+                   values={"train_loss": np.stack([bowl * 50 * (3 - k) + 0.1 + i for k in range(3)])})
+              for i in range(2)]
+    scale = shared_scale(movies)
+    assert scale.over  # the walls of the first frames lie above the default range
+    traces, layout = figure_json(render_page(movies, str(tmp_path / "movie.html"), scale))
+    stars = [t for t in traces if t.get("name") == "θ*"]
+    assert [(t["x"], t["y"], t.get("xaxis", "x")) for t in stars] == [([0.0], [0.0], "x"), ([0.0], [0.0], "x2")]
+    bar = next(t for t in traces if t["type"] == "heatmap" and t.get("showscale"))["colorbar"]
+    assert bar["ticktext"][-1] == f"≥ {fmt_value(scale.vmax)}"
+    assert bar["title"]["text"] == f"train loss (max {fmt_value(scale.data_max)})"
+    assert layout["yaxis"]["scaleanchor"] == "x" and layout["yaxis2"]["scaleanchor"] == "x2"
+    assert [s["label"] for s in layout["sliders"][0]["steps"]] == ["0", "1", "2"]
+    assert default_name(["runs/movie_resnet56/landscape.h5", "runs/movie_plain56/landscape.h5"]) == \
+        "movie_resnet56_movie_plain56"
+    assert default_name(["a/r56.h5", "b/p56.h5"]) == "r56_p56"

@@ -170,6 +170,26 @@ def test_theta_star_on_the_floor_in_sight(tmp_path, shape, log):
     plt.close(fig)
 
 
+def test_shared_camera_stays_low(tmp_path):
+    """Side by side, one camera: the lowest that shows theta* on both, but never steeper than 45 degrees (seeing
+    into plain-56's bucket took 65-75, which flattened both basins); then the first surface's lowest camera, its
+    theta* in sight, and the other's marked by its drop line."""
+    r, p = _resnet(tmp_path), _plain(tmp_path)
+    sc = make_scale([r.values[KEY], p.values[KEY]], log=True)
+    alone = camera([p], KEY, sc)
+    assert alone[0] > 45  # on this scale the bucket alone needs a steep camera: the case is real
+    elev, azim = camera([r, p], KEY, sc)
+    assert elev == camera([r], KEY, sc)[0] <= 45
+    fig = plt.figure()
+    ax = fig.add_subplot(projection="3d", computed_zorder=False)
+    from landscape.render.surface3d import draw_surface3d
+
+    draw_surface3d(ax, r, KEY, sc, view=(elev, azim))
+    assert _covering(ax) == 0
+    plt.close(fig)
+    assert camera([p, r], KEY, sc) == alone  # the first surface decides: its theta* is the one kept in sight
+
+
 def test_the_check_sees_a_hidden_star(tmp_path):
     """The occlusion check is not vacuous: from 5 degrees the bucket's near wall hides theta*."""
     s = _plain(tmp_path)
@@ -234,3 +254,40 @@ def test_paper_3d_titles_clear_of_the_boxes(tmp_path):
         assert _covering(ax) == 0
         assert set(t.get_text() for t in ax.get_zticklabels()) <= {fmt_value(t) for t in sc.ticks}
     plt.close(fig)
+
+
+def test_no_3d_tick_label_runs_into_another(tmp_path):
+    """At the corner two axes share, their end labels ran together ('1 -1', '1' on '0.01'): once laid out, the
+    alpha/beta labels within a third of a label's height of another axis's label are blanked, the height axis's
+    kept. Checked over cameras, some of which do collide (so the check is not vacuous)."""
+    from landscape.render.surface3d import declutter_ticks, draw_surface3d
+
+    s = _resnet(tmp_path, n=11)
+    sc = make_scale([s.values[KEY]])
+
+    def labels(ax, r):
+        out = []
+        for name, axis in (("x", ax.xaxis), ("y", ax.yaxis), ("z", ax.zaxis)):
+            for t in axis.get_major_ticks():
+                if t.label1.get_visible() and t.label1.get_text():
+                    b = t.label1.get_window_extent(r)
+                    out.append((name, t.label1.get_text(), b.padded(b.height / 3)))
+        return out
+
+    def clashes(ax):
+        ax.figure.canvas.draw()
+        got = labels(ax, ax.figure.canvas.get_renderer())
+        return [(a[:2], b[:2]) for i, a in enumerate(got) for b in got[i + 1:] if a[0] != b[0] and a[2].overlaps(b[2])]
+
+    before = 0
+    for elev, azim in [(30, -60), (55, 30), (60, -60), (45, 120)]:
+        fig = plt.figure(figsize=(6, 4.5))
+        ax = fig.add_subplot(projection="3d", computed_zorder=False)
+        draw_surface3d(ax, s, KEY, sc, view=(elev, azim))
+        before += len(clashes(ax))
+        z_before = [t.label1.get_text() for t in ax.zaxis.get_major_ticks() if t.label1.get_text()]
+        declutter_ticks(fig)
+        assert clashes(ax) == [], (elev, azim)
+        assert [t.label1.get_text() for t in ax.zaxis.get_major_ticks() if t.label1.get_text()] == z_before
+        plt.close(fig)
+    assert before > 0

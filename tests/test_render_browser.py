@@ -52,6 +52,9 @@ setTimeout(function(){
  Object.keys(fl).filter(function(k){return /^scene\\d*$/.test(k);}).forEach(function(k){
   var d=fl[k].domain,s=fl._size;out.scenes.push([r.left+s.l+d.x[0]*s.w,r.top+s.t+(1-d.y[1])*s.h,
    r.left+s.l+d.x[1]*s.w,r.top+s.t+(1-d.y[0])*s.h]);});
+ out.maps=[];Object.keys(fl).filter(function(k){return /^xaxis\\d*$/.test(k);}).forEach(function(k){
+  var x=fl[k],y=x._anchorAxis;out.maps.push([r.left+x._offset,r.top+y._offset,r.left+x._offset+x._length,
+   r.top+y._offset+y._length]);});
  document.title='PROBE'+JSON.stringify(out);
 },2500);
 </script>"""
@@ -78,19 +81,21 @@ def _probe(page, tmp_path):
     return _run(page, tmp_path, PROBE_TAIL)
 
 
-def _assert_fits(res, img, what):
-    """Nothing outside the window, nothing to scroll to, and no 3D scene drawn up to its box's edge (a cut corner
-    touches the edge)."""
+def _assert_fits(res, img, what, scrolls=False):
+    """Nothing outside the window, nothing to scroll to (``scrolls``: nothing to scroll to sideways; the page may
+    go on below the window), and no 3D scene drawn up to its box's edge (a cut corner touches the edge)."""
     iw, ih = res["iw"], res["ih"]
-    assert res["sw"] <= iw and res["sh"] <= ih, f"{what}: the page scrolls ({res['sw']}x{res['sh']} in {iw}x{ih})"
+    assert res["sw"] <= iw and (scrolls or res["sh"] <= ih), \
+        f"{what}: the page scrolls ({res['sw']}x{res['sh']} in {iw}x{ih})"
     left, top, right, bottom = res["fig"]
-    assert left >= 0 and top >= 0 and right <= iw + 0.5 and bottom <= ih + 0.5, f"{what}: figure {res['fig']}"
+    assert left >= 0 and top >= 0 and right <= iw + 0.5 and (scrolls or bottom <= ih + 0.5), \
+        f"{what}: figure {res['fig']}"
     assert len(res["text"]) > 10
     for x0, y0, x1, y1, t in res["text"]:
-        assert x0 >= -0.5 and y0 >= -0.5 and x1 <= iw + 0.5 and y1 <= ih + 0.5, f"{what}: {t!r} cut off"
+        assert x0 >= -0.5 and y0 >= -0.5 and x1 <= iw + 0.5 and (scrolls or y1 <= ih + 0.5), f"{what}: {t!r} cut off"
     if img is None:
         return
-    for x0, y0, x1, y1 in res["scenes"]:
+    for x0, y0, x1, y1 in (s for s in res["scenes"] if s[3] <= img.shape[0]):  # the ones in the screenshot
         x0, y0, x1, y1 = int(np.ceil(x0)) + 1, int(np.ceil(y0)) + 1, int(x1) - 2, int(y1) - 2
         assert x1 - x0 > 150 and y1 - y0 > 150, f"{what}: a 3D scene of {x1 - x0}x{y1 - y0} px"
         frame = np.concatenate([img[y0:y1, x0:x0 + 3].reshape(-1, 3), img[y0:y1, x1 - 3:x1].reshape(-1, 3),
@@ -140,10 +145,37 @@ def test_comparison_and_1d_pages_fit_the_smallest_window(tmp_path):
     render_comparison([a, b], str(tmp_path), "html")
     res, img = _run(str(tmp_path / "comparison.html"), tmp_path, FIT_TAIL, SIZES[0])
     assert len(res["scenes"]) == 2
-    _assert_fits(res, img, "comparison page")
+    _assert_fits(res, img, "comparison page", scrolls=True)
     c = str(tmp_path / "c.h5")
     _curve(c)
     render_surface(c, str(tmp_path), "html")
     res, _ = _run(str(tmp_path / "c.html"), tmp_path, FIT_TAIL, SIZES[0], shot=False)
     _assert_fits(res, None, "1D page")
     assert any("full range" in t[4] for t in res["text"])  # the button is on screen
+
+
+@pytest.mark.parametrize("size", [SIZES[0], SIZES[2]], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_comparison_page_has_full_size_panels(tmp_path, size):
+    """On a 16:10 or 16:9 window the comparison's panels are as wide as their columns, the page scrolling down
+    (fitted to the window's height they were a third of a column, beside blank bands): two square maps of one
+    size side by side, each seen whole in the window; the 3D views above them fill their columns; the rows close
+    together."""
+    a, b = str(tmp_path / "resnet56.h5"), str(tmp_path / "plain56.h5")
+    _bowl(a)
+    _bowl(b, arch="plain56", floor=1.2)
+    render_comparison([a, b], str(tmp_path), "html")
+    res, img = _run(str(tmp_path / "comparison.html"), tmp_path, FIT_TAIL, size)
+    iw, ih = res["iw"], res["ih"]
+    assert res["sh"] > ih and res["sw"] <= iw  # it scrolls down, not sideways
+    (m1, m2), scenes = sorted(res["maps"]), sorted(res["scenes"])
+    for m in (m1, m2):
+        w, h = m[2] - m[0], m[3] - m[1]
+        assert w == pytest.approx(h, abs=2) and 0.37 * iw < w and h < ih, f"a map {m} in {iw}x{ih}"
+    assert m1[1] == pytest.approx(m2[1], abs=2) and m1[2] - m1[0] == pytest.approx(m2[2] - m2[0], abs=2)
+    assert m1[2] < m2[0] and res["fig"][3] - m1[3] < 80  # side by side; little below them
+    for s, m in zip(scenes, (m1, m2)):
+        assert s[2] - s[0] > 0.9 * (m[2] - m[0]) and m[1] - s[3] < 0.12 * (m[2] - m[0]), f"3D view {s} above {m}"
+    # the first 3D view, in the screenshot: its drawing spans most of its scene's width
+    x0, y0, x1, y1 = (int(v) for v in scenes[0])
+    ys, xs = np.nonzero(img[y0 + 2:y1 - 2, x0 + 2:x1 - 2].astype(int).sum(2) < 600)
+    assert xs.max() - xs.min() > 0.6 * (x1 - x0), (xs.min(), xs.max(), x1 - x0)

@@ -104,8 +104,9 @@ def test_an_interpolation_names_its_ends_and_says_how_it_is_drawn(tmp_path, monk
     figs.clear()
     random = _surface(tmp_path / "r.h5", loss, x=np.linspace(-0.5, 1.5, 5), directions="random")
     curve.render_1d(random, str(tmp_path / "r"), ["png"])
-    assert [t.get_text() for t in figs[0].axes[0].texts] == []
-    assert figs[0].axes[0].get_xlabel() == r"$\alpha$"
+    # a random direction: no ends to name, theta* named at alpha = 0 (tests/test_render_curves.py)
+    assert [t.get_text() for t in figs[0].axes[0].texts] == ["θ*"]
+    assert figs[0].axes[0].get_xlabel() == r"$\alpha$  ($\theta = \theta^* + \alpha\,\delta$)"
     plt.close(figs[0])
 
 
@@ -147,6 +148,33 @@ def test_shared_scale_draws_train_and_test_and_several_files_on_one_scale(tmp_pa
     assert sorted(os.listdir(tmp_path / "cli"))[:2] == ["tt_test_loss_contour.png", "tt_test_loss_contourf.png"]
 
 
+def test_a_train_test_surface_draws_both_splits_on_one_scale(tmp_path, monkeypatch):
+    """A run of ``--split train,test`` drew the train loss only, and said nothing of the test one: both are drawn,
+    each on its own figures, on one colour scale (named ``<name>_train_loss_*``, ``<name>_test_loss_*``); a
+    ``surface=`` still draws one alone."""
+    import landscape.render.static as static
+
+    x = np.linspace(-1, 1, 9)
+    xx, yy = np.meshgrid(x, x)
+    train = 0.02 + 2 * (xx ** 2 + yy ** 2)
+    p = tmp_path / "tt.h5"
+    _surface(p, train, split="train,test")
+    with h5py.File(p, "r+") as f:
+        f["test_loss"], f["test_done"] = 3 * train + 0.5, np.ones_like(train, dtype=bool)
+    seen = []
+    real = static.draw_2d
+    monkeypatch.setattr(static, "draw_2d", lambda ax, s, key, kind, scale, labels=True: (
+        seen.append((key, scale.vmin, scale.vmax)), real(ax, s, key, kind, scale, labels))[1])
+    written = render_surface(str(p), str(tmp_path / "o"), ["png", "html"], name="run")
+    assert sorted(os.path.basename(w) for w in written if w.endswith((".html", "contourf.png"))) == [
+        "run_test_loss.html", "run_test_loss_contourf.png", "run_train_loss.html", "run_train_loss_contourf.png"]
+    assert {k for k, _, _ in seen} == {"train_loss", "test_loss"} and len({v[1:] for v in seen}) == 1
+    assert seen[0][1] == pytest.approx(0.02)  # the train loss's floor: the test figures on the same scale
+    seen.clear()
+    render_surface(str(p), str(tmp_path / "o3"), ["png"], surface="test_loss")
+    assert {k for k, _, _ in seen} == {"test_loss"} and seen[0][1] == pytest.approx(0.56)
+
+
 def test_eigen_maps_label_their_colour_bars_and_say_how_many_samples(tmp_path, monkeypatch):
     import landscape.render.static as static
     from landscape.render.eigen import render_eigen
@@ -166,8 +194,6 @@ def test_eigen_maps_label_their_colour_bars_and_say_how_many_samples(tmp_path, m
 
 
 def test_planes_keep_their_aspect_labels_clear_of_theta_star_black_contour_labels_and_no_seams(tmp_path):
-    from landscape.render.static import spaced_labels
-
     x, y = np.linspace(-2, 2, 21), np.linspace(-1, 1, 11)  # a 2:1 plane
     xx, yy = np.meshgrid(x, y)
     s = _surface(tmp_path / "w.h5", 0.05 + xx ** 2 + 3 * yy ** 2, x=x, y=y)
@@ -188,10 +214,7 @@ def test_planes_keep_their_aspect_labels_clear_of_theta_star_black_contour_label
             assert m.get_edgecolor().shape[0] in (0, 1) or np.allclose(m.get_edgecolor(), m.get_facecolor())
             assert m.get_linewidth()[0] == pytest.approx(0.2)
         plt.close(fig)
-    # epochs crowding theta* at the end of training: labels away from it and from each other
-    pts = [(0, -1.8, 0.9), (5, -1.0, 0.5), (10, -0.5, 0.2), (15, -0.1, 0.02), (20, -0.02, 0.01), (25, 0.0, 0.0)]
-    kept = spaced_labels(pts, s)
-    assert [p[0] for p in kept] == [0, 5, 10]
+    # (epoch labels clear of theta* and of each other: tests/test_render_trajectory.py)
 
 
 
@@ -227,3 +250,19 @@ def test_the_eigen_page_labels_its_colour_bars_and_says_how_many_samples(tmp_pat
     assert [t["colorbar"]["title"]["text"] for t in data if t["type"] == "heatmap"] == ["|λmin / λmax|",
                                                                                       "λmin / λmax"]
     assert "Hessian eigenvalue ratio on 512 samples" in open(page, encoding="utf-8").read()
+
+
+def test_a_page_leaves_off_the_random_directions_settings_when_no_direction_is_random(tmp_path):
+    """An interpolation (1D, towards --ckpt2) or a plane through three models draws no random direction: its page
+    does not list norm, ignore and seed (meaningless there); a 2D plane with one target and one random direction
+    keeps them."""
+    from landscape.render.html import _settings_items
+
+    common = dict(norm="filter", ignore="biasbn", seed=123)
+    one = _surface(tmp_path / "i.h5", np.array([0.1, 0.2, 0.3]), directions="target:r20_s2/final.pt", **common)
+    assert {"norm", "ignore", "seed"}.isdisjoint(k for k, _ in _settings_items(one))
+    loss = np.ones((3, 3))
+    both = _surface(tmp_path / "p.h5", loss, directions="target:r20_s2/final.pt | r20_s3/final.pt", **common)
+    assert {"norm", "ignore", "seed"}.isdisjoint(k for k, _ in _settings_items(both))
+    half = _surface(tmp_path / "h.h5", loss, directions="target:r20_s2/final.pt", **common)
+    assert {"norm", "ignore", "seed"} <= {k for k, _ in _settings_items(half)}

@@ -203,11 +203,23 @@ def _plane(base: str, net_a: nn.Module, net_b: nn.Module, bend: dict, data, cfg:
     """The train loss over the plane through A, B and the bend, with the curve's path recorded on it."""
     import landscape
 
-    res = landscape.compute(net_a, data=data, ckpt2=net_b, ckpt3=bend_module(net_a, bend), x=conn.plane,
-                            y=conn.plane, bn="recompute", name=os.path.basename(base) + "_plane",
-                            out=os.path.dirname(base) or ".", render=False, progress=cfg.progress,
-                            batch_size=cfg.batch_size, precision=cfg.precision, loss=cfg.loss,
-                            objective=cfg.objective, device=cfg.device, refine=False)
+    path = base + "_plane.h5"
+    try:
+        res = landscape.compute(net_a, data=data, ckpt2=net_b, ckpt3=bend_module(net_a, bend), x=conn.plane,
+                                y=conn.plane, bn="recompute", name=os.path.basename(base) + "_plane",
+                                out=os.path.dirname(base) or ".", render=False, progress=cfg.progress,
+                                batch_size=cfg.batch_size, precision=cfg.precision, loss=cfg.loss,
+                                objective=cfg.objective, device=cfg.device, refine=False)
+    except LandscapeError as e:
+        text = str(e)
+        if not text.startswith(f"cannot resume {path!r}"):
+            raise
+        # The surface's advice (the original settings, another --name) does not fit here: this run's plane
+        # settings are its own, and another --name would train another curve.
+        raise LandscapeError(text.split("; use the original settings")[0] + ": the plane through A, B and the bend "
+                             "was made by another version of landscape or with other settings; delete "
+                             "that file to compute it again (the curve and its paths are kept), or pass --out "
+                             "elsewhere, or --plane none") from None
     fine = np.linspace(0, 1, 101)
     xy = plane_coords(conn.curve, fine)
     from landscape.connect.pathfile import record_overlay

@@ -98,6 +98,11 @@ def render_surface(path: str, out: str | None = None, formats: str | list[str] =
     """
     fmts = parse_formats(formats)
     s = read_for_drawing(path, notes)
+    losses = [f"{sp}_loss" for sp in split_names(str(s.attrs.get("split", "train"))) if f"{sp}_loss" in s.values]
+    if s.is_2d and surface is None and scale is None and len(losses) > 1:
+        # train and test of one run (--split train,test): a set of figures for each, on one colour scale, as the
+        # 1D figure draws both on one axis
+        return render_shared([path], out, formats, losses, log, vmin, vmax, levels, notes, name=name)
     key = _pick_key(s, surface)
     out = out or os.path.dirname(os.path.abspath(path))
     ensure_writable_dir(out)
@@ -146,11 +151,13 @@ def render_surface(path: str, out: str | None = None, formats: str | list[str] =
 
 def render_shared(paths: list[str], out: str | None = None, formats: str | list[str] = ("png", "html"),
                   surfaces: list[str] | None = None, log: bool | None = None, vmin: float | None = None,
-                  vmax: float | None = None, levels: int | None = None, notes: list[str] | None = None
-                  ) -> list[str]:
+                  vmax: float | None = None, levels: int | None = None, notes: list[str] | None = None,
+                  name: str | None = None) -> list[str]:
     """Each of several 2D surfaces drawn on its own figures, all on ONE colour scale (``--shared-scale``): train
-    and test of one file (``surfaces=["train_loss", "test_loss"]``: ``<stem>_<key>_<kind>.<ext>``), or any set of
-    files, so that a colour means the same loss in every figure."""
+    and test of one file (``surfaces=["train_loss", "test_loss"]``: ``<stem>_<key>_<kind>.<ext>``, ``stem`` the
+    file's or ``name``), or any set of files, so that a colour means the same loss in every figure."""
+    if name is not None and len(paths) > 1:
+        raise LandscapeError("--name names one file's figures; with several files each keeps its own name")
     if not paths:
         raise LandscapeError("--shared-scale needs at least one surface file")
     read = [read_for_drawing(p) for p in paths]
@@ -164,7 +171,8 @@ def render_shared(paths: list[str], out: str | None = None, formats: str | list[
     scale = make_scale(arrays, vmin, vmax, levels, log, ceiling)
     written: list[str] = []
     for s, k in pairs:
-        stem = os.path.splitext(os.path.basename(s.path))[0] + (f"_{k}" if surfaces and len(surfaces) > 1 else "")
+        stem = (name or os.path.splitext(os.path.basename(s.path))[0]) + (f"_{k}" if surfaces and len(surfaces) > 1
+                                                                          else "")
         written += render_surface(s.path, out, formats, stem, k, notes=notes, scale=scale)
     if notes is not None:
         notes.append(f"--shared-scale: {len(pairs)} surfaces on one scale, {scale.vmin:.3g} to {scale.vmax:.3g}"

@@ -12,7 +12,7 @@ import numpy as np
 
 from landscape.errors import LandscapeError
 from landscape.paths import atomic_path, ensure_writable_dir
-from landscape.render.scale import Scale, fmt_value, make_scale
+from landscape.render.scale import Scale, make_scale
 from landscape.render.text import mpl, shown, web
 from landscape.surface.movie import read_movie
 from landscape.surface.schema import Surface
@@ -109,7 +109,7 @@ def render_page(movies: list[dict], path: str, scale: Scale) -> str:
     order = frames(movies)
     fig = make_subplots(rows=1, cols=len(movies), subplot_titles=[web(_label(m)) for m in movies],
                         horizontal_spacing=0.08)
-    ticks = [t for t in scale.ticks if scale.vmin <= t <= scale.vmax]
+    ticks, tick_text = scale.bar_ticks()  # the PNG's: '≥ cap' where frames go above the range
 
     def traces(i: int, first: bool) -> list:
         """The panels' traces at frame ``i``: in full for the first view, only what changes for a frame (a frame's
@@ -125,10 +125,9 @@ def render_page(movies: list[dict], path: str, scale: Scale) -> str:
                 out.append(go.Heatmap(x=m["x"], y=m["y"], z=z, customdata=v, colorscale=COLORSCALE,
                                       zmin=scale.clo, zmax=scale.chi, showscale=k == 0, zsmooth="best",
                                       hovertemplate="α %{x:.2f}, β %{y:.2f}<br>loss %{customdata:.4g}<extra></extra>",
-                                      colorbar=dict(title=dict(text="train loss", side="right"), x=1.01,
-                                                    xanchor="left", thickness=14,
-                                                    tickvals=list(scale.colour(ticks)),
-                                                    ticktext=[fmt_value(t) for t in ticks])))
+                                      colorbar=dict(title=dict(text=web(scale.bar_label("train loss")),
+                                                               side="right"), x=1.01, xanchor="left", thickness=14,
+                                                    tickvals=list(scale.colour(ticks)), ticktext=tick_text)))
             elif not first:
                 out.append(go.Scatter(y=np.clip(v, scale.vmin, scale.vmax)))
             else:
@@ -139,13 +138,30 @@ def render_page(movies: list[dict], path: str, scale: Scale) -> str:
 
     for k, tr in enumerate(traces(0, True)):
         fig.add_trace(tr, row=1, col=k + 1)
+    for k, m in enumerate(movies):  # theta* of every frame: the weights of that step, at the origin of its plane
+        i0 = int(np.argmin(np.abs(m["x"])))
+        y0 = [0.0] if two_d else [float(np.clip(m["values"][KEY][0][i0], scale.vmin, scale.vmax))]
+        fig.add_trace(go.Scatter(x=[0.0], y=y0, mode="markers", showlegend=False, hoverinfo="skip", name="θ*",
+                                 marker=dict(symbol="star", size=14 if two_d else 11, color="white",
+                                             line=dict(color="black", width=1))), row=1, col=k + 1)
+        if two_d:  # the plane drawn 1:1, as the PNG and the other pages
+            fig.update_yaxes(scaleanchor=f"x{k + 1 if k else ''}", scaleratio=1, constrain="domain", row=1,
+                             col=k + 1)
+            fig.update_xaxes(constrain="domain", row=1, col=k + 1)
+    stars = list(range(len(movies), 2 * len(movies)))
     steps = []
     for i in range(len(order)):
-        label = " / ".join(f"{int(m['steps'][j])}" for m, j in zip(movies, order[i]))
+        shown_steps = list(dict.fromkeys(int(m["steps"][j]) for m, j in zip(movies, order[i])))
+        label = " / ".join(str(v) for v in shown_steps)  # one number when the movies are at the same step
         steps.append(dict(method="animate", label=label,
                           args=[[str(i)], dict(mode="immediate", frame=dict(duration=0, redraw=True))]))
-    fig.frames = [go.Frame(data=traces(i, False), name=str(i), traces=list(range(len(movies))))
-                  for i in range(len(order))]
+    def star_at(i: int) -> list:
+        """The 1D panels' theta* at frame ``i``: on the curve (the 2D ones stay at the origin)."""
+        return [go.Scatter(y=[float(np.clip(m["values"][KEY][j][int(np.argmin(np.abs(m["x"])))], scale.vmin,
+                                            scale.vmax))]) for m, j in zip(movies, order[i])]
+
+    fig.frames = [go.Frame(data=traces(i, False) + ([] if two_d else star_at(i)), name=str(i),
+                           traces=list(range(len(movies))) + ([] if two_d else stars)) for i in range(len(order))]
     unit = web(_unit(movies[0]))
     # The slider and the play button hang below the plots at a fixed distance in pixels (y 0, anchored at their
     # top, padded), so they stay clear of the x axes whatever the page's height.
@@ -163,11 +179,22 @@ def render_page(movies: list[dict], path: str, scale: Scale) -> str:
         fig.update_yaxes(title_text="β")
     else:
         fig.update_yaxes(range=[np.log10(scale.vmin), np.log10(scale.vmax)] if scale.log else
-                         [scale.vmin, scale.vmax], type="log" if scale.log else "linear")
+                         [scale.vmin, scale.vmax], type="log" if scale.log else "linear",
+                         title_text=web(scale.bar_label("train loss")) + (" (drawn at the top above the range)"
+                                                                         if scale.over else ""))
     title = "landscape through training: " + ", ".join(_label(m) for m in movies)
     settings = "<div class='settings'>" + "".join(
         f"<span><b>{html.escape(_label(m))}</b> {len(m['steps'])} frames</span>" for m in movies) + "</div>"
     return write_page(fig, title, settings, path, len(movies), auto_play=False)
+
+
+def default_name(paths: list[str]) -> str:
+    """The files' stems joined; when they repeat (every recording is ``<run>/landscape.h5``), their folders'
+    names: ``movie_resnet56_movie_plain56``, not ``landscape_landscape``."""
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    if len(set(stems)) < len(stems):
+        stems = [os.path.basename(os.path.dirname(os.path.abspath(p))) or s for p, s in zip(paths, stems)]
+    return "_".join(stems)
 
 
 def render_animation(paths: list[str], out: str | None = None, formats: tuple[str, ...] = ("gif", "html"),
@@ -188,7 +215,7 @@ def render_animation(paths: list[str], out: str | None = None, formats: tuple[st
     scale = shared_scale(movies, log, vmin, vmax, levels)
     out = out or os.path.dirname(os.path.abspath(paths[0]))
     ensure_writable_dir(out)
-    base = os.path.join(out, name or "_".join(os.path.splitext(os.path.basename(p))[0] for p in paths))
+    base = os.path.join(out, name or default_name(paths))
     written = []
     if "gif" in formats:
         written.append(render_gif(movies, base + ".gif", scale, fps))

@@ -5,17 +5,26 @@ and the bend, with the curve on it. Reads files only: never imports torch.
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
 
-from landscape.connect.pathfile import read_path_file
 from landscape.paths import ensure_writable_dir
 from landscape.render.text import mpl, shown, web
+from landscape.surface.h5io import attr_value
 
 COLOURS = {"curve": "#1f77b4", "line": "#7f7f7f"}
 DASHES = {"train": "-", "test": "--"}
+FORMAT = "landscape-connect"  # landscape.connect.pathfile.FORMAT (importing that package imports torch)
 NAMES = {"bezier": "Bézier curve", "polychain": "polygonal chain", "line": "straight line"}
+
+
+def read_path_file(path: str) -> dict:
+    """:func:`landscape.connect.pathfile.read_path_file`, imported when a curve file is read (not to tell one)."""
+    from landscape.connect.pathfile import read_path_file as read
+
+    return read(path)
 
 
 def _series(d: dict):
@@ -34,6 +43,14 @@ def _series(d: dict):
             yield kind, sp, label, loss, acc
 
 
+def log_loss(d: dict) -> bool:
+    """Whether the loss is drawn on a log axis (PNG and page alike): when its finite values are all positive and
+    span a decade or more (a curve's barrier of 0.03 beside a line's of 2 is then still seen)."""
+    vals = [d[kind][k][np.isfinite(d[kind][k])] for kind in ("curve", "line") for k in d[kind] if k.endswith("_loss")]
+    allv = np.concatenate(vals) if vals else np.zeros(0)
+    return bool(len(allv) and np.min(allv) > 0 and np.max(allv) / np.min(allv) >= 10)
+
+
 def figure_paths(d: dict, title: str):
     """The static figure: loss (log scale when it spans a decade or more) and accuracy against ``t``."""
     import matplotlib
@@ -43,26 +60,26 @@ def figure_paths(d: dict, title: str):
 
     t = d["t"]
     fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
-    losses = []
     for kind, sp, label, loss, acc in _series(d):
         ax_l.plot(t, loss, DASHES.get(sp, "-"), color=COLOURS[kind], lw=1.8 if kind == "curve" else 1.4,
                   label=mpl(label, 200))
         if acc is not None and np.isfinite(acc).any():
             ax_a.plot(t, acc, DASHES.get(sp, "-"), color=COLOURS[kind], lw=1.8 if kind == "curve" else 1.4,
                       label=mpl(label.split(":")[0], 200))
-        losses.append(loss[np.isfinite(loss)])
-    allv = np.concatenate(losses) if losses else np.zeros(0)
-    if len(allv) and np.min(allv) > 0 and np.max(allv) / np.min(allv) >= 10:
+    if log_loss(d):
         ax_l.set_yscale("log")
     for ax, what in ((ax_l, "loss"), (ax_a, "accuracy (%)")):
         ax.set_xlabel("t  (A at 0, B at 1)")
         ax.set_ylabel(what)
         ax.set_xlim(0, 1)
         ax.grid(True, color="#e8e8e8")
-    ax_l.legend(fontsize=8)
-    if ax_a.lines:
-        ax_a.legend(fontsize=8)
-    else:
+    # One legend for both panels (the same colours and dashes), below them: inside either panel it covered a
+    # path (the line's peak, its rising side).
+    handles, labels = ax_l.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(handles), 2), fontsize=8,
+                   frameon=False)
+    if not ax_a.lines:
         ax_a.set_visible(False)
     fig.suptitle(mpl(title, 300))
     return fig
@@ -89,6 +106,8 @@ def page_paths(d: dict, title: str, path: str) -> str:
                                      web(label.split(":")[0], 200) + "</extra>"), row=1, col=2)
     fig.update_xaxes(title_text="t (A at 0, B at 1)", range=[0, 1], gridcolor="#e8e8e8")
     fig.update_yaxes(gridcolor="#e8e8e8")
+    if log_loss(d):  # the PNG's scale: on a linear axis the curve's barriers lay on the zero line
+        fig.update_yaxes(type="log", dtick=1, row=1, col=1)  # labels at the decades only (not 2..9 of each)
     # The legend at the foot of the page, clear of the x axes; the top margin holds the toolbar above the panels'
     # titles.
     fig.update_layout(legend=dict(orientation="h", x=0, y=0, yanchor="bottom", yref="container"),
@@ -102,8 +121,11 @@ def page_paths(d: dict, title: str, path: str) -> str:
 
 
 def render_connect(path: str, out: str | None = None, formats: str | list[str] = ("png", "html"),
-                   plane: str | None = None) -> list[str]:
-    """Draw a curve file (and its plane's surface file, when given); returns the paths written."""
+                   plane: str | None = None, name: str | None = None, surface: str | None = None,
+                   log: bool | None = None, vmin: float | None = None, vmax: float | None = None,
+                   levels: int | None = None, notes: list[str] | None = None) -> list[str]:
+    """Draw a curve file (``<name>_paths.*``) and its plane's surface file, when given (``<name>_plane*``);
+    returns the paths written. ``surface``/``log``/``vmin``/``vmax``/``levels`` go to the plane's figures."""
     from landscape.render import STATIC, parse_formats
     from landscape.render.static import save
 
@@ -111,7 +133,8 @@ def render_connect(path: str, out: str | None = None, formats: str | list[str] =
     d = read_path_file(path)
     out = out or os.path.dirname(os.path.abspath(path))
     ensure_writable_dir(out)
-    base = os.path.join(out, os.path.splitext(os.path.basename(path))[0])
+    stem = name or os.path.splitext(os.path.basename(path))[0]
+    base = os.path.join(out, stem)
     a = d["attrs"]
     title = f"{shown(a.get('arch', ''))}: {NAMES.get(str(a.get('curve')), 'curve')} against the straight line, " \
             f"{shown(a.get('dataset', ''))}"
@@ -122,7 +145,85 @@ def render_connect(path: str, out: str | None = None, formats: str | list[str] =
     if "html" in fmts:
         written.append(page_paths(d, title, base + "_paths.html"))
     if plane:
-        from landscape.render import render_surface
-
-        written += render_surface(plane, out, [f for f in fmts if f != "vtp"])
+        # (its page names A, B and the bend from the curve file beside the plane's: landscape.connect writes both)
+        written += render_plane(plane, out, [f for f in fmts if f != "vtp"], stem + "_plane", surface, log, vmin,
+                                vmax, levels, notes)
     return written
+
+
+# -- the plane through A, B and the bend -----------------------------------------------------------------------
+
+def file_kind(path: str) -> str | None:
+    """``"connect"`` for a curve file of landscape.connect, ``"plane"`` for a surface file with a curve between
+    two models drawn on it (the plane through A, B and the bend), else ``None`` (a surface, or not ours: the
+    surface reader says why)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            if str(attr_value(f.attrs.get("format", ""))) == FORMAT:
+                return "connect"
+            g = f.get("trajectory")
+            if isinstance(g, h5py.Group) and "label" in g.attrs and "xcoordinates" in f:
+                marks = json.loads(str(attr_value(g.attrs.get("marks", "{}"))))
+                if isinstance(marks, dict) and {"A", "B"} <= set(marks):
+                    return "plane"
+    except Exception:  # not HDF5, missing, unreadable, a bad attribute: not ours to judge here
+        return None
+    return None
+
+
+def plane_beside(path: str) -> str | None:
+    """The plane file landscape.connect wrote beside a curve file (``<stem>_plane.h5``), when there is one."""
+    p = os.path.splitext(path)[0] + "_plane.h5"
+    return p if os.path.isfile(p) and file_kind(p) == "plane" else None
+
+
+def curve_beside(plane: str) -> str | None:
+    """The curve file a plane file belongs to (``<stem>.h5`` beside ``<stem>_plane.h5``), when there is one."""
+    stem = os.path.splitext(plane)[0]
+    if not stem.endswith("_plane"):
+        return None
+    p = stem[:-len("_plane")] + ".h5"
+    return p if os.path.isfile(p) and file_kind(p) == "connect" else None
+
+
+def render_plane(plane: str, out: str | None = None, formats: str | list[str] = ("png", "html"),
+                 name: str | None = None, surface: str | None = None, log: bool | None = None,
+                 vmin: float | None = None, vmax: float | None = None, levels: int | None = None,
+                 notes: list[str] | None = None) -> list[str]:
+    """The plane's figures (:func:`landscape.render.render_surface`: a plane through three models names them,
+    its page's settings by the curve file beside it, :func:`plane_settings`)."""
+    from landscape.render import render_surface
+
+    return render_surface(plane, out, formats, name, surface, log, vmin, vmax, levels, notes=notes)
+
+
+def _label(p: str) -> str:
+    """A checkpoint as runs name them: its folder and file (``r20_s1/final.pt``)."""
+    p = os.path.normpath(str(p))
+    return "/".join(x for x in (os.path.basename(os.path.dirname(p)), os.path.basename(p)) if x)
+
+
+# Settings of random directions, meaningless for the plane of three models (its directions are B - A and
+# bend - A, unnormalized): left off the page, which names the three models instead.
+NOT_A_PLANES = ("directions", "norm", "ignore", "seed")
+
+
+def plane_settings(s, curve_file: str | None) -> str:
+    """The settings line of a plane's page (``s``: its :class:`~landscape.surface.Surface`): the file, A, B and
+    the bend by their files, then the surface's settings that mean something here."""
+    from landscape.render.html import _settings_block, _settings_items
+    from landscape.render.html_traces import thinned_note
+
+    items = _settings_items(s)
+    models = []
+    if curve_file:
+        a = read_path_file(curve_file)["attrs"]
+        bend = f"{os.path.basename(curve_file)} ({NAMES.get(str(a.get('curve')), 'curve')})"
+        models = [("A", _label(a["ckpt"]) if a.get("ckpt") else "model A"),
+                  ("B", _label(a["ckpt2"]) if a.get("ckpt2") else "model B"), ("bend", bend)]
+    else:
+        models = [("models", "A at (0, 0), B at (1, 0), the bend at (0, 1)")]
+    items = items[:1] + models + [(k, v) for k, v in items[1:] if k not in NOT_A_PLANES]
+    return _settings_block([(k, web(v)) for k, v in items], [thinned_note(s)])

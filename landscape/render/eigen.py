@@ -140,7 +140,8 @@ def render_html_eigen(s: Surface, key: str, path: str) -> str:
                                                                                                width=1))))
         notes.append(dict(text=title, x=(cols[c][0] + cols[c][1]) / 2, y=1.0, xref="paper", yref="paper",
                           yanchor="bottom", showarrow=False, font=dict(size=14)))
-    _xy_axes(fig, 2, [0.0, 0.94], cols)
-    fig.update_layout(annotations=notes, margin=dict(l=10, r=60, t=30, b=40), showlegend=False)
+    _xy_axes(fig, 2, [0.0, 0.94], cols, surfaces=[s, s])
+    # the top margin holds the toolbar above the panels' titles
+    fig.update_layout(annotations=notes, margin=dict(l=10, r=60, t=56, b=40), showlegend=False)
     return _page(fig, f"{_arch(s)} — Hessian eigenvalue ratio{samples_said(s)} (Li et al. Fig. 8)",
                  _settings_html(s), path)

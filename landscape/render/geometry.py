@@ -265,7 +265,7 @@ def _visible(x, y, h, cap, lo, box, elev, azim, p) -> bool:
 
 
 def pick_camera(grids: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], cap: float, lo: float,
-                box: tuple[float, float, float]) -> tuple[float, float] | None:
+                box: tuple[float, float, float], steepest: float = 90.0) -> tuple[float, float] | None:
     """The lowest (most telling) camera elevation, over a few azimuths, from which theta* is seen on every grid.
 
     Why: a narrow basin hides its floor, and theta* with it, behind the near wall when seen from the usual 30
@@ -275,13 +275,15 @@ def pick_camera(grids: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
         grids: ``(x, y, height, theta* as (x, y, height))`` per surface, heights as drawn.
         cap, lo: the height range.
         box: the axes' box aspect.
+        steepest: the highest elevation to try (degrees).
 
     Returns:
-        ``(elev, azim)`` in degrees, or None when no camera in :data:`ELEVATIONS` shows theta* on every grid.
+        ``(elev, azim)`` in degrees, or None when no camera in :data:`ELEVATIONS` up to ``steepest`` shows theta*
+        on every grid.
     """
     meshes = [(triangles(x, y, h, cap), np.asarray(p, float), np.array([x[0], y[0], lo]),
                np.array([x[-1] - x[0], y[-1] - y[0], (cap - lo) or 1.0])) for x, y, h, p in grids]
-    for elev in ELEVATIONS:
+    for elev in (e for e in ELEVATIONS if e <= steepest):
         for azim in AZIMUTHS:
             if not any(hidden(t, p, elev, azim, o, sp, box) for t, p, o, sp in meshes):
                 return float(elev), float(azim)

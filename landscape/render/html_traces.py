@@ -9,6 +9,7 @@ import numpy as np
 
 from landscape.render.geometry import (cut_mesh, finite, height_range, label_spots, level_paths, log_heights,
                                        surface_heights, thin, thin_indices)
+from landscape.render.placement import clear_of_path, epoch_label_spots
 from landscape.render.scale import Scale, fmt_value
 from landscape.render.surface3d import BOX, height_ticks, theta_star, z_tick_count
 from landscape.render.text import web
@@ -126,8 +127,9 @@ def star3d(go, s: Surface, key: str, scale: Scale, scene: str = "scene"):
 
 
 def contour_map(go, s: Surface, key: str, scale: Scale, colorbar: dict | None, xaxis: str = "x",
-                yaxis: str = "y") -> tuple[list, list[dict]]:
-    """The 2D view: colours as in the static figures, the same round contour levels as lines, a few labels.
+                yaxis: str = "y", legend_star: bool = False) -> tuple[list, list[dict]]:
+    """The 2D view: colours as in the static figures, the same round contour levels as lines, a few labels (off
+    the path drawn over the map); ``legend_star``: theta* in the legend.
 
     Returns:
         ``(traces, annotations)``; the labels are layout annotations (they have a background, text traces
@@ -161,10 +163,11 @@ def contour_map(go, s: Surface, key: str, scale: Scale, colorbar: dict | None, x
     line = np.concatenate(pieces).astype(np.float32) if pieces else np.zeros((0, 2), np.float32)
     lines = go.Scatter(x=line[:, 0], y=line[:, 1], mode="lines", line=dict(color="rgba(0,0,0,0.55)", width=1),
                        hoverinfo="skip", showlegend=False, xaxis=xaxis, yaxis=yaxis, name="levels")
-    star = go.Scatter(x=[0], y=[0], mode="markers", xaxis=xaxis, yaxis=yaxis, showlegend=False, name="θ*",
+    star = go.Scatter(x=[0], y=[0], mode="markers", xaxis=xaxis, yaxis=yaxis, showlegend=legend_star, name="θ*",
                       marker=dict(symbol="star", size=15, color="white", line=dict(color="black", width=1)),
                       hovertemplate="θ* (α 0, β 0)<extra></extra>")
-    spots = label_spots(paths, scale.labelled, (x[0], x[-1], y[0], y[-1]), avoid=[(0.0, 0.0)])
+    spots = label_spots(clear_of_path(paths, s, scale.labelled), scale.labelled, (x[0], x[-1], y[0], y[-1]),
+                        avoid=[(0.0, 0.0)])
     notes = [dict(x=px, y=py, xref=xaxis, yref=yaxis, text=fmt_value(lv), showarrow=False,
                   font=dict(size=10, color="black"), bgcolor="rgba(255,255,255,0.75)", borderpad=1)
              for px, py, lv in spots]
@@ -233,27 +236,72 @@ def trajectory(go, s: Surface, xaxis: str = "x", yaxis: str = "y"):
         ts, marks, label = t.get("t"), t.get("marks") or {}, web(t["label"])
         names = list(marks)
         line = ([go.Scatter(x=[marks["A"][0], marks["B"][0]], y=[marks["A"][1], marks["B"][1]], mode="lines",
-                            line=dict(color="black", width=1.5, dash="dash"), showlegend=False, xaxis=xaxis,
+                            line=dict(color="black", width=1.5, dash="dash"), showlegend=True, xaxis=xaxis,
                             yaxis=yaxis, hoverinfo="skip", name="straight line")]
                 if "A" in marks and "B" in marks else [])
+        # the models' names are annotations (:func:`model_labels`): boxed, off their markers
         return line + [go.Scatter(x=t["x"], y=t["y"], mode="lines", line=dict(color="red", width=2), name=label,
-                           showlegend=False, xaxis=xaxis, yaxis=yaxis,
+                           showlegend=True, xaxis=xaxis, yaxis=yaxis,
                            text=[f"{label}, t = {v:.2f}" for v in ts] if ts is not None else None,
                            hovertemplate="%{text}<br>α %{x:.2f}, β %{y:.2f}<extra></extra>"),
-                go.Scatter(x=[marks[n][0] for n in names], y=[marks[n][1] for n in names], mode="markers+text",
-                           text=[web(n, 20) for n in names], textposition="top right", showlegend=False,
-                           xaxis=xaxis, yaxis=yaxis,
+                go.Scatter(x=[marks[n][0] for n in names], y=[marks[n][1] for n in names], mode="markers",
+                           text=[web(n, 20) for n in names], showlegend=False, xaxis=xaxis, yaxis=yaxis,
                            marker=dict(size=9, color="white", line=dict(color="black", width=1.5)),
                            hovertemplate="%{text} (α %{x:.2f}, β %{y:.2f})<extra></extra>")]
     epochs = t.get("epochs")
-    return go.Scatter(x=t["x"], y=t["y"], mode="lines+markers", line=dict(color="red"), marker=dict(size=5),
+    path = go.Scatter(x=t["x"], y=t["y"], mode="lines+markers", line=dict(color="red"), marker=dict(size=5),
                       name="trajectory", showlegend=False, xaxis=xaxis, yaxis=yaxis,
                       text=[f"epoch {int(e)}" for e in epochs] if epochs is not None else None,
                       hovertemplate="%{text}<br>α %{x:.2f}, β %{y:.2f}<extra></extra>")
+    if epochs is None or not len(epochs):
+        return path
+    # The epoch numbers as in the PNG, beside their markers and clear of theta*, fitted to the contour panel as a
+    # 1280-pixel-wide page draws it (equal aspect; its height follows): pixels, Plotly's text and marker sizes.
+    x0, x1 = float(s.xcoordinates[0]), float(s.xcoordinates[-1])
+    y0, y1 = float(s.ycoordinates[0]), float(s.ycoordinates[-1])
+    a = (x1 - x0) / ((y1 - y0) or 1.0) or 1.0
+    w = min(500.0, 620.0 * a)
+    spots = epoch_label_spots(t, (x0, x1, y0, y1), w, w / a, 11, 15, 5)
+    if not spots:
+        return path
+    HALO = "-1px -1px 1px white, 1px -1px 1px white, -1px 1px 1px white, 1px 1px 1px white"  # on any colour
+    # Plotly sets text beside a marker, past its edge: an unseen marker as wide as the gap chosen puts it there
+    return [path, go.Scatter(x=[p[1] for p in spots], y=[p[2] for p in spots], mode="markers+text",
+                             text=[p[0] for p in spots], name="epochs", showlegend=False, xaxis=xaxis, yaxis=yaxis,
+                             textposition=[("top " if p[4] > 0 else "bottom ") + ("right" if p[3] > 0 else "left")
+                                           for p in spots],
+                             textfont=dict(size=11, color="red", shadow=HALO), hoverinfo="skip",
+                             cliponaxis=False,  # a narrower panel than fitted to: a label past the frame shows
+                             marker=dict(size=[2 * p[5] for p in spots], color="rgba(0,0,0,0)",
+                                         line=dict(width=0)))]
+
+
+# Where each model's name goes from its marker (pixels), clear of the paths: A's below left (theta*'s star covers
+# A, the line leaves it to the right, the curve upwards), B's right (both paths come from the left), the bend's
+# above right.
+LABEL_SHIFT = {"A": (-9, -9, "right", "top"), "B": (9, 0, "left", "middle"), "bend": (7, 7, "left", "bottom")}
+
+
+def model_labels(s: Surface, xaxis: str = "x", yaxis: str = "y") -> list[dict]:
+    """The names of the models on a plane through them (``landscape.connect``) as boxed annotations off their
+    markers, black on white: readable on any colour of the map and never under theta*'s star; none on other
+    planes."""
+    t = s.trajectory or {}
+    if not t.get("label"):
+        return []
+    out = []
+    for name, (x, y) in (t.get("marks") or {}).items():
+        dx, dy, xa, ya = LABEL_SHIFT.get(name, (7, 7, "left", "bottom"))
+        out.append(dict(x=float(x), y=float(y), xref=xaxis, yref=yaxis, text=f"<b>{web(name, 20)}</b>",
+                        showarrow=False, xshift=dx, yshift=dy, xanchor=xa, yanchor=ya,
+                        font=dict(size=12, color="black"), bgcolor="rgba(255,255,255,0.85)", bordercolor="black",
+                        borderwidth=1, borderpad=2))
+    return out
 
 
 def camera_eye(elev: float, azim: float, distance: float = 2.7) -> dict:
-    """Plotly's camera for matplotlib's (elev, azim), far enough that no corner of the box leaves the scene."""
+    """Plotly's camera for matplotlib's (elev, azim) (only its direction counts: the projection is
+    orthographic)."""
     e, a = np.radians(elev), np.radians(azim)
     return dict(eye=dict(x=float(distance * np.cos(e) * np.cos(a)), y=float(distance * np.cos(e) * np.sin(a)),
                          z=float(distance * np.sin(e))), up=dict(x=0, y=0, z=1),

@@ -1,7 +1,10 @@
 """The page around every interactive figure: title, settings line, the Plotly figure, and a layout that works from a
 phone to a wide monitor.
 
-On a wide window the figure fills the window below the title (nothing to scroll). On a narrow one (below a
+On a wide window the figure fills the window below the title (nothing to scroll), unless the page asks for
+full-size panels (``tall``: a grid of panels, e.g. the comparison's 3D views above its contour maps): then each panel
+is as wide as its column allows (at most as tall as the window, so one is seen whole) and the page scrolls down
+instead of shrinking the panels to fit the window's height beside blank columns. On a narrow one (below a
 breakpoint that depends on how many panels sit side by side) the page scrolls instead and a small script re-lays the
 same figure out: the panels (3D scenes and x/y plots) one below the other, all of one width, each with its title
 above it and its colour bar beside it, the legend below the last panel, fixed margins. Going back to a wide window
@@ -31,7 +34,8 @@ box-sizing:border-box}}
 .figure{{flex:1 1 auto;min-height:0;position:relative}}
 .figure>div{{position:absolute;inset:0}}
 body.narrow{{height:auto;overflow-x:hidden;overflow-y:auto;padding:.4em .5em}}
-body.narrow .figure{{flex:none}}</style></head>
+body.narrow .figure,body.tall .figure{{flex:none}}
+body.tall{{height:auto;overflow-x:hidden;overflow-y:auto}}</style></head>
 <body><h1>{title}</h1>{settings}<div class="figure">{figure}</div>
 <script>{script}</script>
 </body></html>"""
@@ -66,10 +70,18 @@ function narrow(w){var pw=Math.max(w-(S.xy?52:8)-S.right,200),y=0,lay={},sty={},
   sty['colorbar.y']=bars.map(function(b){return (f(b[1])+f(b[2]))/2;});
   sty['colorbar.len']=bars.map(function(b){return 0.9*(b[2]-b[1])/H;});}
  return {lay:lay,sty:sty,idx:idx,height:H+MT+lay['margin.b']};}
+// full-size panels (S.tall): the figure's height at which every panel is as wide as its column (at most the
+// window's height, so each is seen whole): taller than the window, the page scrolls; shorter, the page ends below
+// it (filling a tall window instead would put blank bands between the rows)
+function tallHeight(){var T=S.tall;if(!T)return 0;var pw=box.clientWidth-T.l-T.r,cap=window.innerHeight-T.t-24,
+ ph=0;T.rects.forEach(function(q){ph=Math.max(ph,Math.min((q[1]-q[0])*pw*q[4],cap)/(q[3]-q[2]));});
+ return Math.ceil(ph+T.t+T.b);}
+function fitTall(){var h=tallHeight(),now=box.style.height;document.body.classList.toggle('tall',h>0);
+ box.style.height=h?h+'px':'';if(box.style.height!==now)Plotly.Plots.resize(gd);}
 function wide(){var lay={},sty={};for(var k in saved.lay)lay[k]=saved.lay[k];
  for(var s in saved.sty)sty[s]=saved.sty[s];return {lay:lay,sty:sty,idx:saved.idx};}
 function apply(){var n=window.innerWidth<S.breakpoint,w=box.clientWidth||window.innerWidth,u;
- if(!n&&mode!=='narrow'){mode='wide';return;}
+ if(!n&&mode!=='narrow'){mode='wide';fitTall();return;}
  if(n&&mode==='narrow'&&window.innerWidth===last)return;  // a change of height only: nothing to re-lay
  last=window.innerWidth;
  if(n){u=narrow(w);if(!saved){saved={lay:{},sty:{},idx:u.idx};
@@ -77,11 +89,25 @@ function apply(){var n=window.innerWidth<S.breakpoint,w=box.clientWidth||window.
    for(var s in u.sty)saved.sty[s]=u.idx.map(function(i){return get(gd.data[i],s);});}
   document.body.classList.add('narrow');box.style.height=u.height+'px';}
  else{u=wide();document.body.classList.remove('narrow');box.style.height='';}
+ if(n)document.body.classList.remove('tall');
  mode=n?'narrow':'wide';
  // resize to the new height first: square axes shrink their domain to the plot area as they find it
- var go=function(){return u.idx.length?Plotly.update(gd,u.sty,u.lay,u.idx):Plotly.relayout(gd,u.lay);};
+ var go=function(){var r=u.idx.length?Plotly.update(gd,u.sty,u.lay,u.idx):Plotly.relayout(gd,u.lay);
+  return n?r:Promise.resolve(r).then(fitTall);};
  Plotly.Plots.resize(gd).then(go,go);}
-var timer=null,last=null,later=function(){clearTimeout(timer);timer=setTimeout(apply,100);};apply();
+// An orthographic 3D scene is scaled to its height (the box as large as a square scene of that height would draw
+// it), so a scene wider than high left its box small between blank bands: scale each box to its scene's width too,
+// as far as a box turned any way still fits with its axis titles (its widest view is 9 %% wider than the first).
+var boxes={};
+function fitBoxes(){var fl=gd._fullLayout,s=fl._size,u={};Object.keys(fl).forEach(function(k){
+ if(!/^scene\\d*$/.test(k))return;if(!boxes[k]){var a=get(gd.layout,k+'.aspectratio');if(!a)return;
+  boxes[k]={x:a.x,y:a.y,z:a.z};}
+ var d=fl[k].domain,w=(d.x[1]-d.x[0])*s.w,h=(d.y[1]-d.y[0])*s.h,z=Math.max(0.5,Math.min(1.4,1.15*w/Math.max(h,1)));
+ var b=boxes[k],c=fl[k].aspectratio;z=Math.round(z*100)/100;
+ if(!c||Math.abs(c.x-b.x*z)>0.01)u[k+'.aspectratio']={x:b.x*z,y:b.y*z,z:b.z*z};});
+ if(Object.keys(u).length)Plotly.relayout(gd,u);}
+gd.on&&gd.on('plotly_afterplot',function(){setTimeout(fitBoxes,0);});
+var timer=null,last=null,later=function(){clearTimeout(timer);timer=setTimeout(apply,100);};apply();fitBoxes();
 window.addEventListener('resize',later);
 // a frame resized by its page may send no resize event: watch the page's own size too
 if(window.ResizeObserver)new ResizeObserver(later).observe(document.documentElement);})();
@@ -137,8 +163,9 @@ def _axes(lay, kind: str) -> list:
     return [lay[k] for k in lay.to_plotly_json() if re.fullmatch(kind + r"\d*", k)]
 
 
-def stack_script(fig, columns: int) -> str:
-    """The script that stacks the figure's panels on a narrow window (see the module's docstring)."""
+def stack_script(fig, columns: int, tall: bool = False) -> str:
+    """The script that stacks the figure's panels on a narrow window, and with ``tall`` gives them their columns'
+    full width on a wide one (see the module's docstring)."""
     lay = fig.layout
     # legend rows: lines and markers (a colour-mapped trace has a colour bar, not a legend entry)
     entries = sum(1 for t in fig.data if t.type not in COLOURED and t.type != "scatter3d" and
@@ -153,7 +180,14 @@ def stack_script(fig, columns: int) -> str:
             wide[p["scene"] + ".domain"] = dict(x=p["rect"][:2], y=p["rect"][2:])
         else:
             wide[p["x"] + ".domain"], wide[p["y"] + ".domain"] = p["rect"][:2], p["rect"][2:]
-    spec = dict(panels=[{k: v for k, v in p.items() if k != "rect"} for p in found], wide=wide,
+    m = lay.margin
+    # the square maps set the height (a 3D view takes the rest of its column: seen from 30 degrees, its box is
+    # wider than high); a figure without them, its panels at their stacking ratios
+    sized = [p["rect"] + [1.0] for p in found if p["xy"] and p["ratio"] == 0.9] or \
+        [p["rect"] + [p["ratio"]] for p in found]
+    full = dict(rects=sized, l=int(m.l or 80), r=int(m.r or 80), t=int(m.t or 100), b=int(m.b or 80)) \
+        if tall else None
+    spec = dict(panels=[{k: v for k, v in p.items() if k != "rect"} for p in found], wide=wide, tall=full,
                 breakpoint=max(600, 430 * columns), xy=any(p["xy"] for p in found),
                 right=52 if any(a.overlaying for a in _axes(lay, "yaxis")) else 12, legend=legend,
                 # a slider keeps the bottom margin that holds it
@@ -163,13 +197,15 @@ def stack_script(fig, columns: int) -> str:
     return STACK % json.dumps(spec)
 
 
-def write_page(fig, title: str, settings: str, path: str, columns: int, script: str = "", **to_html) -> str:
+def write_page(fig, title: str, settings: str, path: str, columns: int, script: str = "", tall: bool = False,
+               **to_html) -> str:
     """Write a self-contained page; ``columns`` is how many panels the wide layout puts side by side (it sets the
-    width below which the panels stack). The figure's size comes from CSS, not a fixed height."""
+    width below which the panels stack); ``tall``: full-size panels on a wide window, the page scrolling down
+    (see the module's docstring). The figure's size comes from CSS and the window, not a fixed height."""
     fig.update_layout(autosize=True, height=None, width=None, paper_bgcolor="white", plot_bgcolor="white")
     body = fig.to_html(full_html=False, include_plotlyjs=True, div_id="landscape-figure", default_width="100%",
                        default_height="100%", config={"displaylogo": False, "responsive": True}, **to_html)
     with atomic_open(path, "w", encoding="utf-8") as f:
         f.write(PAGE.format(title=html.escape(title), settings=settings, figure=body,
-                            script=stack_script(fig, columns) + script))
+                            script=stack_script(fig, columns, tall) + script))
     return path

@@ -8,13 +8,16 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import patheffects  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator  # noqa: E402
+from matplotlib.transforms import offset_copy  # noqa: E402
 
 from landscape.paths import atomic_open  # noqa: E402
 from landscape.render.geometry import finite, label_spots, level_paths  # noqa: E402
+from landscape.render.placement import clear_of_path, epoch_label_spots  # noqa: E402
 from landscape.render.scale import Scale, fmt_value, make_scale  # noqa: E402
-from landscape.render.surface3d import CMAP, draw_surface3d, height_colourbar  # noqa: E402
+from landscape.render.surface3d import CMAP, declutter_ticks, draw_surface3d, height_colourbar  # noqa: E402
 from landscape.render.text import mpl  # noqa: E402
 from landscape.surface import Surface  # noqa: E402
 
@@ -68,9 +71,35 @@ def colourbar(fig, mappable, scale: Scale, key: str, **kw):
     triangle at that end, a ``≥ cap`` label and the true maximum in the title (:meth:`Scale.bar_ticks`)."""
     from matplotlib.contour import ContourSet
 
-    if not isinstance(mappable, ContourSet):  # a contour set carries its own extend (see draw_2d)
+    lines = mappable if isinstance(mappable, ContourSet) and not mappable.filled else None
+    if lines is not None:
+        # Line contours: matplotlib's own bar runs from the lowest to the highest level only, so the cap (and its
+        # "≥ cap" label, the over-range triangle's) lay beyond its end and were never drawn. A white bar over the
+        # scale's whole range, as the filled figures' (same tick positions), with the levels drawn on it as lines.
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import ListedColormap
+
+        white = ListedColormap(["white"]).with_extremes(over="white", under="white")
+        mappable = ScalarMappable(norm=scale.norm(), cmap=white)
+        kw.setdefault("extend", scale.extend)
+    elif not isinstance(mappable, ContourSet):  # a filled contour set carries its own extend (see draw_2d)
         kw.setdefault("extend", scale.extend)
     cb = fig.colorbar(mappable, label=scale.bar_label(value_label(key)), **kw)
+    if lines is not None:
+        # the levels at their values on the bar's own axis (log on a geometric scale): Colorbar.add_lines places
+        # them by interpolating between the colour map's boundaries, two for a one-colour map: off on a log bar
+        from matplotlib.collections import LineCollection
+        from matplotlib.transforms import blended_transform_factory
+
+        lv = np.asarray(lines.levels, float)
+        keep = (lv >= scale.vmin) & (lv <= scale.vmax)
+        col = LineCollection([[(0.0, v), (1.0, v)] for v in lv[keep]],
+                             colors=np.asarray(lines.to_rgba(lines.cvalues, lines.alpha))[keep],
+                             linewidths=np.broadcast_to(lines.get_linewidths(), lv.shape)[keep],
+                             transform=blended_transform_factory(cb.ax.transAxes, cb.ax.transData))
+        cb.ax.add_collection(col, autolim=False)
+        cb.lines.append(col)
+    cb.ax.set_label("<colorbar>")  # as matplotlib names a bar it places itself, also in a given cax
     ticks, labels = scale.bar_ticks()
     cb.ax.yaxis.set_major_locator(FixedLocator(ticks))
     cb.ax.yaxis.set_minor_locator(FixedLocator([]))
@@ -81,7 +110,7 @@ def colourbar(fig, mappable, scale: Scale, key: str, **kw):
 def contour_labels(ax, m, s: Surface, key: str, scale: Scale, Z: np.ndarray) -> None:
     """A few round labels on the lines, spread apart and clear of theta* and the frame."""
     x, y = np.asarray(s.xcoordinates, float), np.asarray(s.ycoordinates, float)
-    paths = level_paths(x, y, Z, scale.levels)
+    paths = clear_of_path(level_paths(x, y, Z, scale.levels), s, scale.labelled)
     spots = label_spots(paths, scale.labelled, (x[0], x[-1], y[0], y[-1]), avoid=[(0.0, 0.0)])
     if spots:
         # black, not the line's colour: the top colours (yellow) are unreadable on a white background
@@ -134,8 +163,6 @@ def _trajectory(ax, s: Surface) -> None:
     if t.get("label"):  # a curve between two models (landscape.connect), its models marked
         marks = t.get("marks") or {}
         if "A" in marks and "B" in marks:  # and the straight line it is compared with
-            from matplotlib import patheffects
-
             ax.plot([marks["A"][0], marks["B"][0]], [marks["A"][1], marks["B"][1]], "--", color="black", lw=1.2,
                     zorder=6, label="straight line",
                     path_effects=[patheffects.withStroke(linewidth=2.6, foreground="white")])
@@ -147,29 +174,26 @@ def _trajectory(ax, s: Surface) -> None:
         ax.legend(loc="upper right", fontsize=8)
         return
     ax.plot(t["x"], t["y"], "-", color="red", lw=1.2, zorder=6)
-    ax.plot(t["x"], t["y"], "o", color="red", ms=3, zorder=6)
+    ax.plot(t["x"], t["y"], "o", color="red", ms=MARKER_PT, zorder=6)
     if t.get("epochs") is not None and len(t["epochs"]):
-        step = max(1, int(t["epochs"][-1]) // 5 or 1)
-        picked = [(e, px, py) for e, px, py in zip(t["epochs"], t["x"], t["y"]) if e == t["epochs"][0] or e % step == 0]
-        for e, px, py in spaced_labels(picked[::max(1, len(picked) // 12)], s):  # a dozen at most
-            ax.annotate(str(int(e)), (px, py), textcoords="offset points", xytext=(3, 3), fontsize=7, color="red")
+        ax.apply_aspect()  # the box as drawn (equal aspect), which the labels are fitted to
+        box = ax.get_position()
+        w, h = ax.figure.get_size_inches()
+        (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+        for text, px, py, sx, sy, d in epoch_label_spots(t, (x0, x1, y0, y1), box.width * w * 72,
+                                                         box.height * h * 72, EPOCH_FONT_PT, STAR_PT, MARKER_PT):
+            ax.annotate(text, (px, py), textcoords="offset points", xytext=(sx * d, sy * d), fontsize=EPOCH_FONT_PT,
+                        color="red", ha="left" if sx > 0 else "right", va="bottom" if sy > 0 else "top", zorder=7,
+                        path_effects=[patheffects.withStroke(linewidth=2, foreground="white")])  # on any colour
     r = t.get("explained_variance_ratio") or []
     if len(r) >= 2:
         ax.set_xlabel(f"1st PCA component: {100 * r[0]:.1f} %")
         ax.set_ylabel(f"2nd PCA component: {100 * r[1]:.1f} %")
 
 
-def spaced_labels(points: list, s: Surface, gap: float = 0.06) -> list:
-    """The ``(label, x, y)`` points whose labels can be drawn: none within ``gap`` (a fraction of the plane's
-    width and height) of theta* at (0, 0), which the final epochs crowd, nor of a label kept before."""
-    wx = float(s.xcoordinates[-1] - s.xcoordinates[0]) or 1.0
-    wy = float(s.ycoordinates[-1] - s.ycoordinates[0]) or 1.0
-    kept: list = []
-    for p in points:
-        near = [(0.0, 0.0)] + [(q[1], q[2]) for q in kept]
-        if all(((p[1] - a) / wx) ** 2 + ((p[2] - b) / wy) ** 2 >= gap ** 2 for a, b in near):
-            kept.append(p)
-    return kept
+EPOCH_FONT_PT = 7  # the epoch labels' size, and the markers' and theta*'s, in points (see centre)
+MARKER_PT = 3
+STAR_PT = 12
 
 
 def save(fig, base: str, formats: list[str], dpi: int = DPI, **kw) -> list[str]:
@@ -177,6 +201,7 @@ def save(fig, base: str, formats: list[str], dpi: int = DPI, **kw) -> list[str]:
     figure; ``kw`` go to ``savefig``."""
     paths = []
     try:
+        declutter_ticks(fig)  # laid out now: no 3D tick label over another
         for ext in formats:
             p = f"{base}.{ext}"
             with atomic_open(p, "wb") as f:
@@ -199,11 +224,47 @@ def figure_2d(s: Surface, key: str, kind: str, scale: Scale):
         ax.set_title(_title(s, key))
         height_colourbar(fig, m, scale, value_label(key), ax=ax, shrink=0.6, pad=0.12)
         return fig
-    fig, ax = plt.subplots(figsize=(5.6, 4.8))
+    x, y = np.asarray(s.xcoordinates, float), np.asarray(s.ycoordinates, float)
+    size, box, bar = plane_layout(x[-1] - x[0], y[-1] - y[0])
+    fig = plt.figure(figsize=size)
+    ax = fig.add_axes(box)  # placed before drawing: the epoch labels are fitted to the plot's size
     m = draw_2d(ax, s, key, kind, scale)
-    colourbar(fig, m, scale, key, ax=ax)
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()  # a heatmap's cells reach half a cell beyond the grid
+    size, box, bar = plane_layout(x1 - x0, y1 - y0)
+    fig.set_size_inches(size)
+    ax.set_position(box)
+    colourbar(fig, m, scale, key, cax=fig.add_axes(bar))
     ax.set_title(_title(s, key))
+    if ax.get_legend() is not None:  # below the axes, as the 1D figure's: inside, it hid contour labels
+        handles, labels = ax.get_legend_handles_labels()
+        ax.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=8, frameon=False,
+                  bbox_to_anchor=(0.5, 0.0), bbox_transform=offset_copy(ax.transAxes, fig=fig, y=-34, units="points"))
     return fig
+
+
+# The plot's side at 1:1 and the most it may grow to, in inches; the colour bar's least height; the margins.
+PLOT_IN, PLOT_MAX_W, PLOT_MAX_H, BAR_MIN_H = 3.8, 7.5, 6.0, 1.9
+_LEFT, _BOTTOM, _TOP, _PAD, _BAR_W, _RIGHT = 0.85, 0.65, 0.45, 0.15, 0.17, 1.0
+
+
+def plane_layout(xspan: float, yspan: float) -> tuple[tuple[float, float], list[float], list[float]]:
+    """The figure size (inches) and the plot's and colour bar's boxes (figure fractions) for a plane of that
+    width and height drawn at equal aspect: the plot keeps about a 1:1 plane's area, so a 13 x 4 PCA plane is
+    a wide strip in a wide figure, not a strip in a square one, within PLOT_MAX_W x PLOT_MAX_H; the colour bar is
+    as tall as the plot (never taller, unless the plot is lower than BAR_MIN_H: a bar's labels need that much).
+    """
+    a = float(xspan) / float(yspan) if yspan and xspan and np.isfinite(xspan / yspan) else 1.0
+    w, h = PLOT_IN * np.sqrt(a), PLOT_IN / np.sqrt(a)
+    if w > PLOT_MAX_W:
+        w, h = PLOT_MAX_W, PLOT_MAX_W / a
+    if h > PLOT_MAX_H:
+        w, h = PLOT_MAX_H * a, PLOT_MAX_H
+    hb = max(h, BAR_MIN_H)
+    tall = max(h, hb)
+    fw, fh = _LEFT + w + _PAD + _BAR_W + _RIGHT, _BOTTOM + tall + _TOP
+    box = [_LEFT / fw, (_BOTTOM + (tall - h) / 2) / fh, w / fw, h / fh]
+    bar = [(_LEFT + w + _PAD) / fw, (_BOTTOM + (tall - hb) / 2) / fh, _BAR_W / fw, hb / fh]
+    return (float(fw), float(fh)), box, bar
 
 
 def render_2d(s: Surface, key: str, base: str, formats: list[str], scale: Scale,

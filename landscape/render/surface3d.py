@@ -55,14 +55,27 @@ def theta_star(s: Surface, key: str, scale: Scale) -> np.ndarray:
 
 # When no camera shows theta* (a narrow, deep basin), look steeply; the drop line still marks where it is.
 DEFAULT_VIEW = (75.0, -60.0)
+# Several panels share one camera only up to this elevation: a steeper one, needed to see into the narrowest of
+# their basins, flattens them all into contour maps (the panels below already are). Above it, the camera that
+# shows the first surface's theta* (the drop line marks the others').
+SHARED_STEEPEST = 45.0
 
 
 def camera(surfaces: list[Surface], key: str, scale: Scale, factor: int = 4) -> tuple[float, float]:
-    """One ``(elev, azim)`` for every panel (shared, so panels compare): from which theta* is visible on every
-    surface, else on the first one, else :data:`DEFAULT_VIEW`."""
+    """One ``(elev, azim)`` for every panel (shared, so panels compare): the lowest from which theta* is visible
+    on every surface, up to :data:`SHARED_STEEPEST`; else the lowest that shows it on the first surface that any
+    camera shows it on; else :data:`DEFAULT_VIEW`."""
     lo, hi = height_range(scale)
     grids = [(*surface_heights(s, key, scale, factor, STATIC_CELLS), theta_star(s, key, scale)) for s in surfaces]
-    return pick_camera(grids, hi, lo, BOX) or pick_camera(grids[:1], hi, lo, BOX) or DEFAULT_VIEW
+    if len(grids) > 1:
+        view = pick_camera(grids, hi, lo, BOX, SHARED_STEEPEST)
+        if view is not None:
+            return view
+    for g in grids:
+        view = pick_camera([g], hi, lo, BOX)
+        if view is not None:
+            return view
+    return DEFAULT_VIEW
 
 
 def _slab(poly: np.ndarray, lo: float, hi: float) -> np.ndarray | None:
@@ -159,6 +172,42 @@ def draw_surface3d(ax, s: Surface, key: str, scale: Scale, factor: int = 4, rast
     for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
         axis.set_pane_color((1, 1, 1, 0))
     return _mappable(scale)
+
+
+def declutter_ticks(fig) -> None:
+    """Blank every alpha/beta tick label that a 3D panel of ``fig`` would draw over, or right against, another
+    axis's tick label: at the corner two axes share, their end labels (``1`` of alpha by ``-1`` of beta, or beta's
+    ``1`` by the height axis's lowest) ran together. The height axis keeps all its (few) labels; beta's go before alpha's. Call it once the figure is
+    laid out (sized, colour bar placed): it draws the figure to see where the labels land."""
+    solids = [a for a in fig.axes if a.name == "3d"]
+    if not solids:
+        return
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in solids:
+        def boxes(axis):
+            # each label with a margin of a third of its height: labels of two axes closer than that read as one
+            # ('1 −1')
+            out = []
+            for t in axis.get_major_ticks():
+                if t.label1.get_visible() and t.label1.get_text():
+                    b = t.label1.get_window_extent(renderer)
+                    out.append((t.get_loc(), b.padded(b.height / 3)))
+            return out
+
+        kept = [b for _, b in boxes(ax.zaxis)]
+        for axis in (ax.xaxis, ax.yaxis):  # alpha's first: beta gives way at the corner they share
+            blank = []
+            for v, b in boxes(axis):
+                if any(b.overlaps(k) for k in kept):
+                    blank.append(v)
+                else:
+                    kept.append(b)
+            if blank:
+                was = axis.get_major_formatter()
+                axis.set_major_formatter(FuncFormatter(
+                    lambda v, pos, was=was, blank=tuple(blank): "" if any(abs(v - b) < 1e-9 for b in blank)
+                    else was(v, pos)))
 
 
 def _mappable(scale: Scale):

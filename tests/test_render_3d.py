@@ -224,6 +224,7 @@ def test_page_3d_is_the_png_3d(tmp_path, log):
     assert z["range"] == pytest.approx([lo, hi])
     assert 2 <= len(z["ticktext"]) <= 4 and set(z["ticktext"]) <= {fmt_value(t) for t in sc.ticks}
     assert z["tickvals"] == pytest.approx([h(float(t)) for t in z["ticktext"]])
+    assert min(z["tickvals"]) - lo >= 0.05 * (hi - lo)  # none on the floor, at alpha's and beta's corner
     assert max(np.asarray(mesh["z"], float)) == pytest.approx(hi)
     # theta* at its height, a drop line from the cap; the page's camera is the PNG's
     assert list(star["x"]) == [0, 0] and list(star["y"]) == [0, 0]

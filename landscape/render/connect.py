@@ -11,6 +11,7 @@ import os
 import numpy as np
 
 from landscape.paths import ensure_writable_dir
+from landscape.render.scale import fmt_value
 from landscape.render.text import mpl, shown, web
 from landscape.surface.h5io import attr_value
 
@@ -51,6 +52,15 @@ def log_loss(d: dict) -> bool:
     return bool(len(allv) and np.min(allv) > 0 and np.max(allv) / np.min(allv) >= 10)
 
 
+def log_ticks(d: dict) -> list[float]:
+    """The log axis's labelled values, PNG and page alike: 1, 2 and 5 of each decade the losses reach."""
+    vals = np.concatenate([d[kind][k][np.isfinite(d[kind][k])] for kind in ("curve", "line") for k in d[kind]
+                           if k.endswith("_loss")])
+    lo, hi = float(vals.min()), float(vals.max())
+    return [m * 10.0 ** e for e in range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
+            for m in (1.0, 2.0, 5.0) if lo <= m * 10.0 ** e <= hi]
+
+
 def figure_paths(d: dict, title: str):
     """The static figure: loss (log scale when it spans a decade or more) and accuracy against ``t``."""
     import matplotlib
@@ -67,7 +77,14 @@ def figure_paths(d: dict, title: str):
             ax_a.plot(t, acc, DASHES.get(sp, "-"), color=COLOURS[kind], lw=1.8 if kind == "curve" else 1.4,
                       label=mpl(label.split(":")[0], 200))
     if log_loss(d):
+        from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
         ax_l.set_yscale("log")
+        # round labels at 1, 2 and 5 of each decade (plain numbers): the paths span a decade or two, and decade
+        # labels alone left the curve's band unlabelled
+        ax_l.yaxis.set_major_locator(FixedLocator(log_ticks(d)))
+        ax_l.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_value(v)))
+        ax_l.yaxis.set_minor_formatter(NullFormatter())
     for ax, what in ((ax_l, "loss"), (ax_a, "accuracy (%)")):
         ax.set_xlabel("t  (A at 0, B at 1)")
         ax.set_ylabel(what)
@@ -107,7 +124,8 @@ def page_paths(d: dict, title: str, path: str) -> str:
     fig.update_xaxes(title_text="t (A at 0, B at 1)", range=[0, 1], gridcolor="#e8e8e8")
     fig.update_yaxes(gridcolor="#e8e8e8")
     if log_loss(d):  # the PNG's scale: on a linear axis the curve's barriers lay on the zero line
-        fig.update_yaxes(type="log", dtick=1, row=1, col=1)  # labels at the decades only (not 2..9 of each)
+        ticks = log_ticks(d)  # the PNG's labels (plotly's own labelled 2..9 of every decade)
+        fig.update_yaxes(type="log", tickvals=ticks, ticktext=[fmt_value(v) for v in ticks], row=1, col=1)
     # The legend at the foot of the page, clear of the x axes; the top margin holds the toolbar above the panels'
     # titles.
     fig.update_layout(legend=dict(orientation="h", x=0, y=0, yanchor="bottom", yref="container"),

@@ -314,6 +314,10 @@ def scene_layout(s: Surface, scale: Scale, key: str, view: tuple[float, float], 
     ticks (the colour bar's, a few of them), the chosen camera, orthographic."""
     lo, hi = height_range(scale)
     pos, labels = height_ticks(scale, z_tick_count(view[0]))
+    if len(pos) > 2 and pos[0] - lo < 0.05 * (hi - lo):
+        # a label on the floor sits at the corner where alpha's and beta's end labels are, and ran into them (the
+        # colour bar beside it has that value)
+        pos, labels = pos[1:], labels[1:]
     axis = dict(showbackground=False, gridcolor="#ddd", tickfont=dict(size=10))
     return dict(domain=domain, aspectmode="manual", aspectratio=dict(x=BOX[0], y=BOX[1], z=BOX[2]),
                 # orthographic, as the PNG (mplot3d's far camera) and the check that picked the view: a near,

@@ -9,6 +9,8 @@ import sys
 import h5py
 import numpy as np
 import pytest
+
+from landscape.render.scale import fmt_value
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -238,9 +240,16 @@ def test_the_paths_are_drawn_on_one_log_scale_with_the_legend_off_the_data(tmp_p
         frame = ax.get_window_extent()
         assert box.y1 < frame.y0 and not box.overlaps(frame)
     assert len(leg.get_texts()) == 2 and "barrier" in leg.get_texts()[0].get_text()
+    # labels at 1, 2 and 5 of each decade the losses reach, as plain numbers; the page has the same
+    drawn = [(round(v, 12), t.get_text()) for v, t in zip(ax_l.get_yticks(), ax_l.get_yticklabels())
+             if loss.min() <= v <= loss.max()]
+    lo, hi = loss.min(), loss.max()
+    want = [m * 10.0 ** e for e in range(-6, 6) for m in (1, 2, 5) if lo <= m * 10.0 ** e <= hi]
+    assert [v for v, _ in drawn] == pytest.approx(want) and [s for _, s in drawn] == [fmt_value(v) for v in want]
     page = [p for p in render_connect(res.path, str(tmp_path), "html") if p.endswith("_paths.html")][0]
     traces, layout = figure_json(page)
     assert layout["yaxis"]["type"] == "log" and layout["yaxis2"].get("type", "linear") != "log"
+    assert layout["yaxis"]["tickvals"] == pytest.approx(want) and layout["yaxis"]["ticktext"] == [s for _, s in drawn]
     ys = [v for tr in traces if tr.get("yaxis", "y") == "y" for v in tr["y"] if v is not None]
     assert min(ys) == pytest.approx(float(loss.min()))  # the values themselves, not their logs
     legend = layout["legend"]

@@ -9,8 +9,6 @@ import sys
 import h5py
 import numpy as np
 import pytest
-
-from landscape.render.scale import fmt_value
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -22,6 +20,7 @@ from landscape.connect.training import CurveSettings, train_bend
 from landscape.errors import LandscapeError
 from landscape.evaluate.passes import recompute_bn_statistics
 from landscape.objectives import resolve_objective
+from landscape.render.scale import fmt_value
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

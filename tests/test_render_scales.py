@@ -165,7 +165,13 @@ def test_a_train_test_surface_draws_both_splits_on_one_scale(tmp_path, monkeypat
     real = static.draw_2d
     monkeypatch.setattr(static, "draw_2d", lambda ax, s, key, kind, scale, labels=True: (
         seen.append((key, scale.vmin, scale.vmax)), real(ax, s, key, kind, scale, labels))[1])
+    import landscape.render as R
+
+    reads = []
+    real_read = R.read_surface
+    monkeypatch.setattr(R, "read_surface", lambda *a, **k: reads.append(a[0]) or real_read(*a, **k))
     written = render_surface(str(p), str(tmp_path / "o"), ["png", "html"], name="run")
+    assert reads == [str(p)]  # the file is read once for both splits' figures
     assert sorted(os.path.basename(w) for w in written if w.endswith((".html", "contourf.png"))) == [
         "run_test_loss.html", "run_test_loss_contourf.png", "run_train_loss.html", "run_train_loss_contourf.png"]
     assert {k for k, _, _ in seen} == {"train_loss", "test_loss"} and len({v[1:] for v in seen}) == 1

@@ -96,13 +96,22 @@ def render_surface(path: str, out: str | None = None, formats: str | list[str] =
         scale: a 2D surface's colour scale, made elsewhere (:func:`render_shared`: one for several surfaces);
             ``log``/``vmin``/``vmax``/``levels`` then went into it.
     """
-    fmts = parse_formats(formats)
+    parse_formats(formats)  # a typo fails before the file is read
     s = read_for_drawing(path, notes)
     losses = [f"{sp}_loss" for sp in split_names(str(s.attrs.get("split", "train"))) if f"{sp}_loss" in s.values]
     if s.is_2d and surface is None and scale is None and len(losses) > 1:
         # train and test of one run (--split train,test): a set of figures for each, on one colour scale, as the
         # 1D figure draws both on one axis
-        return render_shared([path], out, formats, losses, log, vmin, vmax, levels, notes, name=name)
+        return _render_shared([s], out, formats, losses, log, vmin, vmax, levels, notes, name, f"{path} (train,test)")
+    return _draw(s, out, formats, name, surface, log, vmin, vmax, levels, notes, scale)
+
+
+def _draw(s: Surface, out: str | None, formats: str | list[str], name: str | None, surface: str | None,
+          log: bool | None, vmin: float | None, vmax: float | None, levels: int | None, notes: list[str] | None,
+          scale: Scale | None) -> list[str]:
+    """:func:`render_surface` of a surface already read."""
+    fmts = parse_formats(formats)
+    path = s.path
     key = _pick_key(s, surface)
     out = out or os.path.dirname(os.path.abspath(path))
     ensure_writable_dir(out)
@@ -156,26 +165,34 @@ def render_shared(paths: list[str], out: str | None = None, formats: str | list[
     """Each of several 2D surfaces drawn on its own figures, all on ONE colour scale (``--shared-scale``): train
     and test of one file (``surfaces=["train_loss", "test_loss"]``: ``<stem>_<key>_<kind>.<ext>``, ``stem`` the
     file's or ``name``), or any set of files, so that a colour means the same loss in every figure."""
-    if name is not None and len(paths) > 1:
-        raise LandscapeError("--name names one file's figures; with several files each keeps its own name")
     if not paths:
         raise LandscapeError("--shared-scale needs at least one surface file")
-    read = [read_for_drawing(p) for p in paths]
+    return _render_shared([read_for_drawing(p, notes) for p in paths], out, formats, surfaces, log, vmin, vmax,
+                          levels, notes, name)
+
+
+def _render_shared(read: list[Surface], out: str | None, formats: str | list[str], surfaces: list[str] | None,
+                   log: bool | None, vmin: float | None, vmax: float | None, levels: int | None,
+                   notes: list[str] | None, name: str | None = None, what: str = "--shared-scale") -> list[str]:
+    """:func:`render_shared` of surfaces already read (each file is read once); ``what`` names the reason in the
+    notes."""
+    if name is not None and len(read) > 1:
+        raise LandscapeError("--name names one file's figures; with several files each keeps its own name")
     flat = [s for s in read if not s.is_2d]
     if flat:
         raise LandscapeError(f"--shared-scale draws 2D surfaces; {', '.join(s.path for s in flat)} are 1D")
     pairs = [(s, _pick_key(s, k)) for s in read for k in (surfaces or [None])]
     arrays = [s.values[k] for s, k in pairs]
     ceiling = min((c for c in (loss_ceiling([s], k) for s, k in pairs) if c is not None), default=None)
-    log = choose_log(arrays, log, vmin, vmax, ceiling, "--shared-scale", notes)
+    log = choose_log(arrays, log, vmin, vmax, ceiling, what, notes)
     scale = make_scale(arrays, vmin, vmax, levels, log, ceiling)
     written: list[str] = []
     for s, k in pairs:
         stem = (name or os.path.splitext(os.path.basename(s.path))[0]) + (f"_{k}" if surfaces and len(surfaces) > 1
                                                                           else "")
-        written += render_surface(s.path, out, formats, stem, k, notes=notes, scale=scale)
+        written += _draw(s, out, formats, stem, k, None, None, None, None, notes, scale)
     if notes is not None:
-        notes.append(f"--shared-scale: {len(pairs)} surfaces on one scale, {scale.vmin:.3g} to {scale.vmax:.3g}"
+        notes.append(f"{what}: {len(pairs)} surfaces on one scale, {scale.vmin:.3g} to {scale.vmax:.3g}"
                      + (" (log)" if scale.log else ""))
     return written
 

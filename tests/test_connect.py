@@ -239,6 +239,11 @@ def test_the_paths_are_drawn_on_one_log_scale_with_the_legend_off_the_data(tmp_p
         frame = ax.get_window_extent()
         assert box.y1 < frame.y0 and not box.overlaps(frame)
     assert len(leg.get_texts()) == 2 and "barrier" in leg.get_texts()[0].get_text()
+    # the x axis names the two models by their files
+    a = d["attrs"]
+    ends = [f"{n}: {os.path.basename(os.path.dirname(str(a[k])))}/{os.path.basename(str(a[k]))}" if a.get(k) else n
+            for n, k in (("A", "ckpt"), ("B", "ckpt2"))]
+    assert ax_l.get_xlabel() == f"t  ({ends[0]} at 0, {ends[1]} at 1)"
     # labels at 1, 2 and 5 of each decade the losses reach, as plain numbers; the page has the same
     drawn = [(round(v, 12), t.get_text()) for v, t in zip(ax_l.get_yticks(), ax_l.get_yticklabels())
              if loss.min() <= v <= loss.max()]
@@ -249,6 +254,7 @@ def test_the_paths_are_drawn_on_one_log_scale_with_the_legend_off_the_data(tmp_p
     traces, layout = figure_json(page)
     assert layout["yaxis"]["type"] == "log" and layout["yaxis2"].get("type", "linear") != "log"
     assert layout["yaxis"]["tickvals"] == pytest.approx(want) and layout["yaxis"]["ticktext"] == [s for _, s in drawn]
+    assert layout["xaxis"]["title"]["text"] == ax_l.get_xlabel()
     ys = [v for tr in traces if tr.get("yaxis", "y") == "y" for v in tr["y"] if v is not None]
     assert min(ys) == pytest.approx(float(loss.min()))  # the values themselves, not their logs
     legend = layout["legend"]

@@ -292,3 +292,18 @@ def test_no_3d_tick_label_runs_into_another(tmp_path):
         assert [t.label1.get_text() for t in ax.zaxis.get_major_ticks() if t.label1.get_text()] == z_before
         plt.close(fig)
     assert before > 0
+
+
+@pytest.mark.parametrize("azim", [-60, 120])
+def test_the_height_label_reads_upright_from_any_side(tmp_path, azim):
+    """mplot3d turns the z label with its axis: seen from some sides it read upside down."""
+    from landscape.render.surface3d import draw_surface3d
+
+    s = _resnet(tmp_path, n=11)
+    sc = make_scale([s.values[KEY]])
+    fig = plt.figure()
+    ax = fig.add_subplot(projection="3d", computed_zorder=False)
+    draw_surface3d(ax, s, KEY, sc, zlabel="train loss", view=(30, azim))
+    fig.canvas.draw()
+    assert ax.zaxis.label.get_text() == "train loss" and ax.zaxis.label.get_rotation() == 90
+    plt.close(fig)

@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 
 import landscape.render.curve as curve  # noqa: E402
 from landscape.render import render_surface  # noqa: E402
-from landscape.render.scale import make_scale  # noqa: E402
+from landscape.render.scale import fmt_value, make_scale  # noqa: E402
 from landscape.render.static import figure_2d  # noqa: E402
 from landscape.surface import read_surface  # noqa: E402
 
@@ -176,6 +176,18 @@ def test_a_train_test_surface_draws_both_splits_on_one_scale(tmp_path, monkeypat
         "run_test_loss.html", "run_test_loss_contourf.png", "run_train_loss.html", "run_train_loss_contourf.png"]
     assert {k for k, _, _ in seen} == {"train_loss", "test_loss"} and len({v[1:] for v in seen}) == 1
     assert seen[0][1] == pytest.approx(0.02)  # the train loss's floor: the test figures on the same scale
+    # each figure states its own maximum (not the other split's), and the 3D views share one camera
+    from landscape.render.html import figure_json
+
+    pages = {k: figure_json(str(tmp_path / "o" / f"run_{k}.html")) for k in ("train_loss", "test_loss")}
+    vmax = seen[0][2]
+    assert train.max() < vmax < (3 * train + 0.5).max()  # the train loss lies within the shared range, test not
+    bars = {k: next(tr for tr in pages[k][0] if tr["type"] == "heatmap")["colorbar"] for k in pages}
+    assert bars["train_loss"]["title"]["text"] == "train loss" and "≥" not in bars["train_loss"]["ticktext"][-1]
+    assert bars["test_loss"]["title"]["text"] == f"test loss (max {fmt_value((3 * train + 0.5).max())})"
+    assert bars["test_loss"]["ticktext"][-1] == f"≥ {fmt_value(vmax)}"
+    cams = [pages[k][1]["scene"]["camera"]["eye"] for k in pages]
+    assert cams[0] == pytest.approx(cams[1])
     seen.clear()
     render_surface(str(p), str(tmp_path / "o3"), ["png"], surface="test_loss")
     assert {k for k, _, _ in seen} == {"test_loss"} and seen[0][1] == pytest.approx(0.56)

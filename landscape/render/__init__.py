@@ -108,8 +108,8 @@ def render_surface(path: str, out: str | None = None, formats: str | list[str] =
 
 def _draw(s: Surface, out: str | None, formats: str | list[str], name: str | None, surface: str | None,
           log: bool | None, vmin: float | None, vmax: float | None, levels: int | None, notes: list[str] | None,
-          scale: Scale | None) -> list[str]:
-    """:func:`render_surface` of a surface already read."""
+          scale: Scale | None, view: tuple[float, float] | None = None) -> list[str]:
+    """:func:`render_surface` of a surface already read (``view``: a 3D camera shared with other figures)."""
     fmts = parse_formats(formats)
     path = s.path
     key = _pick_key(s, surface)
@@ -125,11 +125,11 @@ def _draw(s: Surface, out: str | None, formats: str | list[str], name: str | Non
         if static:
             from landscape.render.static import render_2d
 
-            written += render_2d(s, key, base, static, scale)
+            written += render_2d(s, key, base, static, scale, view=view)
         if "html" in fmts:
             from landscape.render.html import render_html_2d
 
-            written.append(render_html_2d(s, key, f"{base}.html", scale))
+            written.append(render_html_2d(s, key, f"{base}.html", scale, view))
         if "max_eig" in s.values and "min_eig" in s.values:
             from landscape.render.eigen import render_eigen, render_html_eigen
 
@@ -186,11 +186,15 @@ def _render_shared(read: list[Surface], out: str | None, formats: str | list[str
     ceiling = min((c for c in (loss_ceiling([s], k) for s, k in pairs) if c is not None), default=None)
     log = choose_log(arrays, log, vmin, vmax, ceiling, what, notes)
     scale = make_scale(arrays, vmin, vmax, levels, log, ceiling)
+    from landscape.render.surface3d import camera
+
+    view = camera([s for s, _ in pairs], [k for _, k in pairs], scale)  # one camera too: the 3D views compare
     written: list[str] = []
     for s, k in pairs:
         stem = (name or os.path.splitext(os.path.basename(s.path))[0]) + (f"_{k}" if surfaces and len(surfaces) > 1
                                                                           else "")
-        written += _draw(s, out, formats, stem, k, None, None, None, None, notes, scale)
+        # one range and colours; each figure's over-range marks and stated maximum its own values'
+        written += _draw(s, out, formats, stem, k, None, None, None, None, notes, scale.of([s.values[k]]), view)
     if notes is not None:
         notes.append(f"{what}: {len(pairs)} surfaces on one scale, {scale.vmin:.3g} to {scale.vmax:.3g}"
                      + (" (log)" if scale.log else ""))

@@ -165,8 +165,10 @@ def render_page(movies: list[dict], path: str, scale: Scale) -> str:
     unit = web(_unit(movies[0]))
     # The slider and the play button hang below the plots at a fixed distance in pixels (y 0, anchored at their
     # top, padded), so they stay clear of the x axes whatever the page's height.
-    fig.update_layout(sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix=f"{unit}: "), x=0.1, len=0.9,
-                                    y=0, yanchor="top", pad=dict(t=50))],
+    fig.update_layout(sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix=f"{unit}: "), x=0, len=1,
+                                    # clear of the play button by pixels, not a fraction of the width (on a phone
+                                    # a tenth of it was under the button)
+                                    y=0, yanchor="top", pad=dict(t=50, l=70))],
                       updatemenus=[dict(type="buttons", showactive=False, x=0, y=0, xanchor="left", yanchor="top",
                                         pad=dict(t=62),
                                         buttons=[dict(label="play", method="animate",

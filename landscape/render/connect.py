@@ -44,6 +44,13 @@ def _series(d: dict):
             yield kind, sp, label, loss, acc
 
 
+def t_label(d: dict) -> str:
+    """The paths' x label, naming the two models by their files: ``t  (A: r20_s1/final.pt at 0, B: ... at 1)``."""
+    a = d["attrs"]
+    ends = [f"{n}: {shown(_label(a[k]), 60)}" if a.get(k) else n for n, k in (("A", "ckpt"), ("B", "ckpt2"))]
+    return f"t  ({ends[0]} at 0, {ends[1]} at 1)"
+
+
 def log_loss(d: dict) -> bool:
     """Whether the loss is drawn on a log axis (PNG and page alike): when its finite values are all positive and
     span a decade or more (a curve's barrier of 0.03 beside a line's of 2 is then still seen)."""
@@ -86,7 +93,7 @@ def figure_paths(d: dict, title: str):
         ax_l.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt_value(v)))
         ax_l.yaxis.set_minor_formatter(NullFormatter())
     for ax, what in ((ax_l, "loss"), (ax_a, "accuracy (%)")):
-        ax.set_xlabel("t  (A at 0, B at 1)")
+        ax.set_xlabel(mpl(t_label(d)), fontsize=9)
         ax.set_ylabel(what)
         ax.set_xlim(0, 1)
         ax.grid(True, color="#e8e8e8")
@@ -121,7 +128,7 @@ def page_paths(d: dict, title: str, path: str) -> str:
                                      name=web(label.split(":")[0], 200), line=line, showlegend=False,
                                      hovertemplate="t %{x:.2f}<br>accuracy %{y:.2f}%<extra>" +
                                      web(label.split(":")[0], 200) + "</extra>"), row=1, col=2)
-    fig.update_xaxes(title_text="t (A at 0, B at 1)", range=[0, 1], gridcolor="#e8e8e8")
+    fig.update_xaxes(title_text=web(t_label(d), 200), range=[0, 1], gridcolor="#e8e8e8")
     fig.update_yaxes(gridcolor="#e8e8e8")
     if log_loss(d):  # the PNG's scale: on a linear axis the curve's barriers lay on the zero line
         ticks = log_ticks(d)  # the PNG's labels (plotly's own labelled 2..9 of every decade)

@@ -117,9 +117,10 @@ def _xy_axes(fig, n: int, row_domain: list[float], col_domains: list[list[float]
                                         scaleratio=1, constrain="domain", range=yr)
 
 
-def render_html_2d(s: Surface, key: str, path: str, scale: Scale) -> str:
+def render_html_2d(s: Surface, key: str, path: str, scale: Scale, view: tuple[float, float] | None = None) -> str:
     """The 3D surface (cut at the cap, theta* marked) beside the contour map on the static figures' levels;
-    hover gives alpha, beta, the value and accuracy (when the file has it)."""
+    hover gives alpha, beta, the value and accuracy (when the file has it). ``view``: the 3D camera (default:
+    this surface's)."""
     from landscape.render import html_traces as T
     from landscape.render.surface3d import camera
 
@@ -131,7 +132,7 @@ def render_html_2d(s: Surface, key: str, path: str, scale: Scale) -> str:
     traces, notes = T.contour_map(go, s, key, scale, colorbar=dict(x=1.0, xanchor="left"), legend_star=plane)
     traj = T.trajectory(go, s)
     fig.add_traces(traces + (traj if isinstance(traj, list) else [traj] if traj is not None else []))
-    view = camera([s], key, scale)
+    view = view or camera([s], key, scale)
     # the top margin holds the toolbar above the panels' titles (at 30 px they ran under it)
     fig.update_layout(scene=T.scene_layout(s, scale, key, view, dict(x=[0.0, 0.44], y=[0.0, 1.0])),
                       annotations=notes + T.model_labels(s), margin=dict(l=10, r=70, t=56, b=64 if plane else 40),

@@ -7,7 +7,7 @@ values map to colours; each renderer only translates it into its library's terms
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -72,11 +72,20 @@ class Scale:
         ends = ([self.vmax] if self.over else []) + ([self.vmin] if self.under else [])
         for end in ends:
             c = float(self.colour(np.array([end]))[0])
-            ticks = [t for t in ticks if abs(float(self.colour(np.array([t]))[0]) - c) > 0.06 * span] + [end]
+            # a tenth of the bar: the end's label and a round one nearer than that ran together on a short bar
+            ticks = [t for t in ticks if abs(float(self.colour(np.array([t]))[0]) - c) > 0.1 * span] + [end]
         ticks = sorted(ticks)
         labels = [("≥ " if self.over and t == self.vmax else "≤ " if self.under and t == self.vmin else "")
                   + fmt_value(t) for t in ticks]
         return ticks, labels
+
+    def of(self, arrays: list) -> "Scale":
+        """The same scale (range, levels, colours) for a figure of ``arrays`` alone: its over/under marks and the
+        maximum its colour bar states are those values' own, not those of every surface the scale was made for."""
+        finite = [np.asarray(a, float)[np.isfinite(a)] for a in arrays]
+        every = np.concatenate([f.ravel() for f in finite]) if finite else np.array([])
+        lo, hi = (float(every.min()), float(every.max())) if every.size else (float("nan"), float("nan"))
+        return replace(self, data_min=lo, data_max=hi)
 
     def bar_label(self, label: str) -> str:
         """A colour bar's title: with values above the range, the true maximum too (``train loss (max 1.3e14)``)."""

@@ -215,12 +215,13 @@ def save(fig, base: str, formats: list[str], dpi: int = DPI, **kw) -> list[str]:
 _save = save  # the old private name, used by analysis.py
 
 
-def figure_2d(s: Surface, key: str, kind: str, scale: Scale):
-    """One 2D figure (contour, contourf, heatmap or surface3d), not yet saved."""
+def figure_2d(s: Surface, key: str, kind: str, scale: Scale, view: tuple[float, float] | None = None):
+    """One 2D figure (contour, contourf, heatmap or surface3d), not yet saved; ``view``: the 3D camera (default:
+    this surface's, :func:`~landscape.render.surface3d.camera`)."""
     if kind == "surface3d":
         fig = plt.figure(figsize=(6.4, 5.4))
         ax = fig.add_subplot(projection="3d", computed_zorder=False)
-        m = draw_surface3d(ax, s, key, scale, zlabel=value_label(key))
+        m = draw_surface3d(ax, s, key, scale, zlabel=value_label(key), view=view)
         ax.set_title(_title(s, key))
         height_colourbar(fig, m, scale, value_label(key), ax=ax, shrink=0.6, pad=0.12)
         return fig
@@ -268,11 +269,11 @@ def plane_layout(xspan: float, yspan: float) -> tuple[tuple[float, float], list[
 
 
 def render_2d(s: Surface, key: str, base: str, formats: list[str], scale: Scale,
-              kinds: tuple = KINDS_2D) -> list[str]:
-    """One file per kind and format: ``<base>_<kind>.<ext>``."""
+              kinds: tuple = KINDS_2D, view: tuple[float, float] | None = None) -> list[str]:
+    """One file per kind and format: ``<base>_<kind>.<ext>`` (``view``: the 3D camera, see :func:`figure_2d`)."""
     paths = []
     for kind in kinds:
-        paths += save(figure_2d(s, key, kind, scale), f"{base}_{kind}", formats)
+        paths += save(figure_2d(s, key, kind, scale, view), f"{base}_{kind}", formats)
     return paths
 
 

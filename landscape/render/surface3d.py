@@ -61,12 +61,14 @@ DEFAULT_VIEW = (75.0, -60.0)
 SHARED_STEEPEST = 45.0
 
 
-def camera(surfaces: list[Surface], key: str, scale: Scale, factor: int = 4) -> tuple[float, float]:
+def camera(surfaces: list[Surface], key: str | list[str], scale: Scale, factor: int = 4) -> tuple[float, float]:
     """One ``(elev, azim)`` for every panel (shared, so panels compare): the lowest from which theta* is visible
     on every surface, up to :data:`SHARED_STEEPEST`; else the lowest that shows it on the first surface that any
-    camera shows it on; else :data:`DEFAULT_VIEW`."""
+    camera shows it on; else :data:`DEFAULT_VIEW`. ``key``: the dataset drawn, or one per surface."""
     lo, hi = height_range(scale)
-    grids = [(*surface_heights(s, key, scale, factor, STATIC_CELLS), theta_star(s, key, scale)) for s in surfaces]
+    keys = [key] * len(surfaces) if isinstance(key, str) else list(key)
+    grids = [(*surface_heights(s, k, scale, factor, STATIC_CELLS), theta_star(s, k, scale))
+             for s, k in zip(surfaces, keys)]
     if len(grids) > 1:
         view = pick_camera(grids, hi, lo, BOX, SHARED_STEEPEST)
         if view is not None:
@@ -165,7 +167,9 @@ def draw_surface3d(ax, s: Surface, key: str, scale: Scale, factor: int = 4, rast
         axis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]))
         axis.set_major_formatter(FuncFormatter(lambda v, _: fmt_value(v).replace("-", "\u2212")))
     if zlabel:
-        ax.set_zlabel(zlabel, labelpad=0)
+        # upright whatever the camera (mplot3d turns it with the axis: upside down seen from some sides)
+        ax.zaxis.set_rotate_label(False)
+        ax.set_zlabel(zlabel, labelpad=0, rotation=90)
     ax.view_init(elev=elev, azim=azim)
     ax.set_box_aspect(BOX)
     # A transparent background: the grey panes of mplot3d make the cut edge hard to see.

@@ -284,3 +284,20 @@ def test_a_page_leaves_off_the_random_directions_settings_when_no_direction_is_r
     assert {"norm", "ignore", "seed"}.isdisjoint(k for k, _ in _settings_items(both))
     half = _surface(tmp_path / "h.h5", loss, directions="target:r20_s2/final.pt", **common)
     assert {"norm", "ignore", "seed"} <= {k for k, _ in _settings_items(half)}
+
+
+def test_one_colour_bar_for_several_panels_states_each_ones_maximum(tmp_path):
+    """--compare and --figure paper have one colour bar beside every panel: its title gave the largest maximum
+    as if it were each one's; it states each panel's, in their order."""
+    from landscape.render import render_comparison
+    from landscape.render.html import figure_json
+
+    a, b = _blowup(15, top=8000.0), _blowup(15, top=2.7e7)
+    _surface(tmp_path / "a.h5", a)
+    _surface(tmp_path / "b.h5", b, arch="plain56")
+    written = render_comparison([str(tmp_path / "a.h5"), str(tmp_path / "b.h5")], str(tmp_path), ["html"])
+    traces, _ = figure_json(written[0])
+    titles = {t["colorbar"]["title"]["text"] for t in traces if t.get("showscale") and t.get("colorbar")}
+    assert titles == {f"train loss (max {fmt_value(a.max())} / {fmt_value(b.max())})"}
+    scale = make_scale([a, b])
+    assert scale.bar_label("train loss") == f"train loss (max {fmt_value(b.max())})"  # one surface's bar: its own

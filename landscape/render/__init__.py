@@ -232,6 +232,7 @@ def render_comparison(paths: list[str], out: str, formats: str | list[str] = ("p
     log = choose_log([s.values[key] for s in surfaces], log, vmin, vmax, loss_ceiling(surfaces, key), "--compare",
                      notes)
     scale = make_scale([s.values[key] for s in surfaces], vmin, vmax, levels, log, loss_ceiling(surfaces, key))
+    scale = scale.panels([s.values[key] for s in surfaces])  # one bar: it states each panel's maximum
     ensure_writable_dir(out)
     base = os.path.join(out, name)
     written: list[str] = []
@@ -262,6 +263,7 @@ def render_paper(paths: list[str], out: str, formats: str | list[str] = ("pdf", 
     log = choose_log([s.values[key] for s in surfaces], log, vmin, vmax, loss_ceiling(surfaces, key),
                      "--figure paper", notes)
     scale = make_scale([s.values[key] for s in surfaces], vmin, vmax, levels, log, loss_ceiling(surfaces, key))
+    scale = scale.panels([s.values[key] for s in surfaces])  # one bar: it states each panel's maximum
     ensure_writable_dir(out)
     from landscape.render.paper import render_paper as draw
 

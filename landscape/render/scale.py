@@ -45,6 +45,7 @@ class Scale:
     ticks: np.ndarray = field(default_factory=lambda: np.array([]))
     data_min: float = float("nan")
     data_max: float = float("nan")
+    maxima: tuple = ()  # one colour bar for several panels: each panel's maximum, in their order (:meth:`panels`)
 
     @property
     def over(self) -> bool:
@@ -87,9 +88,19 @@ class Scale:
         lo, hi = (float(every.min()), float(every.max())) if every.size else (float("nan"), float("nan"))
         return replace(self, data_min=lo, data_max=hi)
 
+    def panels(self, arrays: list) -> "Scale":
+        """The scale of one colour bar beside several panels (``arrays``, one per panel): its title states every
+        panel's maximum, in their order (``max 8056 / 2.7e+07``), not the largest as if it were each one's."""
+        return replace(self, maxima=tuple(float(np.nanmax(np.where(np.isfinite(a), a, np.nan)))
+                                          if np.isfinite(a).any() else float("nan") for a in arrays))
+
     def bar_label(self, label: str) -> str:
-        """A colour bar's title: with values above the range, the true maximum too (``train loss (max 1.3e14)``)."""
-        return f"{label} (max {fmt_value(self.data_max)})" if self.over else label
+        """A colour bar's title: with values above the range, the true maximum too (``train loss (max 1.3e14)``;
+        one bar for several panels, each one's: ``max 8056 / 2.7e+07``)."""
+        if not self.over:
+            return label
+        tops = self.maxima if len(self.maxima) > 1 else (self.data_max,)
+        return f"{label} (max {' / '.join(fmt_value(m) for m in tops)})"
 
     def transform(self, z: np.ndarray) -> np.ndarray:
         """Heights as drawn: log10 when ``log``; non-finite values stay NaN (gaps, never zeros)."""

@@ -134,3 +134,25 @@ def test_pages_stack_on_a_phone_and_fit_a_desktop(tmp_path):
     wide, back = results["comparison", 1280], results["comparison", "widened"]
     centres = [(p[0] + p[2]) / 2 for p in wide["panels"]]
     assert back["iw"] == wide["iw"] and [(p[0] + p[2]) / 2 for p in back["panels"]] == pytest.approx(centres, abs=3)
+
+
+def test_a_maps_colour_bar_spans_the_map_as_drawn(tmp_path):
+    """A flat plane (a trajectory's PCA plane, 3:1) drawn 1:1 is a short map: its colour bar had the figure's
+    height beside it, with blank bands above and below; on a wide window it spans the map."""
+    import h5py
+
+    x, y = np.linspace(-3, 3, 31), np.linspace(-1, 1, 11)
+    xx, yy = np.meshgrid(x, y)
+    p = str(tmp_path / "flat.h5")
+    with h5py.File(p, "w") as f:
+        f["xcoordinates"], f["ycoordinates"] = x, y
+        f["train_loss"], f["train_done"] = 0.05 + xx ** 2 + 3 * yy ** 2, np.ones(xx.shape, dtype=bool)
+        f.attrs["format_version"], f.attrs["arch"], f.attrs["split"] = 1, "resnet20", "train"
+    render_surface(p, str(tmp_path), "html")
+    res = _answer(_load(str(tmp_path / "flat.html"), tmp_path, 1280))
+    _check(res, "flat plane at 1280 px", stacked=False)
+    (scene, flat) = sorted(res["panels"])  # the 3D scene (left), the map (right)
+    assert (flat[2] - flat[0]) / (flat[3] - flat[1]) == pytest.approx(6.2 / 2.2, rel=0.02)  # cells, 1:1
+    bar = max(res["bars"], key=lambda b: b[0])  # the map's, at the right
+    assert bar[1] >= flat[1] - 0.1 * (flat[3] - flat[1]) and bar[3] <= flat[3] + 0.1 * (flat[3] - flat[1])
+    assert bar[3] - bar[1] > 0.8 * (flat[3] - flat[1])

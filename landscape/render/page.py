@@ -106,8 +106,18 @@ function fitBoxes(){var fl=gd._fullLayout,s=fl._size,u={};Object.keys(fl).forEac
  var b=boxes[k],c=fl[k].aspectratio;z=Math.round(z*100)/100;
  if(!c||Math.abs(c.x-b.x*z)>0.01)u[k+'.aspectratio']={x:b.x*z,y:b.y*z,z:b.z*z};});
  if(Object.keys(u).length)Plotly.relayout(gd,u);}
-gd.on&&gd.on('plotly_afterplot',function(){setTimeout(fitBoxes,0);});
+// On a wide window a map's colour bar spans the map as drawn: a square map of a flat plane (a trajectory's PCA
+// plane, 3:1) is short, and a bar of the figure's height beside it left blank bands above and below it.
+function fitBars(){if(mode==='narrow')return;var fl=gd._fullLayout,idx=[],ys=[],ls=[];
+ S.panels.forEach(function(p){if(!p.xy||!p.bars.length||!fl[p.y])return;var d=fl[p.y].domain;
+  p.bars.forEach(function(i){var c=gd.data[i].colorbar||{},y=(d[0]+d[1])/2,l=0.96*(d[1]-d[0]);
+   if(Math.abs((c.y==null?0.5:c.y)-y)>0.005||Math.abs((c.len==null?1:c.len)-l)>0.005){idx.push(i);ys.push(y);
+    ls.push(l);}});});
+ if(idx.length)Plotly.restyle(gd,{'colorbar.y':ys,'colorbar.len':ls,'colorbar.yanchor':idx.map(function(){
+  return 'middle';}),'colorbar.lenmode':idx.map(function(){return 'fraction';})},idx);}
+gd.on&&gd.on('plotly_afterplot',function(){setTimeout(function(){fitBoxes();fitBars();},0);});
 var timer=null,last=null,later=function(){clearTimeout(timer);timer=setTimeout(apply,100);};apply();fitBoxes();
+fitBars();
 window.addEventListener('resize',later);
 // a frame resized by its page may send no resize event: watch the page's own size too
 if(window.ResizeObserver)new ResizeObserver(later).observe(document.documentElement);})();

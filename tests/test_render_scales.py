@@ -301,3 +301,21 @@ def test_one_colour_bar_for_several_panels_states_each_ones_maximum(tmp_path):
     assert titles == {f"train loss (max {fmt_value(a.max())} / {fmt_value(b.max())})"}
     scale = make_scale([a, b])
     assert scale.bar_label("train loss") == f"train loss (max {fmt_value(b.max())})"  # one surface's bar: its own
+
+
+def test_every_kind_of_2d_figure_has_the_same_alpha_beta_ticks(tmp_path):
+    """A heatmap's axes reach half a cell past the grid: its ticks came out -1, 0, 1 beside contour figures with
+    steps of 0.5. The ticks are chosen on the grid's extent for every kind."""
+    x = np.linspace(-1, 1, 21)
+    xx, yy = np.meshgrid(x, x)
+    s = _surface(tmp_path / "g.h5", 0.05 + xx ** 2 + yy ** 2)
+    scale = make_scale([s.values["train_loss"]])
+    got = {}
+    for kind in ("contour", "contourf", "heatmap"):
+        fig = figure_2d(s, "train_loss", kind, scale)
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        got[kind] = ([t.get_text() for t in ax.get_xticklabels()], [t.get_text() for t in ax.get_yticklabels()])
+        plt.close(fig)
+    want = ["\u22121", "\u22120.5", "0", "0.5", "1"]
+    assert got == {k: (want, want) for k in got}

@@ -37,11 +37,34 @@ def centre(ax) -> None:
             label=r"$\theta^*$", linestyle="none")
 
 
-def round_ticks(ax) -> None:
-    """Few, round alpha/beta ticks: -1, -0.5, 0, 0.5, 1, never '-1.00-0.75-0.50' running together."""
+class GridTicks(MaxNLocator):
+    """Round ticks chosen on the grid's extent ``(lo, hi)`` while the view is the grid (a heatmap's reaches half a
+    cell further, and got -1, 0, 1 where the contour figures had steps of 0.5); on a wider view (a trajectory
+    beyond the grid) on the view, as MaxNLocator."""
+
+    def __init__(self, lo: float, hi: float):
+        super().__init__(nbins=4, steps=[1, 2, 2.5, 5, 10])
+        self.lo, self.hi = lo, hi
+
+    def __call__(self):
+        a, b = sorted(self.axis.get_view_interval())
+        cell = (self.hi - self.lo) or 1.0
+        if a >= self.lo - cell and b <= self.hi + cell:
+            eps = 1e-9 * cell
+            return [v for v in self.tick_values(self.lo, self.hi) if self.lo - eps <= v <= self.hi + eps]
+        return super().__call__()
+
+
+def round_ticks(ax, s: Surface | None = None) -> None:
+    """Few, round alpha/beta ticks: -1, -0.5, 0, 0.5, 1, never '-1.00-0.75-0.50' running together; with ``s``,
+    the same ticks on every kind of figure of it (:class:`GridTicks`)."""
     fmt = FuncFormatter(lambda v, _: fmt_value(v).replace("-", "\u2212"))
-    for axis in (ax.xaxis, ax.yaxis):
-        axis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]))
+    for axis, c in ((ax.xaxis, None if s is None else s.xcoordinates),
+                    (ax.yaxis, None if s is None else s.ycoordinates)):
+        if c is not None and len(c) > 1:
+            axis.set_major_locator(GridTicks(float(c[0]), float(c[-1])))
+        else:
+            axis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]))
         axis.set_major_formatter(fmt)
 
 
@@ -51,7 +74,7 @@ def _axes(ax, s: Surface) -> None:
     # alpha and beta are in the same units (multiples of equally long directions): one unit is as long on both
     # axes, as on the page, so a 2:1 plane is drawn 2:1, never stretched square
     ax.set_aspect("equal", adjustable="box")
-    round_ticks(ax)
+    round_ticks(ax, s)
 
 
 def arch_name(s: Surface) -> str:

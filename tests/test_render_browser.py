@@ -138,14 +138,8 @@ def test_surface_page_fits_the_window(tmp_path, size):
     _assert_fits(res, img, f"surface page at {size}")
 
 
-def test_comparison_and_1d_pages_fit_the_smallest_window(tmp_path):
-    a, b = str(tmp_path / "resnet56.h5"), str(tmp_path / "plain56.h5")
-    _bowl(a)
-    _bowl(b, arch="plain56", floor=1.2)
-    render_comparison([a, b], str(tmp_path), "html")
-    res, img = _run(str(tmp_path / "comparison.html"), tmp_path, FIT_TAIL, SIZES[0])
-    assert len(res["scenes"]) == 2
-    _assert_fits(res, img, "comparison page", scrolls=True)
+def test_a_1d_page_fits_the_smallest_window(tmp_path):
+    # (the comparison page: test_comparison_page_has_full_size_panels)
     c = str(tmp_path / "c.h5")
     _curve(c)
     render_surface(c, str(tmp_path), "html")
@@ -165,6 +159,8 @@ def test_comparison_page_has_full_size_panels(tmp_path, size):
     _bowl(b, arch="plain56", floor=1.2)
     render_comparison([a, b], str(tmp_path), "html")
     res, img = _run(str(tmp_path / "comparison.html"), tmp_path, FIT_TAIL, size)
+    assert len(res["scenes"]) == 2
+    _assert_fits(res, img, f"comparison page at {size}", scrolls=True)
     iw, ih = res["iw"], res["ih"]
     assert res["sh"] > ih and res["sw"] <= iw  # it scrolls down, not sideways
     (m1, m2), scenes = sorted(res["maps"]), sorted(res["scenes"])

@@ -128,7 +128,15 @@ def test_pages_stack_on_a_phone_and_fit_a_desktop(tmp_path):
         assert res["settings"] == 1, f"{name} page at {w} px: {res['settings']} settings blocks"
         assert res["narrow"] == (w == 400), f"{name} page at {w} px"
     assert len(results["comparison", 400]["panels"]) == 4 and len(results["surface", 400]["panels"]) == 2
-    assert len(results["movie", 400]["panels"]) == 2 and len(results["movie", 400]["bars"]) == 1
+    # stacked, every panel has its colour bar beside it (one per row of the wide layout: the others were hidden)
+    assert len(results["comparison", 400]["bars"]) == 4 and len(results["comparison", 1280]["bars"]) == 2
+    assert len(results["movie", 400]["panels"]) == 2 and len(results["movie", 400]["bars"]) == 2
+    assert len(results["movie", 1280]["bars"]) == 1
+    for name in ("comparison", "movie"):  # each bar beside its own panel: its middle within the panel's height
+        res = results[name, 400]
+        for bar in res["bars"]:
+            mid = (bar[1] + bar[3]) / 2
+            assert any(p[1] <= mid <= p[3] for p in res["panels"]), (name, bar, res["panels"])
     # narrow, then wide: the page's own layout is back, as if it had been opened wide (the frame is taller than
     # the window's page, and a square map's size follows the height: only the columns' centres compare)
     wide, back = results["comparison", 1280], results["comparison", "widened"]

@@ -302,11 +302,13 @@ def render_html_compare(surfaces: list[Surface], key: str, path: str, scale: Sca
         k = c + 1
         scene = "scene" if k == 1 else f"scene{k}"
         xa, ya = ("x", "y") if k == 1 else (f"x{k}", f"y{k}")
-        fig.add_trace(T.mesh3d(go, s, key, scale, colorbar=dict(x=0.955, xanchor="left", y=0.79, len=0.38)
-                               if k == n else None, scene=scene))
+        # one colour bar per row beside the last column; the others' configured but hidden, shown where the
+        # panels stack (a phone), so every panel there has its bar beside it
+        fig.add_trace(T.mesh3d(go, s, key, scale, colorbar=dict(x=0.955, xanchor="left", y=0.79, len=0.38),
+                               scene=scene, show_bar=k == n))
         fig.add_trace(T.star3d(go, s, key, scale, scene=scene))
-        traces, ann = T.contour_map(go, s, key, scale, colorbar=dict(x=0.955, xanchor="left", y=0.26, len=0.48)
-                                    if k == n else None, xaxis=xa, yaxis=ya)
+        traces, ann = T.contour_map(go, s, key, scale, colorbar=dict(x=0.955, xanchor="left", y=0.26, len=0.48),
+                                    xaxis=xa, yaxis=ya, show_bar=k == n)
         fig.add_traces(traces)
         notes += ann
         fig.layout[scene] = T.scene_layout(s, scale, key, view, dict(x=cols[c], y=[0.58, 1.0]))

@@ -76,7 +76,8 @@ def precision(s: Surface, key: str) -> dict[str, np.ndarray] | None:
     return {"loss": Z95 * se, "acc": Z95 * acc_se if acc_se is not None else nan, "n": n if n is not None else nan}
 
 
-def mesh3d(go, s: Surface, key: str, scale: Scale, colorbar: dict | None, scene: str = "scene"):
+def mesh3d(go, s: Surface, key: str, scale: Scale, colorbar: dict | None, scene: str = "scene",
+           show_bar: bool = True):
     """The 3D surface as a triangle mesh cut exactly at the cap (no table top), coloured as the contour map
     beside it (the same colour coordinate, range and colour-bar ticks; heights log10 exactly where those colours
     are, see :func:`~landscape.render.geometry.log_heights`)."""
@@ -101,7 +102,7 @@ def mesh3d(go, s: Surface, key: str, scale: Scale, colorbar: dict | None, scene:
                      tickvals=list(scale.colour(ticks)), ticktext=labels, len=0.8, thickness=14), **colorbar}
     return go.Mesh3d(x=v[:, 0], y=v[:, 1], z=v[:, 2], i=t[:, 0], j=t[:, 1], k=t[:, 2],
                      intensity=scale.colour(raw), colorscale=COLORSCALE, cmin=scale.clo, cmax=scale.chi,
-                     showscale=cb is not None, colorbar=cb, customdata=raw.astype(np.float32),
+                     showscale=cb is not None and show_bar, colorbar=cb, customdata=raw.astype(np.float32),
                      hovertemplate=f"α %{{x:.2f}}, β %{{y:.2f}}<br>{key.replace('_', ' ')} "
                                    "%{customdata:.3g}<extra></extra>",
                      # smooth normals: flat ones light each refined facet apart (dark steps on coarse grids)
@@ -127,9 +128,10 @@ def star3d(go, s: Surface, key: str, scale: Scale, scene: str = "scene"):
 
 
 def contour_map(go, s: Surface, key: str, scale: Scale, colorbar: dict | None, xaxis: str = "x",
-                yaxis: str = "y", legend_star: bool = False) -> tuple[list, list[dict]]:
+                yaxis: str = "y", legend_star: bool = False, show_bar: bool = True) -> tuple[list, list[dict]]:
     """The 2D view: colours as in the static figures, the same round contour levels as lines, a few labels (off
-    the path drawn over the map); ``legend_star``: theta* in the legend.
+    the path drawn over the map); ``legend_star``: theta* in the legend; ``show_bar`` False: the colour bar is
+    configured but hidden (a page shows it where the panels stack, :mod:`landscape.render.page`).
 
     Returns:
         ``(traces, annotations)``; the labels are layout annotations (they have a background, text traces
@@ -152,7 +154,8 @@ def contour_map(go, s: Surface, key: str, scale: Scale, colorbar: dict | None, x
     custom = np.dstack([hz] + [thin(x, y, v, MAP_POINTS)[2] for v in [acc] + extra]).astype(np.float32)
     made = predicted_text(s, key)  # --refine: which points were predicted, not evaluated
     heat = go.Heatmap(x=hx, y=hy, z=scale.colour(hz).astype(np.float32), customdata=custom, colorscale=COLORSCALE,
-                      zmin=scale.clo, zmax=scale.chi, zsmooth="best", showscale=cb is not None, colorbar=cb,
+                      zmin=scale.clo, zmax=scale.chi, zsmooth="best", showscale=cb is not None and show_bar,
+                      colorbar=cb,
                       text=thin(x, y, made, MAP_POINTS)[2] if made is not None else None,
                       hovertemplate=hover(s, key).replace("<extra>", "%{text}<extra>" if made is not None else
                                                           "<extra>"), xaxis=xaxis, yaxis=yaxis, name="")

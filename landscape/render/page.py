@@ -50,9 +50,10 @@ function narrow(w){var pw=Math.max(w-(S.xy?52:8)-S.right,200),y=0,lay={},sty={},
  // a panel with a colour bar leaves BAR pixels at its right for it: the bar keeps its orientation (turning it
  // horizontal leaves pieces of the vertical one drawn)
  var any=S.panels.some(function(p){return p.bars.length;});
- // every panel as wide as one beside a colour bar: panels of one figure compare at one size
+ // every panel as wide as one beside a colour bar: panels of one figure compare at one size; each with its bar
+ // (a spare one, hidden while the panels sit side by side, shown now)
  S.panels.forEach(function(p){var top=y+TITLE,cw=any?pw-BAR:pw,h=Math.round(cw*p.ratio),bottom=top+h;
-  tops.push([p,top,bottom,cw/pw]);p.bars.forEach(function(t){bars.push([t,top,bottom]);});
+  tops.push([p,top,bottom,cw/pw]);p.bars.concat(p.spare).forEach(function(t){bars.push([t,top,bottom]);});
   y=bottom+(p.xy?AXIS:0)+GAP;});
  var legend=S.legend*ROW,H=y+legend,f=function(px){return 1-px/H;};
  tops.forEach(function(e){var p=e[0],d=[f(e[2]),f(e[1])],x=[0,e[3]];
@@ -66,7 +67,7 @@ function narrow(w){var pw=Math.max(w-(S.xy?52:8)-S.right,200),y=0,lay={},sty={},
  lay['margin.autoexpand']=false;
  bars.forEach(function(b){idx.push(b[0]);});
  if(idx.length){var cb={'colorbar.x':1,'colorbar.xanchor':'right','colorbar.yanchor':'middle',
-   'colorbar.lenmode':'fraction','colorbar.thickness':12};for(var k in cb)sty[k]=idx.map(function(){return cb[k];});
+   'colorbar.lenmode':'fraction','colorbar.thickness':12,'showscale':true};for(var k in cb)sty[k]=idx.map(function(){return cb[k];});
   sty['colorbar.y']=bars.map(function(b){return (f(b[1])+f(b[2]))/2;});
   sty['colorbar.len']=bars.map(function(b){return 0.9*(b[2]-b[1])/H;});}
  return {lay:lay,sty:sty,idx:idx,height:H+MT+lay['margin.b']};}
@@ -150,7 +151,7 @@ def panels(fig) -> list[dict]:
                             ratio=0.9 if square else 0.8, xy=True))
     out.sort(key=lambda p: (round(p["rect"][0], 2), -p["rect"][3]))
     for p in out:
-        p["titles"], p["bars"] = [], []
+        p["titles"], p["bars"], p["spare"] = [], [], []
     for i, a in enumerate(lay.annotations or []):
         if a.xref != "paper" or a.yref != "paper" or a.x is None or a.y is None:
             continue
@@ -158,13 +159,17 @@ def panels(fig) -> list[dict]:
         if near:
             min(near, key=lambda p: a.y - p["rect"][3])["titles"].append(i)
     for i, t in enumerate(fig.data):
-        if t.type not in COLOURED or t.showscale is False:
+        if t.type not in COLOURED:
+            continue
+        # a hidden bar with a title is a spare: shown when the panels stack (its panel then stands alone)
+        spare = t.showscale is False and t.colorbar.title.text is not None
+        if t.showscale is False and not spare:
             continue
         where = (t.scene or "scene") if t.type == "mesh3d" or t.type == "surface" else \
             "xaxis" + (t.xaxis or "x")[1:]
         for p in out:
             if p.get("scene", p.get("x")) == where:
-                p["bars"].append(i)
+                p["spare" if spare else "bars"].append(i)
     return out
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from landscape.paths import ensure_writable_dir
 from landscape.render.scale import fmt_value
-from landscape.render.text import mpl, shown, web
+from landscape.render.text import mpl, run_name, shown, web
 from landscape.surface.h5io import attr_value
 
 COLOURS = {"curve": "#1f77b4", "line": "#7f7f7f"}
@@ -47,7 +47,7 @@ def _series(d: dict):
 def t_label(d: dict) -> str:
     """The paths' x label, naming the two models by their files: ``t  (A: r20_s1/final.pt at 0, B: ... at 1)``."""
     a = d["attrs"]
-    ends = [f"{n}: {shown(_label(a[k]), 60)}" if a.get(k) else n for n, k in (("A", "ckpt"), ("B", "ckpt2"))]
+    ends = [f"{n}: {shown(run_name(a[k]), 60)}" if a.get(k) else n for n, k in (("A", "ckpt"), ("B", "ckpt2"))]
     return f"t  ({ends[0]} at 0, {ends[1]} at 1)"
 
 
@@ -224,12 +224,6 @@ def render_plane(plane: str, out: str | None = None, formats: str | list[str] = 
     return render_surface(plane, out, formats, name, surface, log, vmin, vmax, levels, notes=notes)
 
 
-def _label(p: str) -> str:
-    """A checkpoint as runs name them: its folder and file (``r20_s1/final.pt``)."""
-    p = os.path.normpath(str(p))
-    return "/".join(x for x in (os.path.basename(os.path.dirname(p)), os.path.basename(p)) if x)
-
-
 # Settings of random directions, meaningless for the plane of three models (its directions are B - A and
 # bend - A, unnormalized): left off the page, which names the three models instead.
 NOT_A_PLANES = ("directions", "norm", "ignore", "seed")
@@ -246,8 +240,8 @@ def plane_settings(s, curve_file: str | None) -> str:
     if curve_file:
         a = read_path_file(curve_file)["attrs"]
         bend = f"{os.path.basename(curve_file)} ({NAMES.get(str(a.get('curve')), 'curve')})"
-        models = [("A", _label(a["ckpt"]) if a.get("ckpt") else "model A"),
-                  ("B", _label(a["ckpt2"]) if a.get("ckpt2") else "model B"), ("bend", bend)]
+        models = [("A", run_name(a["ckpt"]) if a.get("ckpt") else "model A"),
+                  ("B", run_name(a["ckpt2"]) if a.get("ckpt2") else "model B"), ("bend", bend)]
     else:
         models = [("models", "A at (0, 0), B at (1, 0), the bend at (0, 1)")]
     items = items[:1] + models + [(k, v) for k, v in items[1:] if k not in NOT_A_PLANES]

@@ -5,7 +5,6 @@ interpolation's ends A and B) marked and named, diverged points marked. :func:`m
 
 from __future__ import annotations
 
-import os
 
 import matplotlib
 
@@ -16,7 +15,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from landscape.render.scale import fmt_value, make_scale  # noqa: E402
 from landscape.render.static import _title, arch_name, save  # noqa: E402
-from landscape.render.text import mpl  # noqa: E402
+from landscape.render.text import mpl, run_name  # noqa: E402
 from landscape.sampling import Z95, figure_cap  # noqa: E402
 from landscape.surface import Surface  # noqa: E402
 
@@ -196,11 +195,5 @@ def endpoints(s: Surface) -> tuple[tuple[str, str], tuple[str, str]] | None:
     src = str(s.attrs.get("directions", ""))
     if s.is_2d or not src.startswith("target:"):
         return None
-
-    def short(path: str) -> str:
-        path = os.path.normpath(path)
-        name = "/".join(x for x in (os.path.basename(os.path.dirname(path)), os.path.basename(path)) if x)
-        return os.path.splitext(name)[0]
-
     b = src[len("target:"):].split(" | ")[0]
-    return ("A", short(str(s.attrs.get("ckpt") or "theta*"))), ("B", short(b) if b else "ckpt2")
+    return ("A", run_name(s.attrs.get("ckpt") or "theta*", ext=False)), ("B", run_name(b, ext=False) if b else "ckpt2")

@@ -6,6 +6,7 @@ literally and never read as markup (matplotlib's ``$...$`` math, Plotly's ``<b>`
 from __future__ import annotations
 
 import html
+import os
 from typing import Any
 
 from landscape.surface.validate import SHOWN, shown
@@ -23,4 +24,12 @@ def web(value: Any, limit: int = SHOWN) -> str:
     return html.escape(shown(value, limit), quote=False).replace("%{", "%\u200b{")
 
 
-__all__ = ["mpl", "web", "shown"]
+def run_name(path: Any, ext: bool = True) -> str:
+    """A checkpoint as runs name their models: its folder and file (``r20_s1/final.pt``; ``ext=False``:
+    ``r20_s1/final``), as the file records it (the plane's ``directions`` attribute names targets alike)."""
+    p = os.path.normpath(str(path))
+    name = "/".join(x for x in (os.path.basename(os.path.dirname(p)), os.path.basename(p)) if x)
+    return name if ext else os.path.splitext(name)[0]
+
+
+__all__ = ["mpl", "web", "shown", "run_name"]

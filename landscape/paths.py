@@ -141,13 +141,19 @@ def atomic_path(path: str) -> Iterator[str]:
         os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException as e:
-        # not on Ctrl-C or a stop signal, nor on an error that already says what is wrong
-        cause = _os_cause(e) if isinstance(e, Exception) and not isinstance(e, LandscapeError) else None
-        if cause is not None:
-            raise write_error(path, cause) from e
+        _as_write_error(path, e)
         raise
     finally:
         shutil.rmtree(private, ignore_errors=True)
+
+
+def _as_write_error(path: str, e: BaseException) -> None:
+    """Raise the one-line :class:`LandscapeError` for writing ``path`` when an OS error lies behind ``e``; return
+    (for the caller to re-raise ``e``) on Ctrl-C or a stop signal, and on an error that already says what is
+    wrong."""
+    cause = _os_cause(e) if isinstance(e, Exception) and not isinstance(e, LandscapeError) else None
+    if cause is not None:
+        raise write_error(path, cause) from e
 
 
 def _os_cause(e: BaseException) -> OSError | None:
@@ -183,9 +189,7 @@ def atomic_open(path: str, mode: str = "w", **kw) -> Iterator[IO]:
         os.replace(tmp, path)
     except BaseException as e:
         _remove(tmp)
-        cause = _os_cause(e) if isinstance(e, Exception) and not isinstance(e, LandscapeError) else None
-        if cause is not None:
-            raise write_error(path, cause) from e
+        _as_write_error(path, e)
         raise
 
 

@@ -409,3 +409,53 @@ def test_curvature_file_round_trip_and_refusals(tmp_path):
     with pytest.raises(LandscapeError, match="does not exist"):
         write_curvature(str(tmp_path / "no" / "c.h5"), op, res)
     assert sorted(os.listdir(tmp_path)) == ["c.h5", "other.h5"]
+
+
+def test_a_curvature_file_declaring_more_than_ours_hold_is_refused_before_reading(tmp_path, monkeypatch):
+    """A foreign curvature file cannot make the reader allocate what it declares: sizes are checked first (series,
+    eigenvectors' shapes from one vector to the next, their bytes against the memory available, links)."""
+    import landscape.surface.validate as V
+    from landscape.hessian.io import FORMAT, MAX_SERIES
+
+    def make(name, change=None):
+        p = str(tmp_path / name)
+        with h5py.File(p, "w") as f:
+            f.attrs["format"] = FORMAT
+            f["eigenvalues"], f["residuals"] = [2.0, 1.0], [0.0, 0.0]
+            for k in ("0", "1"):
+                g = f.create_group(f"eigenvectors/{k}")
+                g["0"], g["1"] = np.zeros((4, 3), np.float32), np.zeros(5, np.float32)
+                g.attrs["names"], g.attrs["selected"] = ["w", "b"], [True, True]
+            if change is not None:
+                change(f)
+        return p
+
+    def replace(f, key, **declared):  # a dataset declared (shape, dtype) but never written: the file stays small
+        del f[key]
+        f.create_dataset(key, **declared)
+
+    assert read_hessian_file(make("ok.h5"))["eigenvalues"].tolist() == [2.0, 1.0]  # the honest file reads
+    huge = make("huge.h5", lambda f: replace(f, "eigenvalues", shape=(MAX_SERIES + 1,), dtype="f8"))
+    with pytest.raises(LandscapeError, match="declares 100,001 values"):
+        read_hessian_file(huge)
+    odd = make("odd.h5", lambda f: replace(f, "eigenvectors/1/0", shape=(4, 4), dtype="f4"))
+    with pytest.raises(LandscapeError, match="differ in shape"):
+        read_hessian_file(odd)
+
+    def big_vectors(f):
+        for k in "01":
+            replace(f, f"eigenvectors/{k}/1", shape=(2 ** 33,), dtype="f4")
+
+    big = make("big.h5", big_vectors)
+    assert os.path.getsize(big) < 1e6  # declared, not written
+    monkeypatch.setattr(V, "mem_available", lambda: 16 * 2 ** 30)
+    with pytest.raises(LandscapeError, match=r"declare 64\.0 GiB, more than half the memory available \(16\.0 GiB\)"):
+        read_hessian_file(big)
+    other = make("other.h5")
+
+    def linked_vector(f):
+        del f["eigenvectors/0/0"]
+        f["eigenvectors/0/0"] = h5py.ExternalLink(other, "/eigenvalues")
+
+    with pytest.raises(LandscapeError, match="link to another file"):
+        read_hessian_file(make("linked.h5", linked_vector))

@@ -404,3 +404,25 @@ def test_fuzzed_files_are_drawn_or_refused_in_one_line(real, tmp_path):
         os.remove(p)
     assert outcomes["drawn"] >= 15 and outcomes["refused"] >= 40, outcomes  # both paths exercised
     assert time.time() - start < 90
+
+
+def test_stored_directions_are_checked_before_they_are_read(tmp_path, monkeypatch):
+    """A direction group (a surface file's own, the reference's direction file) is read only once its declared
+    tensors are a group '0', '1', ... that fits in memory: a foreign file cannot make the reader allocate what it
+    declares."""
+    import landscape.surface.validate as V
+    from landscape.surface import read_direction
+
+    p = str(tmp_path / "d.h5")
+    with h5py.File(p, "w") as f:
+        f["xdirection/0"], f["xdirection/1"] = np.ones((3, 2), np.float32), np.ones(4, np.float32)
+        f.create_dataset("ydirection/0", shape=(2 ** 34,), dtype="f4")  # declared, never written
+        f["zdirection/0"], f["zdirection/2"] = np.ones(2, np.float32), np.ones(2, np.float32)
+    monkeypatch.setattr(V, "mem_available", lambda: 8 * 2 ** 30)
+    with h5py.File(p, "r") as f:
+        x, names = read_direction(f, "xdirection")
+        assert [a.shape for a in x] == [(3, 2), (4,)] and names is None
+        with pytest.raises(LandscapeError, match=r"declare 64\.0 GiB, more than half the memory available"):
+            read_direction(f, "ydirection")
+        with pytest.raises(LandscapeError, match=r"must hold datasets '0'..'1'"):
+            read_direction(f, "zdirection")

@@ -111,21 +111,19 @@ def write_hessian_file(path: str, *, eigenvalues: Sequence[float], residuals: Se
 
 # Declared sizes a curvature file may have (read_hessian_file checks them before reading anything): its short
 # series (eigenvalues, residuals, trace samples: one per Lanczos step or probe), a density's points, the eigenvectors
-# (top-k and the smallest: a few) and their tensors (one per parameter tensor of the network).
+# (top-k and the smallest: a few; their tensors: surface.validate.check_tensor_groups).
 MAX_SERIES = 100_000
 MAX_DENSITY = 1_000_000
 MAX_VECTORS = 1_000
-MAX_TENSORS = 100_000
 HINT = "pass a file written by python -m landscape.hessian"
 
 
 def check_declared_sizes(f: h5py.File, path: str) -> None:
     """Refuse, before reading any of it, a curvature file whose datasets declare more than a file of ours holds:
     short series past :data:`MAX_SERIES` values, a density past :data:`MAX_DENSITY`, more than :data:`MAX_VECTORS`
-    eigenvectors of more than :data:`MAX_TENSORS` tensors, eigenvectors whose tensors differ in shape from one
-    vector to the next, or more bytes of them than half the memory available (a foreign file cannot make the
-    reader allocate what the machine does not have). Links to other files are refused (:func:`dataset`)."""
-    from landscape.surface.validate import check_size, dataset, mem_available
+    eigenvectors, or eigenvectors a reader could not hold (:func:`~landscape.surface.validate.check_tensor_groups`).
+    Links to other files are refused."""
+    from landscape.surface.validate import check_size, check_tensor_groups, dataset
 
     for key in ("eigenvalues", "residuals", "trace_samples", "min_eigenvalue", "min_residual", "trace", "trace_se"):
         ds = dataset(f, key, path, required=key in ("eigenvalues", "residuals"))
@@ -139,24 +137,7 @@ def check_declared_sizes(f: h5py.File, path: str) -> None:
     if len(groups) > MAX_VECTORS:
         raise LandscapeError(f"{path!r} declares {len(groups):,} eigenvectors; at most {MAX_VECTORS:,} are read; "
                              f"{HINT}")
-    total, shapes = 0, None
-    for name in groups:
-        g = f[name]
-        if not isinstance(g, h5py.Group) or len(g) > MAX_TENSORS:
-            raise LandscapeError(f"{path!r}: {name!r} is not a group of at most {MAX_TENSORS:,} tensors; {HINT}")
-        if any(k != str(i) for i, k in enumerate(sorted(g.keys(), key=lambda k: int(k) if k.isdigit() else -1))):
-            raise LandscapeError(f"{path!r}: {name!r} holds tensors not named 0, 1, 2, ...; {HINT}")
-        sets = [dataset(g, str(i), path) for i in range(len(g))]
-        these = [ds.shape for ds in sets]
-        if shapes is not None and these != shapes:
-            raise LandscapeError(f"{path!r}: the tensors of {name!r} differ in shape from the first eigenvector's; "
-                                 f"{HINT}")
-        shapes = these
-        total += sum(int(ds.size) * ds.dtype.itemsize for ds in sets)
-    free = mem_available()
-    if free is not None and total > free // 2:
-        raise LandscapeError(f"{path!r}: its eigenvectors declare {total / 2**30:.1f} GiB, more than half the memory "
-                             f"available ({free / 2**30:.1f} GiB); read it on a machine with more memory")
+    check_tensor_groups(f, groups, path, HINT)
 
 
 def read_hessian_file(path: str) -> dict:

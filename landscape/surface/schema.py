@@ -50,12 +50,13 @@ def write_direction(h5: h5py.File, group: str, direction: Sequence, names: Seque
 
 def read_direction(h5: h5py.File, group: str) -> tuple[list[np.ndarray], list[str] | None]:
     """Inverse of :func:`write_direction`; also reads the reference's direction files (no ``names``)."""
+    from landscape.surface.validate import check_tensor_groups
+
+    # sizes and names checked before anything is read: a foreign file cannot make this allocate what it declares
+    check_tensor_groups(h5, [group], h5.filename, "pass a direction file written by landscape or the reference "
+                        "implementation")
     g = h5[group]
     n = len(g.keys())
-    missing = [str(i) for i in range(n) if str(i) not in g]
-    if missing:
-        raise LandscapeError(f"direction group {group!r} in {h5.filename!r} must hold datasets '0'..'{n - 1}'; "
-                             f"missing {missing[:5]}")
     out = [np.asarray(g[str(i)][()], dtype=np.float32) for i in range(n)]
     names = g.attrs.get("names")
     return out, ([s.decode() if isinstance(s, bytes) else str(s) for s in names] if names is not None else None)

@@ -225,6 +225,35 @@ def check_size(ds: h5py.Dataset, what: str, path: str, most: int, hint: str) -> 
                              f"are read ({hint}); the file is too large, not damaged")
 
 
+MAX_TENSORS = 100_000  # tensors of one direction or eigenvector (one per parameter tensor of the network)
+
+
+def check_tensor_groups(f: h5py.Group, groups: list[str], path: str, hint: str) -> None:
+    """Refuse, before reading any of it, a set of per-tensor groups (directions, eigenvectors: datasets ``0``,
+    ``1``, ...) that no file of ours holds: a group of more than :data:`MAX_TENSORS` tensors or named otherwise,
+    tensors that differ in shape from one group to the next, links to other files, or more bytes in all than half
+    the memory available (a foreign file cannot make the reader allocate what the machine does not have)."""
+    total, shapes = 0, None
+    for name in groups:
+        g = f[name]
+        if not isinstance(g, h5py.Group) or len(g) > MAX_TENSORS:
+            raise LandscapeError(f"{path!r}: {name!r} is not a group of at most {MAX_TENSORS:,} tensors; {hint}")
+        if sorted(g.keys()) != sorted(str(i) for i in range(len(g))):
+            raise LandscapeError(f"{path!r}: {name!r} must hold datasets '0'..'{len(g) - 1}'; {hint}")
+        sets = [dataset(g, str(i), path) for i in range(len(g))]
+        these = [ds.shape for ds in sets]
+        if shapes is not None and these != shapes:
+            raise LandscapeError(f"{path!r}: the tensors of {name!r} differ in shape from those of {groups[0]!r}; "
+                                 f"{hint}")
+        shapes = these
+        total += sum(int(ds.size) * ds.dtype.itemsize for ds in sets)
+    free = mem_available()
+    if free is not None and total > free // 2:
+        raise LandscapeError(f"{path!r}: {' and '.join(groups[:2])}{' ...' if len(groups) > 2 else ''} declare "
+                             f"{total / 2**30:.1f} GiB, more than half the memory available ({free / 2**30:.1f} "
+                             "GiB); read it on a machine with more memory")
+
+
 def read_axis(f: h5py.Group, key: str, path: str, required: bool = True,
               most: int = MAX_AXIS_POINTS) -> np.ndarray | None:
     """A grid axis (or a curve's ``t``): at most ``most`` finite, strictly increasing numbers."""

@@ -242,6 +242,20 @@ def test_missing_tokenizer_and_missing_transformers_are_one_line_errors(tmp_path
         landscape.compute(model_spec=f"hf:{folder}", data=f"text:{tmp_path / 'valid.txt'}", **GRID)
 
 
+def test_a_folder_whose_weights_hold_nan_is_refused_in_one_line(tmp_path):
+    """--model hf:DIR gets the checks every checkpoint gets: a diverged run's NaN weights are refused, not drawn as
+    a surface of NaN."""
+    from landscape.models.hf import load_hf_model
+
+    folder, _, net = save_folder(tmp_path, tokenizer=False)
+    with torch.no_grad():
+        net.transformer.h[0].mlp.c_fc.weight[0, 0] = float("nan")
+    net.save_pretrained(folder)
+    with pytest.raises(LandscapeError, match=r"holds non-finite values \(NaN/inf\) in "
+                                             r"'transformer.h.0.mlp.c_fc.weight' \(1 of \d+ entries\): the run diverged"):
+        load_hf_model(str(folder))
+
+
 def test_torchrun_two_ranks_equal_one_process_for_a_language_model(tmp_path):
     """--model hf:DIR --data text:FILE under torchrun: each rank evaluates its share of the points with the model's
     own token-weighted loss; the file equals one process's, bit for bit."""

@@ -84,6 +84,11 @@ def load_hf_model(folder: str) -> tuple[nn.Module, dict]:
     except (OSError, ValueError, RuntimeError, KeyError) as e:
         raise LandscapeError(f"--model hf:{folder}: {names[0]} cannot be loaded from it ({type(e).__name__}: "
                              f"{str(e).strip().splitlines()[0][:200]})")
+    # as every checkpoint: weights with NaN/inf (a diverged run) or negative BatchNorm variances are refused here,
+    # in one line, not drawn as a surface of NaN
+    from landscape.validate import check_finite
+
+    check_finite(model.state_dict(), path)
     model.eval()
     model.arch = PREFIX + names[0]  # type: ignore[attr-defined]
     info = {"arch": PREFIX + names[0], "path": path, "sha256": folder_sha256(path), "num_classes": None,

@@ -249,7 +249,7 @@ def render_html_1d(s: Surface, path: str, log: bool = False, vmin: float | None 
     return _page(fig, title, _settings_html(s), path, columns=1)
 
 
-MARK_ROW = 18  # px: a row of names above the 1D page's plot
+MARK_ROW = 18  # px: a row of names above the 1D page's plot (the first 7 px up: clear of a diverged point's x)
 
 
 def _html_1d_marks(fig, s: Surface, named: list) -> int:
@@ -261,7 +261,7 @@ def _html_1d_marks(fig, s: Surface, named: list) -> int:
         fig.add_shape(type="line", xref="x", yref="y domain", x0=a, x1=a, y0=0, y1=1,
                       line=dict(color="rgba(0,0,0,0.7)", width=1, dash="dash"), layer="above")
         fig.add_annotation(text=web(text, 40), x=a, xref="x", y=1, yref="y domain", yanchor="bottom",
-                           xanchor=anchor, xshift={"left": 3, "right": -3}.get(anchor, 0), yshift=2 + MARK_ROW * row,
+                           xanchor=anchor, xshift={"left": 3, "right": -3}.get(anchor, 0), yshift=7 + MARK_ROW * row,
                            showarrow=False, font=dict(size=12))
         rows = max(rows, row + 1)
     return rows

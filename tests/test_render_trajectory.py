@@ -296,3 +296,31 @@ def test_a_path_without_epochs_draws_no_labels(tmp_path):
 
     go, _ = _plotly()
     assert T.trajectory(go, s).name == "trajectory"  # the path alone, one trace, as before
+
+
+def test_a_comparison_of_flat_planes_is_as_high_as_they_are_and_draws_their_paths(tmp_path):
+    """Side by side (``--compare``), two 13 x 4 PCA planes fill a figure of their shape (in a 4.6-inch-high one
+    they were strips between blank bands), and the comparison page draws each one's path, on the map and on the
+    3D surface."""
+    from matplotlib.image import imread
+
+    from landscape.render.html import render_html_compare
+    from landscape.render.static import render_compare
+
+    flat = [_pca_plane(tmp_path, name=f"p{k}.h5") for k in range(2)]
+    gx = gy = np.linspace(-1, 1, 21)
+    xx, yy = np.meshgrid(gx, gy)
+    square = [_plane(tmp_path / f"s{k}.h5", gx, gy, 0.2 + xx ** 2 + yy ** 2) for k in range(2)]
+    shapes = []
+    for group, name in ((flat, "flat"), (square, "square")):
+        scale = make_scale([s.values["train_loss"] for s in group])
+        (png,) = render_compare(group, "train_loss", str(tmp_path / name), ["png"], scale)
+        shapes.append(imread(png).shape[:2])
+    (fh, fw), (sh, sw) = shapes
+    assert abs(fw - sw) < 0.1 * sw and fh < 0.6 * sh and fh / fw < 0.25
+    scale = make_scale([s.values["train_loss"] for s in flat])
+    data, _ = figure_json(render_html_compare(flat, "train_loss", str(tmp_path / "c.html"), scale))
+    on_maps = [(t["xaxis"], list(t["x"])) for t in data if t.get("name") == "trajectory" and t["type"] == "scatter"]
+    assert on_maps == [("x", R20_X), ("x2", R20_X)]
+    in_3d = [t.get("scene", "scene") for t in data if t.get("name") == "trajectory (3D)"]
+    assert in_3d == ["scene", "scene2"]

@@ -240,10 +240,16 @@ def hidden(tris: np.ndarray, p: np.ndarray, elev: float, azim: float, origin: np
     T = (tris - origin) * scale
     q = (p - origin) * scale
     T = T[np.linalg.norm(T.mean(axis=1) - q, axis=1) > OWN_FLOOR]
-    tu, tv, td = T @ right, T @ up, T @ towards  # (N, 3) each
     ang = np.linspace(0, 2 * np.pi, 8, endpoint=False)
     pts = np.stack([np.r_[0.0, STAR_RADIUS * np.cos(ang)], np.r_[0.0, STAR_RADIUS * np.sin(ang)]], axis=1)
     pts += [q @ right, q @ up]  # the star's centre and rim on screen, (M, 2)
+    return bool(np.any(_covered(T @ right, T @ up, T @ towards, pts, np.full(len(pts), q @ towards))))
+
+
+def _covered(tu: np.ndarray, tv: np.ndarray, td: np.ndarray, pts: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """``(N, M)``: whether triangle n (screen coordinates ``tu``, ``tv`` and depth ``td``, ``(N, 3)`` each)
+    covers point m (``pts[m]`` on screen) and is nearer the camera than ``depth[m]`` by more than
+    :data:`DEPTH_SLACK` there."""
     # Barycentric coordinates of every point in every triangle, (N, M).
     x0, y0 = tu[:, :1], tv[:, :1]
     e1u, e1v, e2u, e2v = tu[:, 1:2] - x0, tv[:, 1:2] - y0, tu[:, 2:3] - x0, tv[:, 2:3] - y0
@@ -253,8 +259,30 @@ def hidden(tris: np.ndarray, p: np.ndarray, elev: float, azim: float, origin: np
     pu, pv = pts[None, :, 0] - x0, pts[None, :, 1] - y0
     b1, b2 = (pu * e2v - e2u * pv) / det, (e1u * pv - pu * e1v) / det
     inside = ok & (b1 >= 0) & (b2 >= 0) & (b1 + b2 <= 1)
-    depth = td[:, :1] + b1 * (td[:, 1:2] - td[:, :1]) + b2 * (td[:, 2:3] - td[:, :1])
-    return bool(np.any(inside & (depth > q @ towards + DEPTH_SLACK)))
+    d = td[:, :1] + b1 * (td[:, 1:2] - td[:, :1]) + b2 * (td[:, 2:3] - td[:, :1])
+    return inside & (d > depth[None, :] + DEPTH_SLACK)
+
+
+def hidden_points(tris: np.ndarray, pts: np.ndarray, elev: float, azim: float, origin: np.ndarray,
+                  span: np.ndarray, box: tuple[float, float, float], own: float) -> np.ndarray:
+    """Per point of ``pts`` (``(M, 3)``, data units): whether a face of ``tris`` hides it from the camera at
+    (elev, azim), as :func:`hidden` does for theta*, faces within ``own`` (box units) of the point not counted
+    (the face it lies on, drawn a little differently from the point's own interpolation). In chunks: N x M
+    arrays."""
+    out = np.zeros(len(pts), dtype=bool)
+    if not len(tris) or not len(pts):
+        return out
+    scale = np.asarray(box, float) / np.where(span > 0, span, 1.0)
+    right, up, towards = _box_frame(elev, azim)
+    T, Q = (tris - origin) * scale, (np.asarray(pts, float) - origin) * scale
+    tu, tv, td, centres = T @ right, T @ up, T @ towards, T.mean(axis=1)
+    step = max(1, 2_000_000 // len(T))
+    for a in range(0, len(Q), step):
+        q = Q[a:a + step]
+        cover = _covered(tu, tv, td, np.stack([q @ right, q @ up], axis=1), q @ towards)
+        near = np.linalg.norm(centres[:, None, :] - q[None, :, :], axis=2) <= own
+        out[a:a + step] = np.any(cover & ~near, axis=0)
+    return out
 
 
 def _visible(x, y, h, cap, lo, box, elev, azim, p) -> bool:

@@ -122,11 +122,13 @@ def render_html_2d(s: Surface, key: str, path: str, scale: Scale, view: tuple[fl
     hover gives alpha, beta, the value and accuracy (when the file has it). ``view``: the 3D camera (default:
     this surface's)."""
     from landscape.render import html_traces as T
+    from landscape.render.path3d import path_traces
     from landscape.render.surface3d import camera
 
     go, _ = _plotly()
     fig = go.Figure()
     fig.add_trace(T.mesh3d(go, s, key, scale, colorbar=dict(x=0.455, xanchor="left")))
+    fig.add_traces(path_traces(go, s, key, scale, T.HTML_CELLS))  # a plane's path, on the surface as on the map
     fig.add_trace(T.star3d(go, s, key, scale))
     plane = bool((s.trajectory or {}).get("label"))  # through three models: theta*, line and curve named
     traces, notes = T.contour_map(go, s, key, scale, colorbar=dict(x=1.0, xanchor="left"), legend_star=plane)
@@ -288,6 +290,7 @@ def render_html_compare(surfaces: list[Surface], key: str, path: str, scale: Sca
     """Several surfaces side by side on one scale: 3D views on top (rotating together), square contour maps
     below with alpha/beta on every panel."""
     from landscape.render import html_traces as T
+    from landscape.render.path3d import path_traces
     from landscape.render.surface3d import camera
 
     go, _ = _plotly()
@@ -306,11 +309,13 @@ def render_html_compare(surfaces: list[Surface], key: str, path: str, scale: Sca
         # panels stack (a phone), so every panel there has its bar beside it
         fig.add_trace(T.mesh3d(go, s, key, scale, colorbar=dict(x=0.955, xanchor="left", y=0.79, len=0.38),
                                scene=scene, show_bar=k == n))
+        fig.add_traces(path_traces(go, s, key, scale, T.HTML_CELLS, scene=scene))  # as on the single pages
         fig.add_trace(T.star3d(go, s, key, scale, scene=scene))
         traces, ann = T.contour_map(go, s, key, scale, colorbar=dict(x=0.955, xanchor="left", y=0.26, len=0.48),
                                     xaxis=xa, yaxis=ya, show_bar=k == n)
-        fig.add_traces(traces)
-        notes += ann
+        traj = T.trajectory(go, s, xaxis=xa, yaxis=ya)
+        fig.add_traces(traces + (traj if isinstance(traj, list) else [traj] if traj is not None else []))
+        notes += ann + T.model_labels(s, xaxis=xa, yaxis=ya)
         fig.layout[scene] = T.scene_layout(s, scale, key, view, dict(x=cols[c], y=[0.58, 1.0]))
         notes.append(dict(text=web(_arch(s)), x=(cols[c][0] + cols[c][1]) / 2, y=1.0, xref="paper", yref="paper",
                           yanchor="bottom", showarrow=False, font=dict(size=14)))

@@ -305,7 +305,11 @@ def render_compare(surfaces: list[Surface], key: str, base: str, formats: list[s
     """Several 2D surfaces side by side on one colour scale (e.g. ResNet-56 next to plain-56):
     ``<base>_<kind>.<ext>``."""
     n = len(surfaces)
-    fig, axes = plt.subplots(1, n, figsize=(4.6 * n + 0.9, 4.6), squeeze=False, constrained_layout=True)
+    # as high as the planes drawn at equal aspect need: a flat PCA plane in a square figure was a strip between
+    # blank bands beside a colour bar three times its height (at least the bar's labels' height)
+    wide = max(float(np.ptp(s.xcoordinates)) / (float(np.ptp(s.ycoordinates)) or 1.0) for s in surfaces)
+    high = min(4.6, max(BAR_MIN_H + 0.7, 3.6 / max(wide, 1e-9) + 1.3))
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n + 0.9, high), squeeze=False, constrained_layout=True)
     m = None
     for ax, s in zip(axes[0], surfaces):
         m = draw_2d(ax, s, key, kind, scale)

@@ -8,6 +8,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from landscape.render.geometry import (centre_index, cut_mesh, height_range, log_heights, pick_camera,
                                        surface_heights, to_height)
+from landscape.render.path3d import draw_path3d, path_camera
 from landscape.render.scale import Scale, fmt_value, pick_ticks
 from landscape.surface import Surface
 
@@ -62,13 +63,17 @@ SHARED_STEEPEST = 45.0
 
 
 def camera(surfaces: list[Surface], key: str | list[str], scale: Scale, factor: int = 4) -> tuple[float, float]:
-    """One ``(elev, azim)`` for every panel (shared, so panels compare): the lowest from which theta* is visible
-    on every surface, up to :data:`SHARED_STEEPEST`; else the lowest that shows it on the first surface that any
+    """One ``(elev, azim)`` for every panel (shared, so panels compare): on planes with a path, one that shows
+    theta* and the path (:func:`~landscape.render.path3d.path_camera`); else the lowest from which theta* is
+    visible on every surface, up to :data:`SHARED_STEEPEST`; else the lowest that shows it on the first surface that any
     camera shows it on; else :data:`DEFAULT_VIEW`. ``key``: the dataset drawn, or one per surface."""
     lo, hi = height_range(scale)
     keys = [key] * len(surfaces) if isinstance(key, str) else list(key)
     grids = [(*surface_heights(s, k, scale, factor, STATIC_CELLS), theta_star(s, k, scale))
              for s, k in zip(surfaces, keys)]
+    view = path_camera(surfaces, keys, scale, grids, BOX)  # planes with a path: one that shows it
+    if view is not None:
+        return view
     if len(grids) > 1:
         view = pick_camera(grids, hi, lo, BOX, SHARED_STEEPEST)
         if view is not None:
@@ -172,6 +177,7 @@ def draw_surface3d(ax, s: Surface, key: str, scale: Scale, factor: int = 4, rast
         ax.set_zlabel(zlabel, labelpad=0, rotation=90)
     ax.view_init(elev=elev, azim=azim)
     ax.set_box_aspect(BOX)
+    draw_path3d(ax, s, key, scale, STATIC_CELLS, (elev, azim), BOX)  # a plane's path, on the surface as on the map
     # A transparent background: the grey panes of mplot3d make the cut edge hard to see.
     for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
         axis.set_pane_color((1, 1, 1, 0))

@@ -123,8 +123,12 @@ def test_math_text_in_a_files_attributes_is_drawn_literally_in_figures_and_escap
     page = (tmp_path / "s.html").read_text(encoding="utf-8")
     assert f"<h1>{html.escape(arch)} — train loss</h1>" in page and "<b>x</b>" not in page.split("<h1>")[1][:300]
     data, _ = figure_json(str(tmp_path / "s.html"))
-    curve = next(t for t in data if t.get("mode") == "lines" and t.get("line", {}).get("color") == "red")
-    assert curve["name"] == r"c$\frac{$&lt;i&gt;"  # Plotly reads tags in names: entities show them as text
+    red = [t for t in data if t.get("mode") == "lines" and t.get("line", {}).get("color") == "red"]
+    assert [(t["type"], t["name"]) for t in red] == [("scatter3d", r"c$\frac{$&lt;i&gt; (3D)"),  # on the surface
+                                                     ("scatter", r"c$\frac{$&lt;i&gt;")]  # and on the map
+    # (Plotly reads tags in names: entities show them as text)
+    models = next(t for t in data if t.get("name") == "models (3D)")
+    assert models["text"] == ["$A$", "B"]
     # side by side, each panel is titled by its file's arch (a Plotly annotation)
     q = _copy(real, tmp_path, name="q")
     render_comparison([p, q], str(tmp_path), "html", name="cmp")

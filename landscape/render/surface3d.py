@@ -8,7 +8,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from landscape.render.geometry import (centre_index, cut_mesh, height_range, log_heights, pick_camera,
                                        surface_heights, to_height)
-from landscape.render.path3d import draw_path3d, path_camera
+from landscape.render.path3d import PATH_STEEPEST, draw_path3d, path_camera
 from landscape.render.scale import Scale, fmt_value, pick_ticks
 from landscape.surface import Surface
 
@@ -71,7 +71,8 @@ def camera(surfaces: list[Surface], key: str | list[str], scale: Scale, factor: 
     keys = [key] * len(surfaces) if isinstance(key, str) else list(key)
     grids = [(*surface_heights(s, k, scale, factor, STATIC_CELLS), theta_star(s, k, scale))
              for s, k in zip(surfaces, keys)]
-    view = path_camera(surfaces, keys, scale, grids, BOX)  # planes with a path: one that shows it
+    # planes with a path: one that shows it (panels side by side no steeper than they share a camera otherwise)
+    view = path_camera(surfaces, keys, scale, grids, BOX, PATH_STEEPEST if len(grids) == 1 else SHARED_STEEPEST)
     if view is not None:
         return view
     if len(grids) > 1:

@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 from landscape.render.geometry import height_range  # noqa: E402
 from landscape.render.html import figure_json, render_html_2d  # noqa: E402
 from landscape.render import path3d  # noqa: E402
-from landscape.render.path3d import (LIFT, MOST, densify, heights_at, lifted, parts, path_camera, seen,  # noqa: E402
+from landscape.render.path3d import (LIFT, MOST, densify, heights_at, lifted, parts, seen,  # noqa: E402
                                      values_at, vis_mesh)
 from landscape.render.scale import make_scale  # noqa: E402
 from landscape.render.static import figure_2d  # noqa: E402

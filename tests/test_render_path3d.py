@@ -2,9 +2,6 @@
 gaps where the surface has none), hidden parts told from seen ones for the PNG's camera, and a camera that shows
 the path when a ridge hides it from the one theta* alone would get."""
 
-import json
-
-import h5py
 import matplotlib
 
 matplotlib.use("Agg")
@@ -20,28 +17,12 @@ from landscape.render.scale import make_scale  # noqa: E402
 from landscape.render.static import figure_2d  # noqa: E402
 from landscape.render.surface3d import BOX, STATIC_CELLS, camera, theta_star  # noqa: E402
 from landscape.render.geometry import pick_camera, surface_heights  # noqa: E402
-from landscape.surface import read_surface  # noqa: E402
+from planes import write_plane  # noqa: E402
 
 A, BEND, B = np.array([0.0, 0.0]), np.array([0.5, 1.0]), np.array([1.0, 0.0])
 
 
-def _write(path, x, y, loss, trajectory=None):
-    with h5py.File(path, "w") as f:
-        f["xcoordinates"], f["ycoordinates"] = x, y
-        f["train_loss"], f["train_done"] = loss, np.ones_like(loss, dtype=bool)
-        f.attrs.update({"format_version": 1, "arch": "resnet20", "split": "train"})
-        if trajectory:
-            g = f.create_group("trajectory")
-            for k, v in trajectory.items():
-                if k == "label":
-                    g.attrs[k] = v
-                elif k == "marks":
-                    g.attrs[k] = json.dumps(v)
-                elif k == "explained_variance_ratio":
-                    g.attrs[k] = np.array(v)
-                else:
-                    g[k] = np.asarray(v)
-    return read_surface(str(path))
+_write = write_plane
 
 
 def _curve(n=41):

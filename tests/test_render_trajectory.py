@@ -2,9 +2,7 @@
 like the plane, every epoch of a short run labelled, on the PNG and on the page, never over theta*), a curve
 between two models (its legend off the contours), and the line-contour colour bar's over-range end labelled."""
 
-import json
 
-import h5py
 import matplotlib
 
 matplotlib.use("Agg")
@@ -19,28 +17,14 @@ from landscape.render.html import figure_json  # noqa: E402
 from landscape.render.scale import make_scale  # noqa: E402
 from landscape.render.placement import distance_to_lines, epoch_label_spots, label_epochs, path_lines  # noqa: E402
 from landscape.render.static import figure_2d, plane_layout  # noqa: E402
-from landscape.surface import read_surface  # noqa: E402
+from planes import write_plane  # noqa: E402
 
 # The reviewer's ResNet-20 run (4 epochs): the path on its PCA plane, epochs 2 to 4 crowding theta*.
 R20_X = [9.574, 5.556, 0.228, 0.00678, 0.0]
 R20_Y = [-0.804, 2.285, 0.154, 0.00352, 0.0]
 
 
-def _plane(path, x, y, loss, trajectory=None, attrs=None):
-    with h5py.File(path, "w") as f:
-        f["xcoordinates"], f["ycoordinates"] = x, y
-        f["train_loss"], f["train_done"] = loss, np.ones_like(loss, dtype=bool)
-        f.attrs.update({"format_version": 1, "arch": "resnet20", "split": "train"})
-        if trajectory:
-            g = f.create_group("trajectory")
-            for k, v in trajectory.items():
-                if k in ("label", "marks"):
-                    g.attrs[k] = v if k == "label" else json.dumps(v)
-                elif k == "explained_variance_ratio":
-                    g.attrs[k] = np.array(v)
-                else:
-                    g[k] = np.asarray(v)
-    return read_surface(str(path))
+_plane = write_plane
 
 
 def _pca_plane(tmp_path, x=R20_X, y=R20_Y, epochs=None, name="p.h5"):

@@ -196,6 +196,9 @@ def test_png_and_page_draw_the_curve_line_and_models_on_the_surface(tmp_path):
                                lifted(s, "train_loss", scale, *_curve()[1].T, 100)[2])
     assert line["line"]["dash"] == "dash" and max(line["z"]) == hi
     assert models["text"] == ["A", "B", "bend"]
+    # A's name beside theta*'s marker and drop line (its dot as wide as that marker), the others' above their dots
+    assert models["textposition"] == ["top right", "top center", "top center"]
+    assert models["marker"]["size"] == [13, 5, 5]
     np.testing.assert_allclose(models["x"], [0.0, 1.0, 0.5])
     np.testing.assert_allclose(np.asarray(models["customdata"], float),
                                s.values["train_loss"][[5, 5, 25], [5, 25, 15]], rtol=1e-5)  # the loss under each

@@ -285,10 +285,15 @@ def path_traces(go, s: Surface, key: str, scale: Scale, cells: int, scene: str =
         mx, my = np.array([p["marks"][n][0] for n in names]), np.array([p["marks"][n][1] for n in names])
         mz, raw = on_surface(s, key, scale, mx, my, cells)
         traj = p["kind"] == "trajectory"
+        # A model at theta* (A, usually) sits under theta*'s marker and drop line: its name beside them, set off
+        # as far as that marker is wide (plotly offsets text by the dot's own size; below or beside a dot, the
+        # surface in front hides the name: it is depth-tested like the dot)
+        at_star = (np.abs(mx) < 1e-12) & (np.abs(my) < 1e-12)
         out.append(go.Scatter3d(
             x=mx, y=my, z=mz, mode="markers" if traj else "markers+text", scene=scene, showlegend=False,
-            text=[web(n, 20) for n in names], textposition="top center", textfont=dict(size=12, color="black"),
-            marker=dict(size=3 if traj else 5, color="red" if traj else "white",
+            text=[web(n, 20) for n in names], textfont=dict(size=12, color="black"),
+            textposition=["top right" if c else "top center" for c in at_star],
+            marker=dict(size=3 if traj else np.where(at_star, 13, 5).tolist(), color="red" if traj else "white",
                         line=dict(color="red" if traj else "black", width=1)),
             customdata=raw.astype(np.float32), name="epochs (3D)" if traj else "models (3D)",
             hovertemplate=f"%{{text}}<br>α %{{x:.2f}}, β %{{y:.2f}}<br>{what}<extra></extra>"))

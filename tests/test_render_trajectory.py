@@ -279,7 +279,7 @@ def test_a_path_without_epochs_draws_no_labels(tmp_path):
     from landscape.render.html import _plotly
 
     go, _ = _plotly()
-    assert T.trajectory(go, s).name == "trajectory"  # the path alone, one trace, as before
+    assert [t.name for t in T.trajectory(go, s)] == ["trajectory"]  # the path alone, one trace, as before
 
 
 def test_a_comparison_of_flat_planes_is_as_high_as_they_are_and_draws_their_paths(tmp_path):

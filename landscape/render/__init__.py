@@ -122,6 +122,10 @@ def _draw(s: Surface, out: str | None, formats: str | list[str], name: str | Non
         log = choose_log([s.values[key]], log, vmin, vmax, loss_ceiling([s], key), path, notes)
     if s.is_2d:
         scale = scale or make_scale([s.values[key]], vmin, vmax, levels, log, loss_ceiling([s], key))
+        if view is None and static and "html" in fmts:  # one search for the camera both 3D views take
+            from landscape.render.surface3d import camera
+
+            view = camera([s], key, scale)
         if static:
             from landscape.render.static import render_2d
 

@@ -309,10 +309,22 @@ def pick_camera(grids: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
         ``(elev, azim)`` in degrees, or None when no camera in :data:`ELEVATIONS` up to ``steepest`` shows theta*
         on every grid.
     """
-    meshes = [(triangles(x, y, h, cap), np.asarray(p, float), np.array([x[0], y[0], lo]),
-               np.array([x[-1] - x[0], y[-1] - y[0], (cap - lo) or 1.0])) for x, y, h, p in grids]
+    meshes = star_meshes(grids, cap, lo)
     for elev in (e for e in ELEVATIONS if e <= steepest):
         for azim in AZIMUTHS:
-            if not any(hidden(t, p, elev, azim, o, sp, box) for t, p, o, sp in meshes):
+            if star_seen(meshes, elev, azim, box):
                 return float(elev), float(azim)
     return None
+
+
+def star_meshes(grids: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], cap: float, lo: float
+                ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per grid of :func:`pick_camera`: its triangles cut at ``cap``, theta*, the box's lowest corner and size,
+    what :func:`star_seen` tests against."""
+    return [(triangles(x, y, h, cap), np.asarray(p, float), np.array([x[0], y[0], lo]),
+             np.array([x[-1] - x[0], y[-1] - y[0], (cap - lo) or 1.0])) for x, y, h, p in grids]
+
+
+def star_seen(meshes: list, elev: float, azim: float, box: tuple[float, float, float]) -> bool:
+    """Whether the camera at (elev, azim) sees theta* on every surface of :func:`star_meshes`."""
+    return not any(hidden(t, p, elev, azim, o, sp, box) for t, p, o, sp in meshes)

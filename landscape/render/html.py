@@ -132,8 +132,7 @@ def render_html_2d(s: Surface, key: str, path: str, scale: Scale, view: tuple[fl
     fig.add_trace(T.star3d(go, s, key, scale))
     plane = bool((s.trajectory or {}).get("label"))  # through three models: theta*, line and curve named
     traces, notes = T.contour_map(go, s, key, scale, colorbar=dict(x=1.0, xanchor="left"), legend_star=plane)
-    traj = T.trajectory(go, s)
-    fig.add_traces(traces + (traj if isinstance(traj, list) else [traj] if traj is not None else []))
+    fig.add_traces(traces + T.trajectory(go, s))
     view = view or camera([s], key, scale)
     # the top margin holds the toolbar above the panels' titles (at 30 px they ran under it)
     fig.update_layout(scene=T.scene_layout(s, scale, key, view, dict(x=[0.0, 0.44], y=[0.0, 1.0])),
@@ -313,8 +312,7 @@ def render_html_compare(surfaces: list[Surface], key: str, path: str, scale: Sca
         fig.add_trace(T.star3d(go, s, key, scale, scene=scene))
         traces, ann = T.contour_map(go, s, key, scale, colorbar=dict(x=0.955, xanchor="left", y=0.26, len=0.48),
                                     xaxis=xa, yaxis=ya, show_bar=k == n)
-        traj = T.trajectory(go, s, xaxis=xa, yaxis=ya)
-        fig.add_traces(traces + (traj if isinstance(traj, list) else [traj] if traj is not None else []))
+        fig.add_traces(traces + T.trajectory(go, s, xaxis=xa, yaxis=ya))
         notes += ann + T.model_labels(s, xaxis=xa, yaxis=ya)
         fig.layout[scene] = T.scene_layout(s, scale, key, view, dict(x=cols[c], y=[0.58, 1.0]))
         notes.append(dict(text=web(_arch(s)), x=(cols[c][0] + cols[c][1]) / 2, y=1.0, xref="paper", yref="paper",

@@ -229,12 +229,12 @@ def _every(n: int, most: int) -> str:
     return f"{'' if k == r else 'about '}every {ordinal} point"
 
 
-def trajectory(go, s: Surface, xaxis: str = "x", yaxis: str = "y"):
+def trajectory(go, s: Surface, xaxis: str = "x", yaxis: str = "y") -> list:
     """The optimizer's path on the PCA plane, or a curve between two models on their plane, when the file has one
-    (a trace, a list of traces, or ``None``)."""
+    (its traces; none without)."""
     t = s.trajectory
     if not t:
-        return None
+        return []
     if t.get("label"):  # a curve between two models (landscape.connect), its models marked and named
         ts, marks, label = t.get("t"), t.get("marks") or {}, web(t["label"])
         names = list(marks)
@@ -257,7 +257,7 @@ def trajectory(go, s: Surface, xaxis: str = "x", yaxis: str = "y"):
                       text=[f"epoch {int(e)}" for e in epochs] if epochs is not None else None,
                       hovertemplate="%{text}<br>α %{x:.2f}, β %{y:.2f}<extra></extra>")
     if epochs is None or not len(epochs):
-        return path
+        return [path]
     # The epoch numbers as in the PNG, beside their markers and clear of theta*, fitted to the contour panel as a
     # 1280-pixel-wide page draws it (equal aspect; its height follows): pixels, Plotly's text and marker sizes.
     x0, x1 = float(s.xcoordinates[0]), float(s.xcoordinates[-1])
@@ -266,7 +266,7 @@ def trajectory(go, s: Surface, xaxis: str = "x", yaxis: str = "y"):
     w = min(500.0, 620.0 * a)
     spots = epoch_label_spots(t, (x0, x1, y0, y1), w, w / a, 11, 15, 5)
     if not spots:
-        return path
+        return [path]
     HALO = "-1px -1px 1px white, 1px -1px 1px white, -1px 1px 1px white, 1px 1px 1px white"  # on any colour
     # Plotly sets text beside a marker, past its edge: an unseen marker as wide as the gap chosen puts it there
     return [path, go.Scatter(x=[p[1] for p in spots], y=[p[2] for p in spots], mode="markers+text",

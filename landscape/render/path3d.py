@@ -187,7 +187,7 @@ def path_camera(surfaces: list[Surface], keys: list[str], scale: Scale,
     Args:
         grids: ``(x, y, height, theta*)`` per surface, as :func:`~landscape.render.geometry.pick_camera` takes.
     """
-    from landscape.render.geometry import AZIMUTHS, ELEVATIONS, hidden, triangles
+    from landscape.render.geometry import AZIMUTHS, ELEVATIONS, star_meshes, star_seen
 
     paths = []
     for s, k in zip(surfaces, keys):
@@ -201,12 +201,11 @@ def path_camera(surfaces: list[Surface], keys: list[str], scale: Scale,
     if not paths:
         return None
     lo, hi = height_range(scale)
-    meshes = [(triangles(x, y, h, hi), np.asarray(p, float), np.array([x[0], y[0], lo]),
-               np.array([x[-1] - x[0], y[-1] - y[0], (hi - lo) or 1.0])) for x, y, h, p in grids]
+    meshes = star_meshes(grids, hi, lo)
     best, most = None, -1.0
     for elev in (e for e in ELEVATIONS if e <= steepest):
         for azim in AZIMUTHS:
-            if any(hidden(t, p, elev, azim, o, sp, box) for t, p, o, sp in meshes):
+            if not star_seen(meshes, elev, azim, box):
                 continue
             least = min(float(seen(m, x, y, z, (elev, azim), box).mean()) for m, x, y, z in paths)
             if least >= PATH_SEEN:
@@ -232,10 +231,12 @@ def draw_path3d(ax, s: Surface, key: str, scale: Scale, cells: int, view: tuple[
     from matplotlib import patheffects
     from mpl_toolkits.mplot3d import proj3d
 
+    pieces = parts(s)
+    if not pieces:
+        return
     halo = [patheffects.withStroke(linewidth=2.4, foreground="white")]
-    mesh = None
-    for p in parts(s):
-        mesh = mesh or vis_mesh(s, key, scale, box)
+    mesh = vis_mesh(s, key, scale, box)
+    for p in pieces:
         x, y, z, _ = lifted(s, key, scale, p["x"], p["y"], cells)
         vis = seen(mesh, x, y, z, view, box)
         near_hidden = ~vis | np.r_[~vis[1:], False] | np.r_[False, ~vis[:-1]]  # the dotted part meets the solid

@@ -65,8 +65,8 @@ SHARED_STEEPEST = 45.0
 def camera(surfaces: list[Surface], key: str | list[str], scale: Scale, factor: int = 4) -> tuple[float, float]:
     """One ``(elev, azim)`` for every panel (shared, so panels compare): on planes with a path, one that shows
     theta* and the path (:func:`~landscape.render.path3d.path_camera`); else the lowest from which theta* is
-    visible on every surface, up to :data:`SHARED_STEEPEST`; else the lowest that shows it on the first surface that any
-    camera shows it on; else :data:`DEFAULT_VIEW`. ``key``: the dataset drawn, or one per surface."""
+    visible on every surface, up to :data:`SHARED_STEEPEST`; else the lowest that shows it on the first surface
+    that any camera shows it on; else :data:`DEFAULT_VIEW`. ``key``: the dataset drawn, or one per surface."""
     lo, hi = height_range(scale)
     keys = [key] * len(surfaces) if isinstance(key, str) else list(key)
     grids = [(*surface_heights(s, k, scale, factor, STATIC_CELLS), theta_star(s, k, scale))
@@ -188,8 +188,9 @@ def draw_surface3d(ax, s: Surface, key: str, scale: Scale, factor: int = 4, rast
 def declutter_ticks(fig) -> None:
     """Blank every alpha/beta tick label that a 3D panel of ``fig`` would draw over, or right against, another
     axis's tick label: at the corner two axes share, their end labels (``1`` of alpha by ``-1`` of beta, or beta's
-    ``1`` by the height axis's lowest) ran together. The height axis keeps all its (few) labels; beta's go before alpha's. Call it once the figure is
-    laid out (sized, colour bar placed): it draws the figure to see where the labels land."""
+    ``1`` by the height axis's lowest) ran together. The height axis keeps all its (few) labels; beta's go before
+    alpha's. Call it once the figure is laid out (sized, colour bar placed): it draws the figure to see where the
+    labels land."""
     solids = [a for a in fig.axes if a.name == "3d"]
     if not solids:
         return
